@@ -1,0 +1,146 @@
+"""The one exception hierarchy of clara-hydra.
+
+User errors (a bad config, a missing file, a value out of range) derive from :class:`UserError`;
+the command-line entry points print them as one compact block and exit with code 2. Anything
+else is a bug and keeps its traceback. Set ``CLARA_HYDRA_FULL_ERROR=1`` to see the traceback of
+user errors too.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TypeVar
+
+EXIT_USER_ERROR = 2
+FULL_ERROR_ENV = "CLARA_HYDRA_FULL_ERROR"
+
+
+class Level(str, Enum):
+    """How serious a diagnostic is."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+def format_location(file: str | None, json_path: str | None, hydra_key: str | None = None) -> str:
+    """The one place where a diagnostic's location is spelled out, so no message can forget it."""
+    parts = []
+    if file:
+        parts.append(file)
+    if json_path:
+        parts.append(json_path)
+    where = ": ".join(parts) if parts else "<config>"
+    if hydra_key:
+        where += f" (hydra key {hydra_key})"
+    return where
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One problem found in a user's config.
+
+    Args:
+        rule: short identifier of the broken rule (``float-bounds``, ``unknown-class``, ...).
+        message: what is wrong, with the values seen.
+        json_path: where in the Clara JSON (``train.pre_transforms[5].search[0].targets``).
+        fix: what the user should do.
+        level: error, warning or info.
+        file: the file the problem is in.
+        hydra_key: the Hydra key the JSON path maps to, when there is one.
+    """
+
+    rule: str
+    message: str
+    json_path: str = ""
+    fix: str = ""
+    level: Level = Level.ERROR
+    file: str | None = None
+    hydra_key: str | None = None
+
+    def render(self) -> str:
+        where = format_location(self.file, self.json_path, self.hydra_key)
+        text = f"{self.level.value}[{self.rule}] {where}\n    {self.message}"
+        if self.fix:
+            text += f"\n    fix: {self.fix}"
+        return text
+
+    def sort_key(self) -> tuple[str, str, str]:
+        return (self.file or "", self.json_path, self.rule)
+
+
+class ClaraHydraError(Exception):
+    """Base class of every exception raised on purpose by clara-hydra."""
+
+
+class UserError(ClaraHydraError):
+    """Raised for problems the user can fix (config, paths, values); printed compactly, exit code 2."""
+
+
+class ConfigError(UserError, ValueError):
+    """Raised when a Clara config breaks one or more rules; carries every problem found in it.
+
+    The converter collects all problems of a file before raising, so one run shows them all.
+    """
+
+    def __init__(self, diagnostics: Sequence[Diagnostic], summary: str = "") -> None:
+        self.diagnostics = sorted(diagnostics, key=Diagnostic.sort_key)
+        errors = [d for d in self.diagnostics if d.level is Level.ERROR]
+        self.summary = summary or f"{len(errors)} error(s) in the Clara config"
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        return "\n".join([self.summary + ":", *(d.render() for d in self.diagnostics)])
+
+
+class InputFileError(UserError, FileNotFoundError):
+    """Raised when an input file or folder is missing, unreadable or not valid JSON."""
+
+
+class DataError(UserError, LookupError):
+    """Raised at run time when a datalist file, key or data file named by the config is missing."""
+
+
+class RefusedTargetError(UserError, PermissionError):
+    """Raised when a config asks to build a class outside the allowed modules (MONAI, torch, ignite, clara_hydra)."""
+
+
+class BuildError(UserError, ValueError):
+    """Raised when a composed config cannot be turned into objects (bad reference, constructor refused args)."""
+
+
+class SweepError(UserError, RuntimeError):
+    """Raised when a sweep cannot go on (every trial failed, bad sweeper settings, unreadable storage)."""
+
+
+E = TypeVar("E", bound=BaseException)
+
+
+def suggest(name: str, candidates: Iterable[str], n: int = 3) -> str:
+    """A did-you-mean phrase for ``name`` among ``candidates``, or an empty string."""
+    import difflib
+
+    pool = list(dict.fromkeys(candidates))
+    close = difflib.get_close_matches(name, pool, n=n, cutoff=0.6)
+    if not close:
+        lowered = {c.lower(): c for c in pool}
+        close = [lowered[c] for c in difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.6)]
+    if not close:
+        return ""
+    return "did you mean " + " or ".join(repr(c) for c in close) + "?"
+
+
+def run_and_report(func: Callable[[], int | None]) -> int:
+    """Run an entry point; print user errors compactly (exit 2), keep tracebacks for bugs."""
+    try:
+        return int(func() or 0)
+    except UserError as exc:
+        if os.environ.get(FULL_ERROR_ENV):
+            raise
+        print(f"clara-hydra: {exc}", file=sys.stderr)
+        print(f"(set {FULL_ERROR_ENV}=1 for the traceback)", file=sys.stderr)
+        return EXIT_USER_ERROR
