@@ -1,0 +1,90 @@
+"""Clara/MSD datalists: the ``data_list_file_path`` / ``data_file_base_dir`` / ``data_list_key`` of a 4.x dataset.
+
+The converter emits a dataset's datalist as
+``data: {_target_: clara_hydra.data.load_datalist, data_list_file_path: ..., data_file_base_dir: ..., data_list_key: ...}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from clara_hydra.errors import DataError
+
+# Entries whose values are file names relative to the base folder (as in MONAI's load_decathlon_datalist).
+_FILE_KEYS = ("image", "label")
+_MAX_LISTED = 5
+
+
+def _absolute(path: str | os.PathLike[str]) -> Path:
+    """``path`` taken relative to the directory the user started the command in."""
+    from clara_hydra.resolvers import original_cwd
+
+    p = Path(os.path.expanduser(os.fspath(path)))
+    return p if p.is_absolute() else original_cwd() / p
+
+
+def load_datalist(
+    data_list_file_path: str,
+    data_file_base_dir: str | None = None,
+    data_list_key: str = "training",
+) -> list[dict[str, Any]]:
+    """Read one list of a Clara/MSD datalist JSON, with file names made absolute.
+
+    Relative paths (of the JSON and of the base folder) are resolved against the folder the command was
+    started in, not Hydra's job folder. Without a base folder, the JSON's folder is used (MSD layout).
+
+    Args:
+        data_list_file_path: the datalist JSON (Clara ``data_list_file_path``, usually ``{DATASET_JSON}``).
+        data_file_base_dir: folder the file names in the list are relative to (``{DATA_ROOT}``).
+        data_list_key: which list to read (``training``, ``validation``, ...).
+
+    Returns:
+        The list of dicts, ``image``/``label`` as absolute paths.
+
+    Raises:
+        DataError: the JSON, its key or the files it lists are missing; the message names the config key,
+            the value given and (for a key) the keys present.
+
+    Example:
+        >>> load_datalist("data/demo/dataset.json", "data/demo", "validation")  # doctest: +SKIP
+    """
+    from monai.data import load_decathlon_datalist
+
+    list_file = _absolute(data_list_file_path)
+    if not list_file.is_file():
+        raise DataError(
+            f"data_list_file_path={data_list_file_path!r}: no such file ({list_file}); "
+            "set the datalist with e.g. DATASET_JSON=/path/to/dataset.json"
+        )
+    try:
+        content = json.loads(list_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"data_list_file_path={data_list_file_path!r}: not a readable JSON file ({exc})") from exc
+    if not isinstance(content, dict) or data_list_key not in content:
+        present = sorted(content) if isinstance(content, dict) else []
+        raise DataError(
+            f"data_list_key={data_list_key!r} is not in {list_file}; keys present: {present}; "
+            "set it with e.g. TRAIN_DATALIST_KEY=training"
+        )
+    base = _absolute(data_file_base_dir) if data_file_base_dir else list_file.parent
+    if not base.is_dir():
+        raise DataError(f"data_file_base_dir={data_file_base_dir!r}: no such folder ({base}); set DATA_ROOT")
+    items: list[dict[str, Any]] = load_decathlon_datalist(
+        os.fspath(list_file), is_segmentation=True, data_list_key=data_list_key, base_dir=os.fspath(base)
+    )
+    missing = [
+        os.fspath(value)
+        for item in items
+        for key in _FILE_KEYS
+        if isinstance((value := item.get(key)), str) and not os.path.exists(value)
+    ]
+    if missing:
+        shown = ", ".join(missing[:_MAX_LISTED]) + (" ..." if len(missing) > _MAX_LISTED else "")
+        raise DataError(
+            f"{len(missing)} file(s) listed under {data_list_key!r} in {list_file} are missing "
+            f"(data_file_base_dir={data_file_base_dir!r}): {shown}"
+        )
+    return items

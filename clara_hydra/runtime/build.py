@@ -1,0 +1,360 @@
+"""Build the objects of a composed config, following the converted-tree contract (README, ``keywords.Emitted``).
+
+Why not ``hydra.utils.instantiate``: it builds a fresh object for every occurrence of a node and cannot hand
+*one* object to several references, while Clara's ``@model`` means the optimizer, the trainer, the evaluator and
+the checkpoint saver all hold the *same* model. It also leaves OmegaConf containers inside objects by default.
+So we walk the tree ourselves, memoised by config path, and only borrow Hydra's target lookup.
+
+Example:
+    >>> builder = Builder(cfg)                      # doctest: +SKIP
+    >>> trainer = builder.build("train.trainer")    # doctest: +SKIP
+    >>> builder.build("train.model") is trainer.network  # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import re
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+from clara_hydra.errors import BuildError, DataError, RefusedTargetError, UserError, suggest
+from clara_hydra.keywords import Clara, Emitted
+
+DEFAULT_ALLOWED: tuple[str, ...] = ("monai", "torch", "ignite", "clara_hydra")
+# Container markers of the emitted tree (README table); not in keywords.Emitted yet.
+COMPOSE = "_compose_"
+LIST = "_list_"
+# Hydra's own instantiate keys mean nothing to us; accepted and ignored.
+_IGNORED = ("_convert_", "_recursive_")
+_CONTROL = (*Emitted.MARKERS, COMPOSE, LIST, *_IGNORED)
+_CHECKPOINT_DICTS = ("save_dict", "load_dict")  # ignite/MONAI checkpoint handlers' object mappings
+_MISSING_KEY = re.compile(r"Missing mandatory value: ([\w.\[\]]+)")
+
+KwargsPolicy = Callable[[str, dict[str, Any]], dict[str, Any]]
+
+
+def _is_marker(key: object) -> bool:
+    return isinstance(key, str) and len(key) > 2 and key.startswith("_") and key.endswith("_")
+
+
+def _join(path: str, key: object) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else str(key)
+
+
+class Builder:
+    """Builds objects from a composed config; one object per config path, shared by every ``_ref_``.
+
+    Args:
+        cfg: the composed config (root; ``_ref_`` paths are taken from it).
+        rank: this process's distributed rank; members with another ``_rank_`` are dropped.
+        allow: extra module prefixes whose targets may be built, on top of ``DEFAULT_ALLOWED`` and the
+            config's top-level ``_allow_``.
+        kwargs_policy: called as ``policy(path, kwargs)`` before each constructor call (device/AMP rules).
+    """
+
+    def __init__(
+        self,
+        cfg: DictConfig,
+        *,
+        rank: int = 0,
+        allow: Iterable[str] = (),
+        kwargs_policy: KwargsPolicy | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.rank = rank
+        self.config_allow = [str(m) for m in (cfg.get(Emitted.ALLOW) or [])]
+        self.allowed = (*DEFAULT_ALLOWED, *self.config_allow, *allow)
+        self.kwargs_policy = kwargs_policy
+        self.built: dict[str, Any] = {}
+        self._active: list[tuple[str, bool]] = []  # (path, entered through a _ref_)
+
+    # -- public API -------------------------------------------------------------------------------------
+
+    def build(self, path: str) -> Any:
+        """The object for the config node at ``path`` (``train.model``), built once and then reused.
+
+        Raises:
+            BuildError: unknown path, reference cycle, missing value, constructor error (message names the path).
+            RefusedTargetError: a target outside the allowed modules.
+            DataError: a datalist problem, prefixed with the path of the node that read it.
+        """
+        if path in self.built:
+            return self.built[path]
+        try:
+            node = OmegaConf.select(self.cfg, path, throw_on_missing=True, default=_ABSENT)
+        except MissingMandatoryValue as exc:
+            raise self._missing(path, exc) from None
+        except OmegaConfBaseException as exc:
+            raise BuildError(f"{path}: cannot read it: {exc}") from exc
+        if node is _ABSENT:
+            hint = suggest(path, slot_paths(self.cfg))
+            raise BuildError(f"reference to {path!r}, which is not in the config" + (f"; {hint}" if hint else ""))
+        return self._at(node, path, via_ref=True)
+
+    def build_slots(self, paths: Iterable[str] | None = None) -> dict[str, Any]:
+        """Build every slot (or the ``paths`` given) and return ``{path: object}``."""
+        return {path: self.build(path) for path in (slot_paths(self.cfg) if paths is None else paths)}
+
+    def config_container(self) -> dict[str, Any]:
+        """The whole config, resolved, as plain containers (Clara's ``@conf``); unresolvable values stay ``???``."""
+        plain: dict[str, Any] = _plain(self.cfg)
+        return plain
+
+    def enabled(self, node: Any, path: str) -> bool:
+        """Whether a member is kept: not ``None``, not ``_disabled_: true``, and on this ``_rank_``."""
+        if node is None:
+            return False
+        if not isinstance(node, DictConfig):
+            return True
+        if Emitted.DISABLED in node and self._get(node, Emitted.DISABLED, path) is True:
+            return False
+        if Emitted.RANK in node:
+            return int(self._get(node, Emitted.RANK, path)) == self.rank
+        return True
+
+    # -- the walk ---------------------------------------------------------------------------------------
+
+    def _at(self, node: Any, path: str, via_ref: bool = False) -> Any:
+        if path in self.built:
+            return self.built[path]
+        if any(p == path for p, _ in self._active):
+            refs = [p for p, r in self._active if r]
+            chain = [*refs[refs.index(path) :], path] if path in refs else [*refs, path]
+            raise BuildError(f"reference cycle: {' -> '.join(chain)}; an object cannot (indirectly) contain itself")
+        self._active.append((path, via_ref))
+        try:
+            obj = self._node(node, path)
+        finally:
+            self._active.pop()
+        self.built[path] = obj
+        return obj
+
+    def _node(self, node: Any, path: str) -> Any:
+        if isinstance(node, ListConfig):
+            items = ((_join(path, i), self._get(node, i, path)) for i in range(len(node)))
+            return [self._at(v, p) for p, v in items if self.enabled(v, p)]
+        if not isinstance(node, DictConfig):
+            return node  # a primitive, already resolved by OmegaConf
+        if node._is_none():
+            return None
+        if Emitted.REF in node:
+            extra = [k for k in node if k not in (Emitted.REF, Emitted.DISABLED, Emitted.RANK)]
+            if extra:
+                raise BuildError(f"{path}: a {{_ref_: ...}} node takes no other keys, found {extra}")
+            return self.build(str(self._get(node, Emitted.REF, path)))
+        if node.get(Emitted.CONFIG) is True:
+            return self.config_container()
+        if node.get(Emitted.ONE_OF) is not None and node.get(Emitted.ONE_OF) is not False:
+            return self._one_of(node, path)
+        if node.get(COMPOSE) is True:
+            from monai.transforms import Compose
+
+            return Compose([self._at(v, p) for p, v in self._members(node, path)])
+        if node.get(LIST) is True:
+            return [self._at(v, p) for p, v in self._members(node, path)]
+        if Emitted.TARGET in node:
+            return self._call(node, path)
+        return {
+            str(k): self._at(v, _join(path, k))
+            for k, v in self._items(node, path)
+            if k not in _CONTROL and self.enabled(v, _join(path, k))
+        }
+
+    def _one_of(self, node: DictConfig, path: str) -> Any:
+        alternatives = node[Emitted.ONE_OF]
+        if isinstance(alternatives, ListConfig):  # list form {_one_of_: [node, ...]}
+            members = [(_join(_join(path, Emitted.ONE_OF), i), alternatives[i]) for i in range(len(alternatives))]
+            names = [str(i) for i in range(len(alternatives))]
+            enabled = [(p, v) for p, v in members if self.enabled(v, p)]
+        else:
+            names = [str(k) for k, _ in self._items(node, path) if not _is_marker(k)]
+            enabled = list(self._members(node, path))
+        if len(enabled) != 1:
+            chosen = [p.rsplit(".", 1)[-1] for p, _ in enabled]
+            raise BuildError(
+                f"{path}: exactly one alternative must be enabled, found {len(enabled)} {chosen} among {names}; "
+                f"set `_disabled_` so that one remains (e.g. `{path}.{names[0] if names else '<name>'}._disabled_=false`)"
+            )
+        member_path, member = enabled[0]
+        return self._at(member, member_path)
+
+    def _members(self, node: DictConfig, path: str) -> Iterator[tuple[str, Any]]:
+        """The enabled named members of a ``_compose_``/``_list_``/``_one_of_`` mapping, in key order."""
+        for key, value in self._items(node, path):
+            member_path = _join(path, key)
+            if not _is_marker(key) and self.enabled(value, member_path):
+                yield member_path, value
+
+    def _call(self, node: DictConfig, path: str) -> Any:
+        target = self._get(node, Emitted.TARGET, path)
+        if not isinstance(target, str) or not target:
+            raise BuildError(f"{path}: _target_ must be a dotted import path, got {target!r}")
+        func = self._locate(target, path)
+        args = [self._at(v, p) for p, v in self._positional(node, path)]
+        kwargs = {str(k): self._at(v, _join(path, k)) for k, v in self._items(node, path) if k not in _CONTROL}
+        if self.kwargs_policy is not None:
+            kwargs = self.kwargs_policy(path, kwargs)
+        if target.startswith(("monai.handlers.", "ignite.handlers.")):
+            kwargs = _checkpointable(kwargs)
+        if node.get(Emitted.PARTIAL) is True:
+            return functools.partial(func, *args, **kwargs)
+        if not callable(func):
+            if args or kwargs:
+                raise BuildError(f"{path}: {target} is not callable but was given arguments {sorted(kwargs)}")
+            return func  # e.g. {_target_: torch.float32}
+        try:
+            return func(*args, **kwargs)
+        except (DataError, BuildError) as exc:
+            raise type(exc)(f"{path} ({target}): {exc}") from exc
+        except UserError:
+            raise
+        except Exception as exc:
+            raise BuildError(f"{path}: {target}({', '.join(sorted(kwargs))}) failed: {type(exc).__name__}: {exc}") from exc
+
+    def _positional(self, node: DictConfig, path: str) -> list[tuple[str, Any]]:
+        if Emitted.ARGS not in node:
+            return []
+        values = self._get(node, Emitted.ARGS, path)
+        if not isinstance(values, ListConfig):
+            raise BuildError(f"{path}: _args_ must be a list, got {values!r}")
+        args_path = _join(path, Emitted.ARGS)
+        return [(_join(args_path, i), self._get(values, i, args_path)) for i in range(len(values))]
+
+    def _locate(self, target: str, path: str) -> Any:
+        if not any(target == m or target.startswith(m + ".") for m in self.allowed):
+            module = target.rsplit(".", 1)[0] if "." in target else target
+            top = module.split(".")[0]
+            allow = [*self.config_allow, top]
+            how = f"'_allow_={allow}'" if self.config_allow else f"'+_allow_=[{top}]'"
+            raise RefusedTargetError(
+                f"{path}: refusing to build {target!r}: only targets in {list(self.allowed)} are built. "
+                f"If you trust this code, add `_allow_: [{top}]` at the top of the config or run with {how}"
+            )
+        from hydra.utils import get_object
+
+        try:
+            return get_object(target)
+        except Exception as exc:
+            raise BuildError(f"{path}: cannot import _target_ {target!r}{_did_you_mean(target)}") from exc
+
+    # -- OmegaConf access with located errors ------------------------------------------------------------
+
+    def _items(self, node: DictConfig, path: str) -> Iterator[tuple[Any, Any]]:
+        for key in node:
+            yield key, self._get(node, key, path)
+
+    def _get(self, container: DictConfig | ListConfig, key: Any, path: str) -> Any:
+        try:
+            return container[key]
+        except MissingMandatoryValue as exc:
+            raise self._missing(_join(path, key), exc) from None
+        except OmegaConfBaseException as exc:
+            match = _MISSING_KEY.search(str(exc))
+            if match:
+                raise self._missing(_join(path, key), exc, match.group(1)) from None
+            raise BuildError(f"{_join(path, key)}: cannot resolve its value: {exc}") from None
+
+    @staticmethod
+    def _missing(path: str, exc: Exception, variable: str | None = None) -> BuildError:
+        name = variable or path
+        return BuildError(
+            f"{path}: required value {name} is missing (???); set it on the command line, "
+            f"e.g. `python train.py {name}=<value>`"
+        )
+
+
+class StoredDict:
+    """A plain dict made storable by ignite's ``Checkpoint`` (which wants ``state_dict()`` and recurses into
+    mappings): Clara's CheckpointSaver took ``"train_conf": "@conf"`` in its ``save_dict``.
+
+    Args:
+        value: the dict to store (kept as is; ``state_dict()`` returns it).
+    """
+
+    def __init__(self, value: dict[str, Any]) -> None:
+        self.value = value
+
+    def state_dict(self) -> dict[str, Any]:
+        """The dict itself (what a checkpoint stores)."""
+        return self.value
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Replace the content with a stored dict."""
+        self.value.clear()
+        self.value.update(state)
+
+
+def _checkpointable(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Wrap plain dicts inside a checkpoint handler's ``save_dict``/``load_dict`` in :class:`StoredDict`."""
+    for key in _CHECKPOINT_DICTS:
+        objects = kwargs.get(key)
+        if isinstance(objects, dict):
+            kwargs[key] = {k: StoredDict(v) if isinstance(v, dict) else v for k, v in objects.items()}
+    return kwargs
+
+
+class _Absent:
+    pass
+
+
+_ABSENT = _Absent()
+
+
+def _did_you_mean(target: str) -> str:
+    module_name, _, attr = target.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception:
+        return f" (module {module_name!r} cannot be imported)"
+    hint = suggest(attr, [n for n in dir(module) if not n.startswith("_")])
+    return f"; {hint}" if hint else f" ({module_name!r} has no {attr!r})"
+
+
+def _plain(node: Any) -> Any:
+    """``OmegaConf.to_container(node, resolve=True)``, but a value that cannot be resolved stays ``'???'``."""
+    try:
+        return OmegaConf.to_container(node, resolve=True, throw_on_missing=False)
+    except OmegaConfBaseException:
+        pass
+    if isinstance(node, DictConfig):
+        out: dict[str, Any] = {}
+        for key in node:
+            try:
+                out[str(key)] = _plain(node[key])
+            except OmegaConfBaseException:
+                out[str(key)] = "???"
+        return out
+    if isinstance(node, ListConfig):
+        items: list[Any] = []
+        for i in range(len(node)):
+            try:
+                items.append(_plain(node[i]))
+            except OmegaConfBaseException:
+                items.append("???")
+        return items
+    return node
+
+
+def slot_paths(cfg: DictConfig) -> list[str]:
+    """Every slot of a config: the children of ``train``/``validate``, or top-level Clara slots when it has none."""
+    sections = [s for s in Clara.SECTIONS if isinstance(cfg.get(s), DictConfig)]
+    if sections:
+        return [f"{s}.{k}" for s in sections for k in cfg[s]]
+    known = (*Clara.SINGLE_SLOTS, *Clara.TRANSFORM_SLOTS, *Clara.LIST_SLOTS)
+    return [str(k) for k in cfg if k in known]
+
+
+def build_all(cfg: DictConfig, **kwargs: Any) -> dict[str, Any]:
+    """Build every slot of ``cfg`` (see :func:`slot_paths`) and return ``{path: object}``.
+
+    Keyword arguments go to :class:`Builder` (``rank``, ``allow``, ``kwargs_policy``).
+    """
+    return Builder(cfg, **kwargs).build_slots()

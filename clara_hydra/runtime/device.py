@@ -1,0 +1,63 @@
+"""Device and numerics policy: Clara configs say ``"device": "cuda"`` and ``"amp": true``; a laptop has neither."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA device (imports torch)."""
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+class DevicePolicy:
+    """Rewrites constructor arguments so a CUDA config runs on the CPU, saying so once per run.
+
+    - ``device="cuda"``/``"cuda:N"`` becomes ``"cpu"`` when CUDA is unavailable (one warning per run).
+    - ``amp=True`` becomes ``False`` without CUDA (AMP is a CUDA feature here; one log line per run).
+
+    Args:
+        cuda: whether CUDA is available; ``None`` asks torch.
+    """
+
+    def __init__(self, cuda: bool | None = None) -> None:
+        self.cuda = cuda_available() if cuda is None else cuda
+        self.device = "cuda" if self.cuda else "cpu"
+        self.amp_disabled = False
+        self._warned_device = False
+
+    def adjust(self, path: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Return ``kwargs`` for the node at ``path`` with the device and AMP rules applied."""
+        if self.cuda:
+            return kwargs
+        device = kwargs.get("device")
+        if isinstance(device, str) and device.startswith("cuda"):
+            kwargs["device"] = "cpu"
+            if not self._warned_device:
+                log.warning("CUDA is not available: running on the CPU (config asks for device=%r at %s)", device, path)
+                self._warned_device = True
+        if kwargs.get("amp") is True:
+            kwargs["amp"] = False
+            if not self.amp_disabled:
+                log.info("AMP is only used on CUDA: amp=false on the CPU (at %s)", path)
+                self.amp_disabled = True
+        return kwargs
+
+
+def apply_determinism(cfg: Any) -> int | None:
+    """Honour ``determinism.random_seed`` (MONAI's set_determinism) and ``cudnn_benchmark``; return the seed."""
+    import torch
+    from monai.utils import set_determinism
+
+    determinism = cfg.get("determinism") or {}
+    seed = determinism.get("random_seed") if hasattr(determinism, "get") else None
+    if seed is not None:
+        set_determinism(seed=int(seed))
+    # set_determinism turns cudnn benchmarking off; the config's flag decides last.
+    torch.backends.cudnn.benchmark = bool(cfg.get("cudnn_benchmark", False))
+    return None if seed is None else int(seed)

@@ -1,0 +1,19 @@
+"""Train a converted Clara config with MONAI: `python train.py [-cd conf/] [key=value ...]`; `-m` sweeps."""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+import clara_hydra.runtime  # noqa: F401  (registers ${clara.job_dir:...} before Hydra composes)
+from clara_hydra.runtime.task import main as task
+
+
+@hydra.main(config_path="conf", config_name="config", version_base=None)
+def main(cfg: DictConfig) -> float:
+    """Return the best validation key metric: the objective of a sweep."""
+    return task(cfg)
+
+
+if __name__ == "__main__":
+    main()
