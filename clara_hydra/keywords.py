@@ -83,7 +83,11 @@ class Emitted:
     - ``{_config_: true}``: the whole composed config, resolved, as plain containers (Clara's ``@conf``).
     - ``_disabled_: <bool>`` on a node: dropped from its list (or from its alternatives) when true.
     - ``_rank_: <int>`` on a handler: built only on that distributed rank.
-    - ``{_one_of_: [node, ...]}``: alternatives for a single-object slot; exactly one must be enabled.
+    - ``{_compose_: true, name: node, ...}``: ordered transforms, built into ``monai.transforms.Compose``.
+    - ``{_list_: true, name: node, ...}``: ordered members, built into a list.
+    - ``{_one_of_: true, name: node, ...}``: alternatives for a single-object slot; exactly one must be enabled.
+    Disabled members of these three are dropped. Member names are snake_case class names, so any argument can be
+    overridden from the command line (``train.pre_transforms.rand_flipd.prob=0.3``).
     - ``_partial_: true`` (Hydra's key): a ``functools.partial`` of the target instead of a call.
     - ``_allow_: [module, ...]`` at top level: extra modules whose targets may be built (Clara BYOC ``path``).
     """
@@ -96,8 +100,11 @@ class Emitted:
     DISABLED: Final = "_disabled_"
     RANK: Final = "_rank_"
     ONE_OF: Final = "_one_of_"
+    COMPOSE: Final = "_compose_"
+    LIST: Final = "_list_"
     ALLOW: Final = "_allow_"
-    MARKERS: Final = ("_target_", "_partial_", "_args_", "_ref_", "_config_", "_disabled_", "_rank_", "_one_of_")
+    MARKERS: Final = ("_target_", "_partial_", "_args_", "_ref_", "_config_", "_disabled_", "_rank_", "_one_of_",
+                         "_compose_", "_list_")
 
 
 class Sweep:

@@ -1,0 +1,241 @@
+"""Lower Clara components and argument values into emitted Hydra nodes.
+
+Handles variables (``{VAR}`` -> ``${VAR}``), references (``@model`` -> ``{_ref_: train.model}``), ``@conf``,
+expressions, nested components, bindings of searched/applied arguments, attributes (``disabled``, ``rank``), datasets'
+datalist attributes, validation model loaders, and Clara 4.0's implicit wiring.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from clara_hydra.convert import wiring
+from clara_hydra.convert.catalog import Resolution, resolve_component
+from clara_hydra.convert.expressions import UnsupportedExpression, is_expression, lower_expression
+from clara_hydra.convert.jsonpath import join
+from clara_hydra.convert.model import ClaraConfig, Component, Era, Slot, SlotKind
+from clara_hydra.convert.search import SearchPlan
+from clara_hydra.errors import Diagnostic, Level, suggest
+from clara_hydra.keywords import Clara, Emitted
+
+_VAR = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass
+class Lowering:
+    """State of the lowering pass for one config."""
+
+    config: ClaraConfig
+    plan: SearchPlan
+    resolutions: dict[str, Resolution] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    used_vars: dict[str, str] = field(default_factory=dict)  # variable -> first json path using it
+    requirements: set[str] = field(default_factory=set)
+    unconverted: list[str] = field(default_factory=list)
+
+    def problem(self, rule: str, message: str, path: str, fix: str = "", level: Level = Level.ERROR) -> None:
+        self.diagnostics.append(Diagnostic(rule, message, path, fix, level, self.config.file))
+
+    # -- class resolution ----------------------------------------------------------------------------------------
+    def resolve(self, comp: Component) -> Resolution | None:
+        if comp.json_path in self.resolutions:
+            return self.resolutions[comp.json_path]
+        if comp.ref is not None or comp.name is None and comp.class_path is None:
+            return None
+        res = resolve_component(comp.name, comp.class_path, comp.args, json_path=comp.json_path, slot=comp.slot,
+                                era=self.config.era.value)
+        self.resolutions[comp.json_path] = res
+        self.diagnostics.extend(_with_file(res.diagnostics, self.config.file))
+        if res.requirement:
+            self.requirements.add(res.requirement)
+        if res.target is None and not any(d.level is Level.ERROR for d in res.diagnostics):
+            self.unconverted.append(f"{comp.json_path}: {comp.display}")
+        return res
+
+    def params_of(self, comp: Component) -> frozenset[str] | None:
+        res = self.resolve(comp)
+        return res.params if res is not None else None
+
+    # -- components ----------------------------------------------------------------------------------------------
+    def component(self, comp: Component) -> dict[str, Any]:
+        """The emitted node of one component (refs to train components must be resolved by the caller)."""
+        if comp.name is None and comp.class_path is None:
+            return self._model_loader(comp)
+        res = self.resolve(comp)
+        node: dict[str, Any] = {}
+        target = res.target if res is not None else None
+        node[Emitted.TARGET] = target if target else "???"
+        self._attributes(comp, node)
+        args = dict(res.args) if res is not None else dict(comp.args)
+        arg_map = res.arg_map if res is not None else {k: k for k in comp.args}
+        bound = {arg_map.get(arg, arg): key for (path, arg), key in self.plan.bindings.items()
+                 if path == comp.json_path and arg != Clara.DISABLED_ARG}
+        if res is not None:
+            for (path, arg) in self.plan.bindings:
+                if path == comp.json_path and arg in res.value_rewritten:
+                    self.problem("search-on-rewritten-arg", f"'{arg}' of {comp.display} is searched or applied, but "
+                                 f"its value is rewritten for today's MONAI, so the search cannot be carried over",
+                                 join(comp.json_path, Clara.ARGS), "search the new argument instead")
+        for name, value in args.items():
+            if name in bound:
+                node[name] = "${" + bound[name] + "}"
+            else:
+                node[name] = self.value(value, comp, join(join(comp.json_path, Clara.ARGS), name))
+        for name, key in bound.items():
+            node.setdefault(name, "${" + key + "}")
+        datalist = self._datalist(comp)
+        if datalist is not None:
+            node.setdefault("data", datalist)
+        if self.config.era is not Era.V41:
+            for name, value in wiring.implicit_args(self, comp, target).items():
+                if name in wiring.REPLACED or name not in node:
+                    node[name] = value
+        return node
+
+    def _attributes(self, comp: Component, node: dict[str, Any]) -> None:
+        disabled_key = self.plan.bindings.get((comp.json_path, Clara.DISABLED_ARG))
+        if disabled_key is not None:
+            node[Emitted.DISABLED] = "${" + disabled_key + "}"
+        elif Clara.DISABLED in comp.attributes:
+            raw = comp.attributes[Clara.DISABLED]
+            path = join(comp.json_path, Clara.DISABLED)
+            value = self.value(raw, comp, path)
+            if not isinstance(value, bool) and not (isinstance(value, str) and value.startswith("${")):
+                self.problem("disabled-not-bool", f"'disabled' must be true, false or a \"{{VAR}}\", got {raw!r}", path)
+            node[Emitted.DISABLED] = value
+        if Clara.RANK in comp.attributes:
+            node[Emitted.RANK] = comp.attributes[Clara.RANK]
+
+    def _datalist(self, comp: Component) -> dict[str, Any] | None:
+        keys = (Clara.DATA_LIST_FILE_PATH, Clara.DATA_FILE_BASE_DIR, Clara.DATA_LIST_KEY)
+        if not any(k in comp.attributes for k in keys):
+            return None
+        node: dict[str, Any] = {Emitted.TARGET: "clara_hydra.data.load_datalist"}
+        for k in keys:
+            node[k] = self.value(comp.attributes.get(k), comp, join(comp.json_path, k))
+        return node
+
+    def _model_loader(self, comp: Component) -> dict[str, Any]:
+        node: dict[str, Any] = {}
+        if Clara.TS_PATH in comp.attributes:
+            node[Emitted.TARGET] = "torch.jit.load"
+            self._attributes(comp, node)
+            node["f"] = self.value(comp.attributes[Clara.TS_PATH], comp, join(comp.json_path, Clara.TS_PATH))
+        else:
+            node[Emitted.TARGET] = "clara_hydra.expressions.model_from_checkpoint"
+            self._attributes(comp, node)
+            node["ckpt_path"] = self.value(comp.attributes[Clara.CKPT_PATH], comp, join(comp.json_path, Clara.CKPT_PATH))
+        return node
+
+    # -- values --------------------------------------------------------------------------------------------------
+    def value(self, value: Any, comp: Component | None, path: str) -> Any:
+        if isinstance(value, str):
+            return self._string(value, comp, path)
+        if isinstance(value, list):
+            return [self.value(v, comp, join(path, i)) for i, v in enumerate(value)]
+        if isinstance(value, dict):
+            if Clara.NAME in value or Clara.PATH in value:
+                return self._nested(value, comp, path)
+            return {k: self.value(v, comp, join(path, k)) for k, v in value.items() if not k.startswith(("_", "/"))}
+        return value
+
+    def _nested(self, value: Mapping[str, Any], owner: Component | None, path: str) -> dict[str, Any]:
+        name = value.get(Clara.NAME)
+        nested = Component(path, owner.section if owner else None, owner.slot if owner else "", "nested",
+                           name if isinstance(name, str) else None, value.get(Clara.PATH),
+                           args=value.get(Clara.ARGS) or {},
+                           attributes={k: value[k] for k in Clara.ATTRIBUTES if k in value})
+        return self.component(nested)
+
+    def _string(self, text: str, comp: Component | None, path: str) -> Any:
+        section = comp.section if comp else None
+        if self.config.era is Era.V41 and text == Clara.CONF_REF:
+            return {Emitted.CONFIG: True}
+        if self.config.era is Era.V41 and text.startswith(Clara.REF_PREFIX) and text != Clara.DISABLED_ARG:
+            return self.ref(text[1:], section, path)
+        if is_expression(text):
+            try:
+                slot_name, node = lower_expression(text)
+            except UnsupportedExpression:
+                self.problem("unsupported-expression", f"expression {text!r} matches no known Clara pattern and is "
+                             "never evaluated", path,
+                             "replace it with an importable function: {\"path\": \"my_pkg.module.function\", ...}")
+                return "???"
+            if slot_name is not None:
+                node["module"] = self.ref(slot_name, section, path)
+            return node
+        names = _VAR.findall(text)
+        for name in names:
+            self.used_vars.setdefault(name, path)
+        escaped = text.replace("${", "\\${")
+        if len(names) == 1 and text == "{" + names[0] + "}":
+            return "${" + names[0] + "}"
+        return _VAR.sub(lambda m: "${" + m.group(1) + "}", escaped)
+
+    def ref(self, slot_name: str, section: str | None, path: str) -> dict[str, Any]:
+        """A reference to the object of a slot: current section first, then the other one (SPEC §3)."""
+        order = [section, *[s for s in self.config.sections if s != section]]
+        for sec in order:
+            if self.config.slot(sec, slot_name) is not None:
+                return {Emitted.REF: f"{sec}.{slot_name}" if sec else slot_name}
+        slots = sorted({s.name for s in self.config.slots})
+        hint = suggest(slot_name, slots)
+        self.problem("dangling-ref", f"reference '@{slot_name}' names no slot in {order}", path,
+                     hint or f"refer to one of {slots}")
+        return {Emitted.REF: "???"}
+
+    # -- slots ---------------------------------------------------------------------------------------------------
+    def find_ref(self, comp: Component) -> Component | None:
+        """The train component a validate ``{"ref": X}`` stands for (by class name, path or 3.x label)."""
+        assert comp.ref is not None
+        target = comp.ref.split(Clara.ALIAS_SEP, 1)[-1]
+        pool = [c for c in self.config.components() if c.section == Clara.TRAIN and c.ref is None]
+        found = [c for c in pool if target in (c.name, c.label, c.class_path) or comp.ref == f"{c.name}#{c.label}"]
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            hint = suggest(target, sorted({x for c in pool for x in (c.name, c.label) if x}))
+            self.problem("dangling-ref", f"ref '{comp.ref}' matches no train component", join(comp.json_path, "ref"),
+                         hint or "name a component of the train section")
+        else:
+            where = ", ".join(c.json_path for c in found)
+            self.problem("ambiguous-ref", f"ref '{comp.ref}' matches {len(found)} train components: {where}",
+                         join(comp.json_path, "ref"), "give the train components distinct labels (Name#label)")
+        return None
+
+    def member(self, comp: Component) -> tuple[str, dict[str, Any]]:
+        """(key, node) of a slot member, following validate refs."""
+        if comp.ref is not None:
+            target = self.find_ref(comp)
+            if target is None:
+                return comp.key, {Emitted.TARGET: "???"}
+            return target.key, self.component(target)
+        return comp.key, self.component(comp)
+
+    def slot(self, slot: Slot, skip: frozenset[str] = frozenset()) -> Any:
+        members = [self.member(c) for c in slot.components]
+        if slot.kind is SlotKind.METRICS:
+            return {self._metric_label(c, key): node for c, (key, node) in zip(slot.components, members)}
+        if slot.kind is SlotKind.TRANSFORMS:
+            return {Emitted.COMPOSE: True, **dict(members)}
+        if slot.kind is SlotKind.LIST or (slot.is_list and slot.kind is not SlotKind.SINGLE):
+            return {Emitted.LIST: True, **dict(members)}
+        if slot.is_list:
+            return {Emitted.ONE_OF: True, **dict(members)}
+        return members[0][1] if members else None
+
+    def _metric_label(self, comp: Component, key: str) -> str:
+        label = comp.attributes.get(Clara.LOG_LABEL)
+        if comp.ref is not None:
+            target = self.find_ref(comp)
+            label = label or (target.attributes.get(Clara.LOG_LABEL) if target else None)
+        return str(label) if label else key
+
+
+def _with_file(diags: tuple[Diagnostic, ...], file: str) -> list[Diagnostic]:
+    from dataclasses import replace
+
+    return [d if d.file else replace(d, file=file) for d in diags]

@@ -1,0 +1,129 @@
+"""The typed intermediate model of a Clara config: what the parser produces and the passes read.
+
+Raw argument values stay JSON values (they may hold ``"{VAR}"`` strings, ``"@ref"`` strings, ``#`` expressions and
+nested component dicts); the passes interpret them. Everything is frozen: passes return new facts, never edit these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Era(str, Enum):
+    """Which Clara generation a config follows (SPEC §2-3)."""
+
+    V41 = "4.1"
+    V40 = "4.0"
+    V3X = "3.x"
+
+
+class SlotKind(str, Enum):
+    """How a slot holds its components."""
+
+    SINGLE = "single"  # one object; a list there is alternatives (exactly one enabled)
+    TRANSFORMS = "transforms"  # a list composed in order
+    LIST = "list"  # a list of objects (handlers)
+    METRICS = "metrics"  # metrics keyed by log label
+
+
+@dataclass(frozen=True)
+class SearchArg:
+    """One searched argument: ``prob#myProb`` is ``SearchArg("prob", "myProb")``; ``@disabled`` is the attribute."""
+
+    name: str
+    alias: str | None = None
+
+    @property
+    def is_disabled(self) -> bool:
+        return self.name == "@disabled"
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """One entry of a ``search`` list (already shape-checked by the parser)."""
+
+    json_path: str
+    domain: str
+    type: str  # "float" | "enum"
+    args: tuple[SearchArg, ...]
+    targets: tuple[Any, ...]  # float: (lo, hi); enum: one tuple of values per choice
+    owner: str | None  # json path of the owning component; None at first level
+    legacy: bool = False
+
+
+@dataclass(frozen=True)
+class Component:
+    """One Clara component (or a ``{"ref": ...}`` placeholder in ``validate``)."""
+
+    json_path: str
+    section: str | None
+    slot: str
+    key: str  # unique snake_case key inside its slot (``dice_loss``, ``load_imaged_2``)
+    name: str | None
+    class_path: str | None
+    label: str | None = None  # 3.x ``Name#label`` identifier
+    args: Mapping[str, Any] = field(default_factory=dict)
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    searches: tuple[SearchSpec, ...] = ()
+    apply: Mapping[str, str] = field(default_factory=dict)
+    ref: str | None = None
+
+    @property
+    def display(self) -> str:
+        return self.class_path or self.name or self.ref or "<component>"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A slot of a section (``train.loss``) and the components it holds."""
+
+    section: str | None
+    name: str
+    kind: SlotKind
+    components: tuple[Component, ...]
+    is_list: bool  # written as a JSON list (alternatives for a SINGLE slot)
+    json_path: str
+
+    @property
+    def hydra_key(self) -> str:
+        return f"{self.section}.{self.name}" if self.section else self.name
+
+
+@dataclass(frozen=True)
+class ClaraConfig:
+    """A parsed Clara training (or validation) config."""
+
+    file: str
+    sha256: str
+    era: Era
+    first_level: Mapping[str, Any]  # primitives and plain values (epochs, learning_rate, determinism, ...)
+    slots: tuple[Slot, ...]
+    searches: tuple[SearchSpec, ...]  # first-level searches
+    unknown_sections: Mapping[str, Any] = field(default_factory=dict)  # non-component top-level objects kept verbatim
+
+    def slot(self, section: str | None, name: str) -> Slot | None:
+        for s in self.slots:
+            if s.section == section and s.name == name:
+                return s
+        return None
+
+    def components(self) -> list[Component]:
+        return [c for s in self.slots for c in s.components]
+
+    @property
+    def sections(self) -> tuple[str | None, ...]:
+        return tuple(dict.fromkeys(s.section for s in self.slots))
+
+
+@dataclass(frozen=True)
+class AutomlSettings:
+    """What carries over from ``config_automl.json`` (SPEC §6)."""
+
+    max_rounds: int | None = None
+    stop_threshold: float | None = None
+    num_mmars_to_keep: int | None = None
+    remove_search_augs: bool | None = None
+    controller: str | None = None

@@ -1,0 +1,94 @@
+"""Clara 4.0's implicit wiring made explicit (SPEC §3, last point).
+
+4.0 configs have no ``@`` references: Clara passed the model to the optimizer, the optimizer to the scheduler, the
+pre-transforms to the dataset, and so on. This pass supplies those arguments as ``_ref_`` nodes so the emitted tree
+says everything, like a 4.1 config would.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from clara_hydra.convert.jsonpath import join
+from clara_hydra.convert.model import Component, Era
+from clara_hydra.keywords import Emitted
+
+if TYPE_CHECKING:
+    from clara_hydra.convert.lower import Lowering
+
+#: arguments whose 4.0 value (a list of slot names) is replaced by a mapping of references
+REPLACED = frozenset({"save_dict", "load_dict"})
+
+_TRAINER = {
+    "train_data_loader": "dataloader",
+    "network": "model",
+    "optimizer": "optimizer",
+    "loss_function": "loss",
+    "inferer": "inferer",
+    "postprocessing": "post_transforms",
+    "key_train_metric": "key_metric",
+    "additional_metrics": "additional_metrics",
+    "train_handlers": "handlers",
+}
+_EVALUATOR = {
+    "val_data_loader": "dataloader",
+    "network": "model",
+    "inferer": "inferer",
+    "postprocessing": "post_transforms",
+    "key_val_metric": "key_metric",
+    "additional_metrics": "additional_metrics",
+    "val_handlers": "handlers",
+}
+
+
+def _slot_ref(low: Lowering, section: str | None, name: str) -> dict[str, Any] | None:
+    """A reference to ``name`` if some section has it (4.0's ``metrics`` list provides both metric slots)."""
+    order = [section, *[s for s in low.config.sections if s != section]]
+    for sec in order:
+        has = low.config.slot(sec, name) is not None
+        if name in ("key_metric", "additional_metrics"):
+            has = has or low.config.slot(sec, "metrics") is not None
+            if sec != section:
+                has = False  # metrics are never borrowed from the other section
+        if has:
+            return {Emitted.REF: f"{sec}.{name}" if sec else name}
+    return None
+
+
+def implicit_args(low: Lowering, comp: Component, target: str | None) -> dict[str, Any]:
+    """Arguments 4.0 supplied implicitly for ``comp`` (only those the config did not give; see :data:`REPLACED`)."""
+    if low.config.era is not Era.V40 or target is None:
+        return {}
+    section, slot = comp.section, comp.slot
+    out: dict[str, Any] = {}
+
+    def ref(name: str) -> dict[str, Any] | None:
+        return _slot_ref(low, section, name)
+
+    if slot == "optimizer" and "params" not in comp.args:
+        model = ref("model")
+        if model:
+            out["params"] = {Emitted.TARGET: "clara_hydra.expressions.parameters_of", "module": model}
+    elif slot == "lr_scheduler" and "optimizer" not in comp.args:
+        out["optimizer"] = ref("optimizer")
+    elif slot == "dataset" and "transform" not in comp.args:
+        out["transform"] = ref("pre_transforms")
+    elif slot == "dataloader" and "dataset" not in comp.args:
+        out["dataset"] = ref("dataset")
+    elif slot in ("trainer", "evaluator"):
+        table = _TRAINER if slot == "trainer" else _EVALUATOR
+        use_gpu = low.config.first_level.get("use_gpu", True)
+        out["device"] = "cuda" if use_gpu is not False else "cpu"
+        for arg, name in table.items():
+            out[arg] = ref(name)
+        if "amp" in low.config.first_level:
+            out["amp"] = "${amp}"
+    elif target.endswith(".ValidationHandler") and "validator" not in comp.args:
+        out["validator"] = _slot_ref(low, "validate", "evaluator")
+    elif target.endswith(".LrScheduleHandler") and "lr_scheduler" not in comp.args:
+        out["lr_scheduler"] = ref("lr_scheduler")
+    for arg in REPLACED:
+        names = comp.args.get(arg)
+        if isinstance(names, list) and all(isinstance(n, str) for n in names):
+            out[arg] = {n: low.ref(n, section, join(join(comp.json_path, "args"), arg)) for n in names}
+    return {k: v for k, v in out.items() if v is not None}

@@ -1,0 +1,140 @@
+"""Deterministic YAML text for the emitted tree, and values in Hydra's override grammar.
+
+Written by hand on top of PyYAML's scalar rules because PyYAML cannot write comments (we need a header and honesty
+markers) and its flow/block choice is not stable enough for golden files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+_FLOW_LIMIT = 100
+
+
+def scalar(value: Any, flow: bool = False) -> str:
+    """One scalar as YAML that OmegaConf reads back to the same value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ".nan"
+        if math.isinf(value):
+            return ".inf" if value > 0 else "-.inf"
+        text = repr(value)
+        if "e" in text and "." not in text.split("e")[0]:
+            mant, exp = text.split("e")
+            text = f"{mant}.0e{exp}"  # YAML 1.1 needs the dot to read it as a float
+        return text
+    text = str(value)
+    if _plain_ok(text, flow):
+        return text
+    return json.dumps(text)
+
+
+def _plain_ok(text: str, flow: bool) -> bool:
+    if not text or text != text.strip() or text.startswith(("!", "&", "*", "'", '"', "%", "@", "`", "|", ">", "#",
+                                                             "-", "?", "[", "{", ",")) and text != "???":
+        return False
+    if ": " in text or " #" in text or text.endswith(":") or "\\" in text and not text.startswith("\\$"):
+        return False
+    if flow and any(c in text for c in ",[]{}"):
+        return False
+    try:
+        return bool(yaml.safe_load(text) == text)
+    except yaml.YAMLError:
+        return False
+
+
+def _is_scalar(v: Any) -> bool:
+    return not isinstance(v, (dict, list, tuple))
+
+
+def _flow(value: Any) -> str | None:
+    """Inline form for short lists of scalars and one-key reference mappings, else None."""
+    if isinstance(value, (list, tuple)) and all(_is_scalar(v) or isinstance(v, (list, tuple)) and all(
+            _is_scalar(x) for x in v) for v in value):
+        text = "[" + ", ".join(_flow(v) or scalar(v, flow=True) for v in value) + "]"
+        return text if len(text) <= _FLOW_LIMIT else None
+    if isinstance(value, Mapping) and len(value) == 1 and all(_is_scalar(v) for v in value.values()):
+        (k, v), = value.items()
+        if str(k).startswith("_") and str(k).endswith("_"):
+            return "{" + f"{k}: {scalar(v, flow=True)}" + "}"
+    return None
+
+
+def dump(data: Mapping[str, Any], header: list[str] | None = None, comments: Mapping[str, str] | None = None) -> str:
+    """Block-style YAML; ``comments`` maps a dotted key to a comment line written above it."""
+    lines = [f"# {h}" if h else "#" for h in header or []]
+    _mapping(data, 0, "", lines, comments or {})
+    return "\n".join(lines) + "\n"
+
+
+def _mapping(data: Mapping[str, Any], indent: int, prefix: str, lines: list[str], comments: Mapping[str, str]) -> None:
+    pad = " " * indent
+    if not data:
+        lines[-1] += " {}"
+        return
+    for key, value in data.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if dotted in comments:
+            lines.append(f"{pad}# {comments[dotted]}")
+        k = scalar(key)
+        inline = _flow(value)
+        if inline is not None:
+            lines.append(f"{pad}{k}: {inline}")
+        elif isinstance(value, Mapping):
+            lines.append(f"{pad}{k}:")
+            _mapping(value, indent + 2, dotted, lines, comments)
+            if not value:
+                continue
+        elif isinstance(value, (list, tuple)):
+            lines.append(f"{pad}{k}:")
+            _sequence(value, indent + 2, dotted, lines, comments)
+        else:
+            lines.append(f"{pad}{k}: {scalar(value)}")
+
+
+def _sequence(items: Any, indent: int, prefix: str, lines: list[str], comments: Mapping[str, str]) -> None:
+    pad = " " * indent
+    if not items:
+        lines[-1] += " []"
+        return
+    for i, item in enumerate(items):
+        inline = _flow(item)
+        if inline is not None or _is_scalar(item):
+            lines.append(f"{pad}- {inline if inline is not None else scalar(item)}")
+        elif isinstance(item, Mapping):
+            lines.append(f"{pad}-")
+            _mapping(item, indent + 2, f"{prefix}.{i}", lines, comments)
+        else:
+            lines.append(f"{pad}-")
+            _sequence(item, indent + 2, f"{prefix}.{i}", lines, comments)
+
+
+def override_value(value: Any) -> str:
+    """A value in Hydra's override grammar (``choice(...)`` arguments): ``[16, 32]``, ``true``, ``'a b'``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(override_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {override_value(v)}" for k, v in value.items()) + "}"
+    text = str(value)
+    import re
+
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text) and text.lower() not in {"true", "false", "null", "nan", "inf"}:
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
