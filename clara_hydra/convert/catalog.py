@@ -1,0 +1,365 @@
+"""Class resolution: a Clara component's ``name``/``path`` and ``args`` -> a fully qualified target, checked.
+
+Pure functions over the signature index (:mod:`clara_hydra.convert.signatures`), which is loaded once per
+process and never imports torch, MONAI or ignite. Legacy names and arguments are rewritten by the tables of
+:mod:`clara_hydra.convert.legacy`; every rewrite, ambiguity and problem comes back as a
+:class:`~clara_hydra.errors.Diagnostic` with its JSON path.
+
+Preference order for a short name found in several modules (SPEC §1 policy): first the modules of the
+slot the component sits in (:data:`SLOT_MODULES`), then the global order
+:data:`~clara_hydra.convert.signatures.SEARCH_MODULES`. When the candidates are really different objects
+(not aliases of one class), an INFO diagnostic (rule ``ambiguous-name``) names the choice and the rest.
+
+Example:
+    >>> r = resolve_component("UNet", None, {"dimensions": 3}, json_path="train.model", slot="model", era="4.1")
+    >>> r.target, r.args, r.arg_map
+    ('monai.networks.nets.UNet', {'spatial_dims': 3}, {'dimensions': 'spatial_dims'})
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from clara_hydra.convert import legacy
+from clara_hydra.convert.signatures import SEARCH_MODULES, Signature, load_index
+from clara_hydra.errors import Diagnostic, Level, suggest
+
+ERAS = ("4.1", "4.0", "3.x")
+LIBRARIES = ("monai", "torch", "ignite")  # a `path` into these is ours to know, not a user requirement
+
+_METRICS = ("monai.handlers", "ignite.metrics")
+_TRANSFORMS = ("monai.transforms",)
+# Slot -> the modules searched first, in order. Why each: a metric slot holds ignite-style metric handlers
+# (MONAI's wrap MONAI metrics for engine output, ignite's are the fallback); an lr_scheduler is torch's
+# (monai.optimizers' ExponentialLR/LinearLR are LR-finder helpers with other args); a model is a MONAI
+# network before a torch layer; a loss is MONAI's before torch's.
+SLOT_MODULES: Mapping[str, tuple[str, ...]] = {
+    "loss": ("monai.losses", "torch.nn"),
+    "optimizer": ("monai.optimizers", "torch.optim"),
+    "lr_scheduler": ("torch.optim.lr_scheduler", "monai.optimizers"),
+    "model": ("monai.networks.nets", "torch.nn"),
+    "pre_transforms": _TRANSFORMS,
+    "post_transforms": _TRANSFORMS,
+    "dataset": ("monai.data",),
+    "dataloader": ("monai.data",),
+    "inferer": ("monai.inferers",),
+    "handlers": ("monai.handlers",),
+    "key_metric": _METRICS,
+    "additional_metrics": _METRICS,
+    "metrics": _METRICS,
+    "trainer": ("monai.engines",),
+    "evaluator": ("monai.engines",),
+}
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What a component resolved to.
+
+    Attributes:
+        target: fully qualified class or function; None when it cannot be resolved.
+        args: args after legacy rewrites (renamed keys, folded values); other values untouched.
+        arg_map: original arg name -> new arg name, for every original arg kept (identity included).
+        value_rewritten: original arg names whose value was transformed; a search on them cannot be carried over.
+        params: keyword parameter names of the target; None when unknown or when it takes ``**kwargs``.
+        checked: the args were checked against a real signature.
+        diagnostics: INFO per rewrite or ambiguity, WARNING for unchecked paths and legacy losses,
+            ERROR for an unknown class or argument.
+        requirement: module a user ``path`` needs at run time (for the report), else None.
+        missing_required: parameters without default that the args do not give (runtime wiring may supply them).
+    """
+
+    target: str | None
+    args: dict[str, Any]
+    arg_map: dict[str, str]
+    value_rewritten: frozenset[str]
+    params: frozenset[str] | None
+    checked: bool
+    diagnostics: tuple[Diagnostic, ...]
+    requirement: str | None = None
+    missing_required: frozenset[str] = field(default_factory=frozenset)
+
+
+def preference(slot: str | None) -> tuple[str, ...]:
+    """The module order used to resolve a short name in ``slot``: the slot's modules, then the global order."""
+    first = SLOT_MODULES.get(slot or "", ())
+    return first + tuple(m for m in SEARCH_MODULES if m not in first)
+
+
+@cache
+def known_short_names() -> frozenset[str]:
+    """Every short name a component may use: the indexed ones plus legacy MONAI names we rewrite."""
+    return frozenset(load_index().names) | frozenset(legacy.MONAI_BY_NAME)
+
+
+def accepts_arg(target: str, arg: str) -> bool | None:
+    """Whether ``target`` takes a keyword argument ``arg``; None when its signature is unknown.
+
+    ``arg`` is a name *after* rewrites: map an original Clara arg through :attr:`Resolution.arg_map` first.
+    """
+    sig = load_index().lookup(target)
+    if sig is None or sig.params is None:
+        return None
+    return sig.accepts_var_kwargs or arg in sig.names
+
+
+def _module_of(target: str) -> str:
+    return target.rsplit(".", 1)[0]
+
+
+def _choose(name: str, slot: str | None, json_path: str) -> tuple[str | None, list[Diagnostic]]:
+    """Pick the target of a short name by the slot-aware preference order."""
+    index = load_index()
+    candidates = index.names.get(name, ())
+    if not candidates:
+        return None, []
+    order = {m: i for i, m in enumerate(preference(slot))}
+    ranked = sorted(candidates, key=lambda t: order.get(_module_of(t), len(order)))
+    chosen = ranked[0]
+    origin = index.objects[chosen].origin
+    others = [t for t in ranked[1:] if index.objects[t].origin != origin]  # aliases of one class are no ambiguity
+    if not others:
+        return chosen, []
+    where = f"slot '{slot}'" if slot else "no slot"
+    diag = Diagnostic(
+        rule="ambiguous-name",
+        message=f"'{name}' exists as {', '.join([chosen, *others])}; chose {chosen} (preference order for {where})",
+        json_path=json_path,
+        fix=f'give `path` instead of `name` to pick another, e.g. "path": "{others[0]}"',
+        level=Level.INFO,
+    )
+    return chosen, [diag]
+
+
+def _unknown(name: str, json_path: str, era: str) -> Diagnostic:
+    hint = suggest(name, known_short_names())
+    if era == "3.x":  # a 3.x TensorFlow component we have no table entry for: reported, not an error
+        return Diagnostic(
+            rule="no-monai-counterpart",
+            message=f"3.x component '{name}' has no known MONAI counterpart" + (f"; {hint}" if hint else ""),
+            json_path=json_path,
+            fix="replace it with a MONAI component by hand",
+            level=Level.WARNING,
+        )
+    return Diagnostic(
+        rule="unknown-class",
+        message=f"unknown class '{name}': not in {', '.join(SEARCH_MODULES)}" + (f"; {hint}" if hint else ""),
+        json_path=json_path,
+        fix="correct the name, or give a `path` to your own class",
+    )
+
+
+def _check_args(
+    sig: Signature, args: Mapping[str, Any], arg_map: dict[str, str], json_path: str, drop_unknown: bool, old: str
+) -> tuple[dict[str, Any], dict[str, str], list[Diagnostic]]:
+    """Check (and generically rename) args against a real signature; returns new args, composed arg_map, diagnostics."""
+    names = sig.names
+    out: dict[str, Any] = {}
+    renamed: dict[str, str] = {}
+    diags: list[Diagnostic] = []
+    for arg, value in args.items():
+        where = f"{json_path}.args.{arg}"
+        if arg in names:
+            out[arg] = value
+            continue
+        new, why = legacy.ARG_RENAMES.get(arg, ("", ""))
+        if new and new in names and new not in args:
+            out[new] = value
+            renamed[arg] = new
+            diags.append(
+                Diagnostic(
+                    rule="rewrite",
+                    message=f"'{arg}' -> '{new}' for {sig.target}: {why}",
+                    json_path=where,
+                    level=Level.INFO,
+                )
+            )
+        elif sig.accepts_var_kwargs:
+            out[arg] = value  # the target takes **kwargs: nothing to check
+        elif drop_unknown:
+            renamed[arg] = ""
+            diags.append(
+                Diagnostic(
+                    rule="dropped-argument",
+                    message=f"{old} argument '{arg}' ({value!r}) has no counterpart in {sig.target}: dropped",
+                    json_path=where,
+                    fix=f"check that {sig.target} without '{arg}' does what you need",
+                    level=Level.WARNING,
+                )
+            )
+        else:
+            out[arg] = value
+            close = _close_args(arg, names)
+            hint = "; did you mean " + " or ".join(repr(c) for c in close) + "?" if close else ""
+            if close:
+                fix = f"rename '{arg}' to '{close[0]}'"
+            elif names:
+                fix = f"remove it; {sig.target} takes: {', '.join(sorted(names))}"
+            else:
+                fix = f"remove it; {sig.target} takes no keyword arguments"
+            diags.append(
+                Diagnostic(
+                    rule="unknown-argument",
+                    message=f"unknown argument '{arg}' for {sig.target}{hint}",
+                    json_path=where,
+                    fix=fix,
+                )
+            )
+    composed = {orig: renamed.get(mid, mid) for orig, mid in arg_map.items() if renamed.get(mid, mid)}
+    return out, composed, diags
+
+
+def _close_args(arg: str, names: frozenset[str]) -> list[str]:
+    """Close spellings of ``arg``; else names one is a prefix of the other (``probability``/``prob``)."""
+    close = [n for n in difflib.get_close_matches(arg, sorted(names), n=3, cutoff=0.6)]
+    return close or sorted(n for n in names if min(len(n), len(arg)) >= 3 and (n.startswith(arg) or arg.startswith(n)))
+
+
+def _strip_comments(args: Mapping[str, Any]) -> dict[str, Any]:
+    # Keys starting with `_` or `/` are comments in real Clara configs (SPEC §1), never constructor args.
+    return {k: v for k, v in args.items() if not str(k).startswith(("_", "/"))}
+
+
+def _unresolved(args: dict[str, Any], diags: list[Diagnostic], requirement: str | None = None) -> Resolution:
+    return Resolution(None, args, {a: a for a in args}, frozenset(), None, False, tuple(diags), requirement)
+
+
+def _resolve_path(path: str, args: dict[str, Any], json_path: str) -> Resolution:
+    sig = load_index().lookup(path)
+    if sig is not None:
+        return _finish(path, sig, args, {a: a for a in args}, frozenset(), [], json_path, False, path)
+    module = path.rpartition(".")[0]
+    top = path.split(".", 1)[0]
+    if not module:
+        diag = Diagnostic(
+            rule="invalid-path",
+            message=f"path '{path}' is not a dotted import path (module.Class)",
+            json_path=f"{json_path}.path",
+            fix="write the full import path, e.g. my_pkg.losses.MyLoss",
+        )
+        return _unresolved(args, [diag])
+    if top in LIBRARIES:
+        why, requirement = "it is outside the indexed modules", None
+    else:
+        requirement = module
+        try:  # find_spec of a top-level name locates the package without importing (running) user code
+            found = importlib.util.find_spec(top) is not None
+        except (ImportError, ValueError):
+            found = False
+        why = "user code is not imported at conversion" if found else f"module '{top}' is not importable here"
+    diag = Diagnostic(
+        rule="unchecked-path",
+        message=f"'{path}' is emitted as given; its arguments were not checked ({why})",
+        json_path=f"{json_path}.path",
+        fix=f"make sure '{module}' is importable where the run happens",
+        level=Level.WARNING,
+    )
+    return Resolution(path, args, {a: a for a in args}, frozenset(), None, False, (diag,), requirement)
+
+
+def _finish(
+    target: str,
+    sig: Signature,
+    args: dict[str, Any],
+    arg_map: dict[str, str],
+    value_rewritten: frozenset[str],
+    diags: list[Diagnostic],
+    json_path: str,
+    drop_unknown: bool,
+    old: str,
+) -> Resolution:
+    if sig.params is None:  # no readable signature: emit unchecked
+        return Resolution(target, args, arg_map, value_rewritten, None, False, tuple(diags))
+    args, arg_map, more = _check_args(sig, args, arg_map, json_path, drop_unknown, old)
+    params = None if sig.accepts_var_kwargs else sig.names
+    missing = sig.required - set(args)
+    return Resolution(target, args, arg_map, value_rewritten, params, True, tuple(diags + more), None, missing)
+
+
+def resolve_component(
+    name: str | None,
+    path: str | None,
+    args: Mapping[str, Any],
+    *,
+    json_path: str,
+    slot: str | None,
+    era: str,
+) -> Resolution:
+    """Resolve one Clara component and check its arguments.
+
+    Args:
+        name: the short class name, without a 3.x ``#alias`` suffix; only an identifier when ``path`` is given.
+        path: a dotted import path; when given it decides the class.
+        args: the component's ``args`` (``{}`` when absent); values are never interpreted.
+        json_path: where the component is (``train.model``); argument diagnostics add ``.args.<arg>``.
+        slot: the slot it sits in (``loss``, ``pre_transforms``, ``key_metric``, ...) or None.
+        era: ``"4.1"``, ``"4.0"`` or ``"3.x"``; 3.x names go through the TensorFlow-era tables first.
+
+    Returns:
+        A :class:`Resolution`; problems are diagnostics, never exceptions.
+
+    Raises:
+        ValueError: ``era`` is not one of :data:`ERAS` (a caller bug).
+    """
+    if era not in ERAS:
+        raise ValueError(f"era must be one of {ERAS}, got {era!r}")
+    clean = _strip_comments(args)
+    if path:
+        return _resolve_path(path, clean, json_path)
+    if not name:
+        diag = Diagnostic(
+            rule="missing-name",
+            message="component has neither `name` nor `path`",
+            json_path=json_path,
+            fix='add "name": "<Class>" or "path": "<module.Class>"',
+        )
+        return _unresolved(clean, [diag])
+    index = load_index()
+    rule: legacy.Rule | None = None
+    if era == "3.x" and name in legacy.TF_NO_COUNTERPART:
+        diag = Diagnostic(
+            rule="no-monai-counterpart",
+            message=f"3.x component '{name}' is not converted: {legacy.TF_NO_COUNTERPART[name]}",
+            json_path=json_path,
+            fix="replace it with a MONAI component by hand",
+            level=Level.WARNING,
+        )
+        return _unresolved(clean, [diag])
+    if era == "3.x" and name in legacy.TF_BY_NAME:
+        rule = legacy.TF_BY_NAME[name]
+    elif name in legacy.MONAI_BY_NAME:
+        candidate = legacy.MONAI_BY_NAME[name]
+        slot_ok = candidate.slots is None or slot in candidate.slots
+        # A removed name is rewritten; a current name only by a slot-bound rule or a fold on the class itself.
+        removed = name not in index.names
+        same = candidate.new is not None and legacy.short(candidate.new) == name
+        if slot_ok and (removed or candidate.slots is not None or same):
+            rule = candidate
+    if rule is not None and rule.new is not None:
+        rewrite = legacy.apply_rule(rule, clean, json_path)
+        sig = index.lookup(rule.new)
+        if sig is None:  # a table entry the installed MONAI lacks: say so rather than crash
+            diag = _unknown(name, json_path, era)
+            return _unresolved(clean, [*rewrite.diagnostics, diag])
+        return _finish(
+            rule.new,
+            sig,
+            rewrite.args,
+            rewrite.arg_map,
+            rewrite.value_rewritten,
+            list(rewrite.diagnostics),
+            json_path,
+            rule.drop_unknown,
+            rule.old,
+        )
+    target, diags = _choose(name, slot, json_path)
+    if target is None:
+        return _unresolved(clean, [_unknown(name, json_path, era)])
+    return _finish(
+        target, index.objects[target], clean, {a: a for a in clean}, frozenset(), diags, json_path, False, name
+    )
