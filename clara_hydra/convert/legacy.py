@@ -200,13 +200,15 @@ ARG_RENAMES: Mapping[str, tuple[str, str]] = {
     "do_softmax": ("softmax", "losses renamed 'do_softmax' to 'softmax' in MONAI 0.3"),
 }
 
-_TF = {"fields": "keys", "probability": "prob"}  # the 3.x spelling of MONAI's dictionary-transform args
 _FINAL_ACT = "MONAI networks return logits: add sigmoid/softmax to the loss and an Activationsd post-transform"
 
 
-def _tf(old: str, new: str, why: str, **kw: Any) -> Rule:
-    renames = {**_TF, **kw.pop("renames", {})}
-    return Rule(old, new, why, renames=renames, drop_unknown=True, **kw)
+def _tf(old: str, new: str, why: str, *, fields: bool = True, prob: bool = False, **kw: Any) -> Rule:
+    """A 3.x rule. ``fields``/``prob``: the target takes ``keys``/``prob`` for 3.x ``fields``/``probability``."""
+    common = {"fields": "keys"} if fields else {}
+    if prob:
+        common["probability"] = "prob"
+    return Rule(old, new, why, renames={**common, **kw.pop("renames", {})}, drop_unknown=True, **kw)
 
 
 # Clara 3.x (TensorFlow) components with an evident MONAI counterpart. Applied only to 3.x configs, before
@@ -240,6 +242,7 @@ TF_RULES: tuple[Rule, ...] = (
         "FastPosNegRatioCropROI",
         _T + "RandCropByPosNegLabeld",
         "crops centred on foreground/background with ratio pos:neg",
+        fields=False,
         renames={
             "image_field": "keys",
             "label_field": "label_key",
@@ -252,13 +255,14 @@ TF_RULES: tuple[Rule, ...] = (
             for a in ("deform", "rotation", "rotation_degree", "scale", "scale_factor", "fast_crop")
         },
     ),
-    _tf("RandomAxisFlip", _T + "RandAxisFlipd", "flips along one random axis"),
-    _tf("RandomSpatialFlip", _T + "RandFlipd", "random flip of the spatial axes"),
-    _tf("AddGaussianNoise", _T + "RandGaussianNoised", "adds Gaussian noise with a probability"),
+    _tf("RandomAxisFlip", _T + "RandAxisFlipd", "flips along one random axis", prob=True),
+    _tf("RandomSpatialFlip", _T + "RandFlipd", "random flip of the spatial axes", prob=True),
+    _tf("AddGaussianNoise", _T + "RandGaussianNoised", "adds Gaussian noise with a probability", prob=True),
     _tf(
         "Dice",
         "monai.losses.DiceLoss",
         "soft Dice loss",
+        fields=False,
         renames={"skip_background": "include_background", "is_onehot_targets": "to_onehot_y"},
         folds=(_negate("skip_background", "include_background"), _negate("is_onehot_targets", "to_onehot_y")),
         caveat="Clara's Dice took activated outputs; set sigmoid or softmax on DiceLoss if the network returns logits",
@@ -267,6 +271,7 @@ TF_RULES: tuple[Rule, ...] = (
         "Focal",
         "monai.losses.FocalLoss",
         "focal loss",
+        fields=False,
         renames={"skip_background": "include_background"},
         folds=(_negate("skip_background", "include_background"),),
     ),
@@ -274,6 +279,7 @@ TF_RULES: tuple[Rule, ...] = (
         "SegResnet",
         "monai.networks.nets.SegResNet",
         "the same residual encoder-decoder (without the VAE branch)",
+        fields=False,
         renames={"num_classes": "out_channels", "use_group_norm": "norm", "use_group_normG": "norm"},
         folds=(
             _comma_ints("blocks_down"),
@@ -290,6 +296,7 @@ TF_RULES: tuple[Rule, ...] = (
         "ReducePoly",
         "torch.optim.lr_scheduler.PolynomialLR",
         "polynomial decay of the learning rate",
+        fields=False,
         renames={"poly_power": "power"},
         add={"total_iters": "{epochs}"},
         caveat="total_iters is set to {epochs}: the decay reaches zero at the last epoch, as Clara's did",
