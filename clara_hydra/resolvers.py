@@ -35,7 +35,12 @@ def job_dir(sub: str = "") -> str:
     """``<hydra job output dir>/<sub>`` inside a Hydra job, else ``<cwd>/<sub>``."""
     from hydra.core.hydra_config import HydraConfig
 
-    base = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path.cwd()
+    base = Path.cwd()
+    if HydraConfig.initialized():
+        try:
+            base = Path(HydraConfig.get().runtime.output_dir)
+        except Exception:  # `--cfg job --resolve` prints before a job folder exists (output_dir is still ???)
+            base = Path.cwd()
     return str(base / sub) if sub else str(base)
 
 

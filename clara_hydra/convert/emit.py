@@ -15,7 +15,7 @@ from clara_hydra.convert.lower import Lowering
 from clara_hydra.convert.model import AutomlSettings, ClaraConfig, SlotKind
 from clara_hydra.convert.search import Dimension
 from clara_hydra.convert.yamlout import dump, override_value, scalar
-from clara_hydra.keywords import Sweep
+from clara_hydra.keywords import Emitted, Sweep
 
 #: Clara output variables whose relative values live inside the Hydra job's output folder.
 JOB_DIR_VARIABLES = {"MMAR_CKPT_DIR": "models", "MMAR_EVAL_OUTPUT_PATH": "eval"}
@@ -92,7 +92,9 @@ def emit_tree(low: Lowering, groups: list[Group], variables_of: Callable[[], Var
         for option, values in g.options:
             opt: dict[str, Any] = dict(values)
             if g.slot is not None and g.members is not None:
-                _put(opt, g.slot.section, g.slot.name, low.component(g.members[option]))
+                node = low.component(g.members[option])
+                node.pop(Emitted.DISABLED, None)  # the option *is* the enabled alternative
+                _put(opt, g.slot.section, g.slot.name, node)
             text = dump(opt, ["@package _global_", *header(config, f"Option '{option}' of group '{g.name}'.")])
             group_files[f"{g.name}/{option}.yaml"] = text
     variables = variables_of()

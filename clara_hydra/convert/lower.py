@@ -71,8 +71,17 @@ class Lowering:
         self._attributes(comp, node)
         args = dict(res.args) if res is not None else dict(comp.args)
         arg_map = res.arg_map if res is not None else {k: k for k in comp.args}
-        bound = {arg_map.get(arg, arg): key for (path, arg), key in self.plan.bindings.items()
-                 if path == comp.json_path and arg != Clara.DISABLED_ARG}
+        bound: dict[str, str] = {}
+        for (path, arg), key in self.plan.bindings.items():
+            if path != comp.json_path or arg == Clara.DISABLED_ARG:
+                continue
+            new = arg_map.get(arg)
+            if new is None and arg in comp.args:  # dropped by a legacy rewrite: the searched value has no home
+                self.problem("search-on-dropped-arg", f"'{arg}' of {comp.display} is searched or applied, but it has "
+                             f"no counterpart in {res.target if res else '?'} and was dropped; the value of '{key}' "
+                             "does not reach this component", join(comp.json_path, Clara.ARGS), level=Level.WARNING)
+                continue
+            bound[new or arg] = key
         if res is not None:
             for (path, arg) in self.plan.bindings:
                 if path == comp.json_path and arg in res.value_rewritten:

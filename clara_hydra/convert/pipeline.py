@@ -65,16 +65,18 @@ def convert_documents(train: Document, env: Document | None = None, automl: Docu
         InputFileError: a document is not valid JSON.
     """
     sets = dict(sets or {})
+    doc = train.load()
+    _check_kind(doc, train.name)
     parser = Parser(train.name)
-    config = parser.parse(train.load(), train.data)
+    config = parser.parse(doc, train.data)
     diagnostics = list(parser.diagnostics)
     env_values: dict[str, Any] = {}
     if env is not None:
-        doc = env.load()
-        if not isinstance(doc, dict):
+        env_doc = env.load()
+        if not isinstance(env_doc, dict):
             raise ConfigError([Diagnostic("not-an-object", "environment.json must be a JSON object", "$",
                                           file=env.name)])
-        env_values = {k: v for k, v in doc.items() if not k.startswith(("_", "/"))}
+        env_values = {k: v for k, v in env_doc.items() if not k.startswith(("_", "/"))}
     settings: AutomlSettings | None = None
     if automl is not None:
         settings, automl_diags = parse_automl(automl.load(), automl.name)
@@ -130,3 +132,19 @@ def convert_documents(train: Document, env: Document | None = None, automl: Docu
     conv.report = render_report(conv, groups, settings)
     conv.files["conversion_report.md"] = conv.report
     return conv
+
+
+def _check_kind(doc: Any, name: str) -> None:
+    """Refuse an environment.json or config_automl.json given where a training config is expected."""
+    if not isinstance(doc, dict) or any(k in doc for k in ("train", "validate", "search", "evaluator", "trainer")):
+        return
+    if {"controller", "executor"} & doc.keys():
+        raise ConfigError([Diagnostic("not-a-training-config", "this is a config_automl.json (it has "
+                                      "'controller'/'executor'), not a training config", "$",
+                                      "pass it with --automl next to the training config: clara-hydra convert "
+                                      "config_train.json --automl config_automl.json", file=name)])
+    if doc and all(not isinstance(v, (dict, list)) for v in doc.values()) and any(k.isupper() for k in doc):
+        raise ConfigError([Diagnostic("not-a-training-config", f"this looks like an environment.json (only "
+                                      f"variables: {sorted(doc)[:6]}), not a training config", "$",
+                                      "pass it with --env next to the training config, or convert the MMAR folder",
+                                      file=name)])

@@ -10,7 +10,7 @@ arguments or ``@disabled``; searched names without a value take the first choice
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from clara_hydra.convert.jsonpath import join
@@ -84,8 +84,22 @@ class SearchBinder:
         comps = [c for c in self.config.components() if c.ref is None]
         self._declare_aliases(comps)
         for comp in comps:
-            for spec in comp.searches:
-                self._component_search(comp, spec)
+            later: dict[str, str] = {}  # arg -> json path of the last entry searching it
+            overridden: dict[int, set[str]] = {}
+            for i in range(len(comp.searches) - 1, -1, -1):
+                spec = comp.searches[i]
+                for arg in spec.args:
+                    if arg.name in later:
+                        overridden.setdefault(i, set()).add(arg.name)
+                        self.problem("searched-twice", f"'{arg.name}' of {comp.display} is also searched by the later "
+                                     f"entry {later[arg.name]}; Clara applied entries in order, so the later one "
+                                     "wins and this entry's value for it is not used", spec.json_path,
+                                     "search each argument in one entry (a joint enum if they change together)",
+                                     Level.WARNING)
+                    else:
+                        later[arg.name] = spec.json_path
+            for i, spec in enumerate(comp.searches):
+                self._component_search(comp, _without(spec, overridden.get(i, set())))
         for comp in comps:
             self._apply(comp, first_level_names)
         return self.plan
@@ -140,7 +154,9 @@ class SearchBinder:
                                      f"searches: {_describe(first)} at {first.json_path} and {_describe(spec)}",
                                      where, "use one definition and 'apply' the alias at the other site")
 
-    def _component_search(self, comp: Component, spec: SearchSpec) -> None:
+    def _component_search(self, comp: Component, spec: SearchSpec | None) -> None:
+        if spec is None:
+            return
         params = self.params_of(comp)
         keys: list[str] = []
         shared = False
@@ -237,6 +253,19 @@ class SearchBinder:
                              "keep one of the two")
                 continue
             self.plan.bindings[(comp.json_path, target)] = name
+
+
+def _without(spec: SearchSpec, names: set[str]) -> SearchSpec | None:
+    """The entry without the args a later entry overrides (None when nothing is left)."""
+    if not names:
+        return spec
+    keep = [i for i, a in enumerate(spec.args) if a.name not in names]
+    if not keep:
+        return None
+    if spec.type == "float":
+        return spec
+    choices = tuple(dict.fromkeys(tuple(c[i] for i in keep) for c in spec.targets))
+    return replace(spec, args=tuple(spec.args[i] for i in keep), targets=choices)
 
 
 def _same_definition(a: SearchSpec, b: SearchSpec, alias: str) -> bool:

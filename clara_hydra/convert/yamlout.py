@@ -110,7 +110,10 @@ def _sequence(items: Any, indent: int, prefix: str, lines: list[str], comments: 
         return
     for i, item in enumerate(items):
         inline = _flow(item)
-        if inline is not None or _is_scalar(item):
+        if isinstance(item, Mapping) and len(item) == 1 and _is_scalar(next(iter(item.values()))):
+            (k, v), = item.items()
+            lines.append(f"{pad}- {scalar(k)}: {scalar(v)}")  # defaults-list entries read best inline
+        elif inline is not None or _is_scalar(item):
             lines.append(f"{pad}- {inline if inline is not None else scalar(item)}")
         elif isinstance(item, Mapping):
             lines.append(f"{pad}-")
