@@ -64,6 +64,8 @@ def _onehot(v: Mapping[str, Any]) -> dict[str, Any]:
     n = v.get("n_classes", v.get("num_classes"))
     if "to_onehot" not in v:
         return {}
+    if n is None and not is_concrete(v["to_onehot"]):
+        return {"to_onehot": v["to_onehot"]}  # a placeholder alone is today's spelling already: leave it
     onehot = _concrete(v["to_onehot"], "to_onehot")
 
     def one(flag: Any) -> Any:
@@ -369,11 +371,11 @@ def apply_rule(rule: Rule, args: Mapping[str, Any], json_path: str) -> Rewrite:
         present = {a: args[a] for a in fold.reads if a in args}
         if not present:
             continue
-        consumed.update(present)
-        rewritten.update(present)
         try:
             new = fold.func(present)
         except Unfoldable as exc:
+            consumed.update(present)
+            rewritten.update(present)
             diags.append(
                 Diagnostic(
                     rule="unfoldable-legacy-value",
@@ -384,6 +386,10 @@ def apply_rule(rule: Rule, args: Mapping[str, Any], json_path: str) -> Rewrite:
                 )
             )
             continue
+        if new == present:  # already today's spelling (`to_onehot: 2`): nothing to rewrite
+            continue
+        consumed.update(present)
+        rewritten.update(present)
         out.update(new)
         arg_map.update({a: rule.renames.get(a, a) for a in present if rule.renames.get(a, a) in new})
         changes.append(f"{_show(present)} -> {_show(new) or 'removed'} ({fold.why})")

@@ -218,6 +218,17 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, Any], dict[str, str], set[
         set(),
         ["rewrite", "legacy-caveat"],
     ),
+    # Already today's spelling, or a placeholder with nothing to fold: untouched, not reported.
+    ("monai", "AsDiscreted", {"keys": "pred", "to_onehot": 2}, {"keys": "pred", "to_onehot": 2}, None, set(), []),
+    (
+        "monai",
+        "AsDiscreted",
+        {"keys": "pred", "to_onehot": "{N}"},
+        {"keys": "pred", "to_onehot": "{N}"},
+        None,
+        set(),
+        [],
+    ),
     # Placeholders are never folded: the argument is dropped with a warning instead of guessed.
     (
         "tf",
