@@ -43,8 +43,11 @@ def _convert(args: argparse.Namespace) -> int:
     write_tree(conv.files, args.output)
     if not args.quiet:
         print(conv.report)
-    print(f"wrote {len(conv.files)} file(s) to {args.output}/ ({conv.dimensions} search dimension(s), "
-          f"{conv.points} discrete point(s))", file=sys.stderr)
+    print(
+        f"wrote {len(conv.files)} file(s) to {args.output}/ ({conv.dimensions} search dimension(s), "
+        f"{conv.points} discrete point(s))",
+        file=sys.stderr,
+    )
     return 0
 
 

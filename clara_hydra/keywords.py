@@ -103,8 +103,18 @@ class Emitted:
     COMPOSE: Final = "_compose_"
     LIST: Final = "_list_"
     ALLOW: Final = "_allow_"
-    MARKERS: Final = ("_target_", "_partial_", "_args_", "_ref_", "_config_", "_disabled_", "_rank_", "_one_of_",
-                         "_compose_", "_list_")
+    MARKERS: Final = (
+        "_target_",
+        "_partial_",
+        "_args_",
+        "_ref_",
+        "_config_",
+        "_disabled_",
+        "_rank_",
+        "_one_of_",
+        "_compose_",
+        "_list_",
+    )
 
 
 class Sweep:

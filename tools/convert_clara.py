@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from clara_hydra.cli import main  # noqa: E402
+from clara_hydra.cli import main
 
 if __name__ == "__main__":
     argv = sys.argv[1:]

@@ -65,14 +65,22 @@ def check_alternatives(config: ClaraConfig, plan: SearchPlan, defaults: Mapping[
             if len(enabled) == 1:
                 continue
             where = "the default values" if not point else ", ".join(f"{k}={_show(v)}" for k, v in point.items())
-            msg = (f"slot '{slot.hydra_key}' must have exactly one enabled alternative, got {len(enabled)}"
-                   f" ({', '.join(c.display for c in enabled) or 'none'}) at {where}")
+            msg = (
+                f"slot '{slot.hydra_key}' must have exactly one enabled alternative, got {len(enabled)}"
+                f" ({', '.join(c.display for c in enabled) or 'none'}) at {where}"
+            )
             if msg in seen:
                 continue
             seen.add(msg)
-            out.append(Diagnostic("exactly-one-enabled", msg, slot.json_path,
-                                  "make every choice of the one-hot search enable exactly one member",
-                                  file=config.file))
+            out.append(
+                Diagnostic(
+                    "exactly-one-enabled",
+                    msg,
+                    slot.json_path,
+                    "make every choice of the one-hot search enable exactly one member",
+                    file=config.file,
+                )
+            )
     return out
 
 
@@ -88,19 +96,26 @@ def lower_groups(config: ClaraConfig, plan: SearchPlan, defaults: Mapping[str, A
     return groups
 
 
-def _one_hot(config: ClaraConfig, plan: SearchPlan, dim: Dimension, defaults: Mapping[str, Any],
-             taken: set[str]) -> Group | None:
+def _one_hot(
+    config: ClaraConfig, plan: SearchPlan, dim: Dimension, defaults: Mapping[str, Any], taken: set[str]
+) -> Group | None:
     if any(k not in plan.variables and k not in config.first_level for k in dim.keys):
         return None
-    slots = [s for s in config.slots if s.kind is SlotKind.SINGLE and s.is_list and s.components
-             and all(disabled_key(c, plan)[0] in dim.keys for c in s.components)]
+    slots = [
+        s
+        for s in config.slots
+        if s.kind is SlotKind.SINGLE
+        and s.is_list
+        and s.components
+        and all(disabled_key(c, plan)[0] in dim.keys for c in s.components)
+    ]
     if len(slots) != 1:
         return None
     slot = slots[0]
     options: list[tuple[str, Mapping[str, Any]]] = []
     members: dict[str, Component] = {}
     for choice in dim.targets:
-        values = {**defaults, **dict(zip(dim.keys, choice))}
+        values = {**defaults, **dict(zip(dim.keys, choice, strict=False))}
         enabled = [c for c in slot.components if not is_disabled(c, plan, values)]
         if len(enabled) != 1:
             return None  # reported by check_alternatives
@@ -108,7 +123,7 @@ def _one_hot(config: ClaraConfig, plan: SearchPlan, dim: Dimension, defaults: Ma
         if name in members:
             name = f"{name}_{len(options)}"
         members[name] = enabled[0]
-        options.append((name, dict(zip(dim.keys, choice))))
+        options.append((name, dict(zip(dim.keys, choice, strict=False))))
     enabled_now = [c for c in slot.components if not is_disabled(c, plan, defaults)]
     default = next((n for n, c in members.items() if enabled_now and c is enabled_now[0]), options[0][0])
     name = slot.name if slot.section in (None, Clara.TRAIN) else f"{slot.section}_{slot.name}"
@@ -128,7 +143,7 @@ def _generic(dim: Dimension, taken: set[str]) -> Group:
         if opt in used:
             opt = f"{opt}_{len(options)}"
         used.add(opt)
-        options.append((opt, dict(zip(dim.keys, choice))))
+        options.append((opt, dict(zip(dim.keys, choice, strict=False))))
     return Group(name, dim, tuple(options), None)
 
 

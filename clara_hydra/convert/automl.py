@@ -35,29 +35,53 @@ def parse_automl(doc: Any, file: str) -> tuple[AutomlSettings, list[Diagnostic]]
             keep = args.get("num_mmars_to_keep")
             stop = args.get("stop_threshold")
             for k in sorted(set(args) - {"num_mmars_to_keep", "stop_threshold"}):
-                note("automl-not-needed", f"MMARHandler.{k} has no counterpart (Hydra owns job folders and configs)",
-                     join(join(path, "args"), k))
+                note(
+                    "automl-not-needed",
+                    f"MMARHandler.{k} has no counterpart (Hydra owns job folders and configs)",
+                    join(join(path, "args"), k),
+                )
         elif name not in _KNOWN_HANDLERS:
-            note("automl-not-carried", f"AutoML handler {name!r} is not carried over", path, Level.WARNING,
-                 "re-implement it as an Optuna callback if you need it")
+            note(
+                "automl-not-carried",
+                f"AutoML handler {name!r} is not carried over",
+                path,
+                Level.WARNING,
+                "re-implement it as an Optuna callback if you need it",
+            )
     executor = doc.get("executor") or {}
     if isinstance(executor, dict):
         remove = (executor.get("args") or {}).get("remove_search_augs")
         if remove is False:
-            note("automl-remove-search-augs", "remove_search_augs=false is not carried over: composed configs never "
-                 "contain search keys", "executor.args.remove_search_augs", Level.WARNING)
+            note(
+                "automl-remove-search-augs",
+                "remove_search_augs=false is not carried over: composed configs never contain search keys",
+                "executor.args.remove_search_augs",
+                Level.WARNING,
+            )
     ctrl = doc.get("controller") or {}
     if isinstance(ctrl, dict):
         controller = ctrl.get("path") or ctrl.get("name")
         max_rounds = (ctrl.get("args") or {}).get("max_rounds")
         if ctrl.get("path"):
-            note("automl-not-carried", f"your own controller {ctrl['path']!r} is replaced by Optuna's sampler",
-                 "controller.path", Level.WARNING, "choose hydra/sweeper/sampler=tpe|random|grid|cmaes|...")
+            note(
+                "automl-not-carried",
+                f"your own controller {ctrl['path']!r} is replaced by Optuna's sampler",
+                "controller.path",
+                Level.WARNING,
+                "choose hydra/sweeper/sampler=tpe|random|grid|cmaes|...",
+            )
         elif controller:
-            note("automl-controller", f"Clara's {controller} is replaced by Optuna's sampler (TPE, or grid for an "
-                 "enum-only space)", "controller", Level.INFO)
-    for key, value in ((join("controller.args", "max_rounds"), max_rounds), ("stop_threshold", stop),
-                       ("num_mmars_to_keep", keep)):
+            note(
+                "automl-controller",
+                f"Clara's {controller} is replaced by Optuna's sampler (TPE, or grid for an enum-only space)",
+                "controller",
+                Level.INFO,
+            )
+    for key, value in (
+        (join("controller.args", "max_rounds"), max_rounds),
+        ("stop_threshold", stop),
+        ("num_mmars_to_keep", keep),
+    ):
         if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
             note("bad-automl-value", f"{key} must be a number, got {value!r}", key, Level.ERROR)
     return AutomlSettings(max_rounds, stop, keep, remove, controller), diags

@@ -49,8 +49,14 @@ def sweep_expression(dim: Dimension, group: Group | None) -> str:
     return f"{Sweep.CHOICE}({', '.join(override_value(choice[0]) for choice in dim.targets)})"
 
 
-def emit_tree(low: Lowering, groups: list[Group], variables_of: Callable[[], Variables],
-              automl: AutomlSettings | None, study_name: str, sets: Mapping[str, Any]) -> dict[str, str]:
+def emit_tree(
+    low: Lowering,
+    groups: list[Group],
+    variables_of: Callable[[], Variables],
+    automl: AutomlSettings | None,
+    study_name: str,
+    sets: Mapping[str, Any],
+) -> dict[str, str]:
     """All files of the tree, ``{relative path: YAML text}``.
 
     ``variables_of`` is called after every component was lowered, so it sees every variable they use.
@@ -64,7 +70,7 @@ def emit_tree(low: Lowering, groups: list[Group], variables_of: Callable[[], Var
     defaults: list[Any] = ["_self_"]
     for g in groups:
         defaults.append({g.name: g.default})
-    defaults.append({f"override hydra/sweeper": Sweep.SWEEPER_NAME})
+    defaults.append({"override hydra/sweeper": Sweep.SWEEPER_NAME})
     if plan.dimensions and all(d.type == "enum" for d in plan.dimensions):
         defaults.append({"override hydra/sweeper/sampler": "grid"})
         comments["defaults"] = "enum-only search space: Clara ran every combination (grid)"
@@ -80,7 +86,8 @@ def emit_tree(low: Lowering, groups: list[Group], variables_of: Callable[[], Var
             _put(body, slot.section, "key_metric", key_metric)
             _put(body, slot.section, "additional_metrics", others)
             comments[f"{slot.section}.key_metric" if slot.section else "key_metric"] = (
-                "Clara 4.0 'metrics' list, split by is_key_metric")
+                "Clara 4.0 'metrics' list, split by is_key_metric"
+            )
             continue
         _put(body, slot.section, slot.name, value)
     for key, raw in config.unknown_sections.items():
@@ -162,7 +169,7 @@ def _put(root: dict[str, Any], section: str | None, name: str, value: Any) -> No
 def _split_metrics(slot: Any, value: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     key_metric: dict[str, Any] = {}
     others: dict[str, Any] = {}
-    for comp, (label, node) in zip(slot.components, value.items()):
+    for comp, (label, node) in zip(slot.components, value.items(), strict=False):
         (key_metric if comp.attributes.get("is_key_metric") is True else others)[label] = node
     if not key_metric and others:
         label = next(iter(others))

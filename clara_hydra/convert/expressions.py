@@ -42,7 +42,7 @@ def lower_expression(text: str) -> tuple[str | None, dict[str, Any]]:
 
     Returns:
         ``(slot_ref, node)``: ``slot_ref`` is the slot name the node must reference (``model`` for
-        ``#@model.parameters()``) or None; ``node`` is the emitted value (with a placeholder ``_ref_`` the caller fills).
+        ``#@model.parameters()``) or None; ``node`` is the emitted value (the caller fills its reference).
 
     Raises:
         UnsupportedExpression: the text matches no known pattern.
@@ -89,7 +89,7 @@ def _lower_call(source: str, original: str) -> dict[str, Any]:
         names = ["keys", "first"]
         if len(args) > len(names):
             raise UnsupportedExpression(original)
-        kwargs = {**dict(zip(names, args)), **kwargs}
+        kwargs = {**dict(zip(names, args, strict=False)), **kwargs}
         return from_engine(list(kwargs.get("keys", [])), bool(kwargs.get("first", False)))
     if args:  # positional arguments of arbitrary callables cannot be named without importing them
         raise UnsupportedExpression(original)

@@ -38,14 +38,22 @@ def find_inputs(source: str | Path) -> tuple[Path, Path | None, Path | None]:
     raise InputFileError(f"{src}: not a Clara MMAR folder (no config/config_train.json); pass the config file itself")
 
 
-def convert_path(source: str | Path, env: str | Path | None = None, automl: str | Path | None = None,
-                 sets: Mapping[str, Any] | None = None) -> Conversion:
+def convert_path(
+    source: str | Path,
+    env: str | Path | None = None,
+    automl: str | Path | None = None,
+    sets: Mapping[str, Any] | None = None,
+) -> Conversion:
     """Read the inputs (a config file or an MMAR folder) and convert them."""
     train, found_env, found_automl = find_inputs(source)
     env_path = env or found_env
     automl_path = automl or found_automl
-    return convert_documents(read_document(train), read_document(env_path) if env_path else None,
-                             read_document(automl_path) if automl_path else None, sets)
+    return convert_documents(
+        read_document(train),
+        read_document(env_path) if env_path else None,
+        read_document(automl_path) if automl_path else None,
+        sets,
+    )
 
 
 def write_tree(files: Mapping[str, str], out_dir: str | Path) -> list[Path]:

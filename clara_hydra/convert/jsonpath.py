@@ -18,7 +18,7 @@ _CAMEL_2 = re.compile(r"([a-z0-9])([A-Z])")
 
 def snake(name: str) -> str:
     """``RandCropByPosNegLabeld`` -> ``rand_crop_by_pos_neg_labeld``; ``UNet`` -> ``unet``."""
-    if name.isupper() or len(name) <= 4 and name[:1].isupper() and name[1:].lower() != name[1:]:
+    if name.isupper() or (len(name) <= 4 and name[:1].isupper() and name[1:].lower() != name[1:]):
         return name.lower()
     text = _CAMEL_1.sub(r"\1_\2", name)
     text = _CAMEL_2.sub(r"\1_\2", text)

@@ -43,10 +43,11 @@ class Lowering:
     def resolve(self, comp: Component) -> Resolution | None:
         if comp.json_path in self.resolutions:
             return self.resolutions[comp.json_path]
-        if comp.ref is not None or comp.name is None and comp.class_path is None:
+        if comp.ref is not None or (comp.name is None and comp.class_path is None):
             return None
-        res = resolve_component(comp.name, comp.class_path, comp.args, json_path=comp.json_path, slot=comp.slot,
-                                era=self.config.era.value)
+        res = resolve_component(
+            comp.name, comp.class_path, comp.args, json_path=comp.json_path, slot=comp.slot, era=self.config.era.value
+        )
         self.resolutions[comp.json_path] = res
         self.diagnostics.extend(_with_file(res.diagnostics, self.config.file))
         if res.requirement:
@@ -77,17 +78,26 @@ class Lowering:
                 continue
             new = arg_map.get(arg)
             if new is None and arg in comp.args:  # dropped by a legacy rewrite: the searched value has no home
-                self.problem("search-on-dropped-arg", f"'{arg}' of {comp.display} is searched or applied, but it has "
-                             f"no counterpart in {res.target if res else '?'} and was dropped; the value of '{key}' "
-                             "does not reach this component", join(comp.json_path, Clara.ARGS), level=Level.WARNING)
+                self.problem(
+                    "search-on-dropped-arg",
+                    f"'{arg}' of {comp.display} is searched or applied, but it has "
+                    f"no counterpart in {res.target if res else '?'} and was dropped; the value of '{key}' "
+                    "does not reach this component",
+                    join(comp.json_path, Clara.ARGS),
+                    level=Level.WARNING,
+                )
                 continue
             bound[new or arg] = key
         if res is not None:
-            for (path, arg) in self.plan.bindings:
+            for path, arg in self.plan.bindings:
                 if path == comp.json_path and arg in res.value_rewritten:
-                    self.problem("search-on-rewritten-arg", f"'{arg}' of {comp.display} is searched or applied, but "
-                                 f"its value is rewritten for today's MONAI, so the search cannot be carried over",
-                                 join(comp.json_path, Clara.ARGS), "search the new argument instead")
+                    self.problem(
+                        "search-on-rewritten-arg",
+                        f"'{arg}' of {comp.display} is searched or applied, but "
+                        f"its value is rewritten for today's MONAI, so the search cannot be carried over",
+                        join(comp.json_path, Clara.ARGS),
+                        "search the new argument instead",
+                    )
         for name, value in args.items():
             if name in bound:
                 node[name] = "${" + bound[name] + "}"
@@ -136,7 +146,9 @@ class Lowering:
         else:
             node[Emitted.TARGET] = "clara_hydra.expressions.model_from_checkpoint"
             self._attributes(comp, node)
-            node["ckpt_path"] = self.value(comp.attributes[Clara.CKPT_PATH], comp, join(comp.json_path, Clara.CKPT_PATH))
+            node["ckpt_path"] = self.value(
+                comp.attributes[Clara.CKPT_PATH], comp, join(comp.json_path, Clara.CKPT_PATH)
+            )
         return node
 
     # -- values --------------------------------------------------------------------------------------------------
@@ -153,10 +165,16 @@ class Lowering:
 
     def _nested(self, value: Mapping[str, Any], owner: Component | None, path: str) -> dict[str, Any]:
         name = value.get(Clara.NAME)
-        nested = Component(path, owner.section if owner else None, owner.slot if owner else "", "nested",
-                           name if isinstance(name, str) else None, value.get(Clara.PATH),
-                           args=value.get(Clara.ARGS) or {},
-                           attributes={k: value[k] for k in Clara.ATTRIBUTES if k in value})
+        nested = Component(
+            path,
+            owner.section if owner else None,
+            owner.slot if owner else "",
+            "nested",
+            name if isinstance(name, str) else None,
+            value.get(Clara.PATH),
+            args=value.get(Clara.ARGS) or {},
+            attributes={k: value[k] for k in Clara.ATTRIBUTES if k in value},
+        )
         return self.component(nested)
 
     def _string(self, text: str, comp: Component | None, path: str) -> Any:
@@ -169,9 +187,12 @@ class Lowering:
             try:
                 slot_name, node = lower_expression(text)
             except UnsupportedExpression:
-                self.problem("unsupported-expression", f"expression {text!r} matches no known Clara pattern and is "
-                             "never evaluated", path,
-                             "replace it with an importable function: {\"path\": \"my_pkg.module.function\", ...}")
+                self.problem(
+                    "unsupported-expression",
+                    f"expression {text!r} matches no known Clara pattern and is never evaluated",
+                    path,
+                    'replace it with an importable function: {"path": "my_pkg.module.function", ...}',
+                )
                 return "???"
             if slot_name is not None:
                 node["module"] = self.ref(slot_name, section, path)
@@ -192,8 +213,12 @@ class Lowering:
                 return {Emitted.REF: f"{sec}.{slot_name}" if sec else slot_name}
         slots = sorted({s.name for s in self.config.slots})
         hint = suggest(slot_name, slots)
-        self.problem("dangling-ref", f"reference '@{slot_name}' names no slot in {order}", path,
-                     hint or f"refer to one of {slots}")
+        self.problem(
+            "dangling-ref",
+            f"reference '@{slot_name}' names no slot in {order}",
+            path,
+            hint or f"refer to one of {slots}",
+        )
         return {Emitted.REF: "???"}
 
     # -- slots ---------------------------------------------------------------------------------------------------
@@ -207,12 +232,20 @@ class Lowering:
             return found[0]
         if not found:
             hint = suggest(target, sorted({x for c in pool for x in (c.name, c.label) if x}))
-            self.problem("dangling-ref", f"ref '{comp.ref}' matches no train component", join(comp.json_path, "ref"),
-                         hint or "name a component of the train section")
+            self.problem(
+                "dangling-ref",
+                f"ref '{comp.ref}' matches no train component",
+                join(comp.json_path, "ref"),
+                hint or "name a component of the train section",
+            )
         else:
             where = ", ".join(c.json_path for c in found)
-            self.problem("ambiguous-ref", f"ref '{comp.ref}' matches {len(found)} train components: {where}",
-                         join(comp.json_path, "ref"), "give the train components distinct labels (Name#label)")
+            self.problem(
+                "ambiguous-ref",
+                f"ref '{comp.ref}' matches {len(found)} train components: {where}",
+                join(comp.json_path, "ref"),
+                "give the train components distinct labels (Name#label)",
+            )
         return None
 
     def member(self, comp: Component) -> tuple[str, dict[str, Any]]:
@@ -227,7 +260,7 @@ class Lowering:
     def slot(self, slot: Slot, skip: frozenset[str] = frozenset()) -> Any:
         members = [self.member(c) for c in slot.components]
         if slot.kind is SlotKind.METRICS:
-            return {self._metric_label(c, key): node for c, (key, node) in zip(slot.components, members)}
+            return {self._metric_label(c, key): node for c, (key, node) in zip(slot.components, members, strict=False)}
         if slot.kind is SlotKind.TRANSFORMS:
             return {Emitted.COMPOSE: True, **dict(members)}
         if slot.kind is SlotKind.LIST or (slot.is_list and slot.kind is not SlotKind.SINGLE):

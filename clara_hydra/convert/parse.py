@@ -95,7 +95,7 @@ class Parser:
                     "bad-component",
                     f"a component is a JSON object with 'name' or 'path', got {_kind(item)}: {_short(item)}",
                     item_path,
-                    "write it as {\"name\": \"ClassName\", \"args\": {...}}",
+                    'write it as {"name": "ClassName", "args": {...}}',
                 )
                 continue
             comp = self._component(section, name, item, item_path, used)
@@ -116,26 +116,30 @@ class Parser:
                 return None
         if isinstance(name, str) and Clara.ALIAS_SEP in name:
             name, label = name.split(Clara.ALIAS_SEP, 1)
-        if name is None and class_path is None and ref is None:
-            if not (Clara.TS_PATH in item or Clara.CKPT_PATH in item):
-                self.problem(
-                    "missing-name",
-                    f"a component needs 'name' or 'path'; keys seen: {sorted(item)}",
-                    path,
-                    "add \"name\": \"ClassName\" (MONAI/torch short name) or \"path\": \"pkg.module.Class\"",
-                )
-                return None
+        loader = Clara.TS_PATH in item or Clara.CKPT_PATH in item  # 4.1 validation model loaders have no name
+        if name is None and class_path is None and ref is None and not loader:
+            self.problem(
+                "missing-name",
+                f"a component needs 'name' or 'path'; keys seen: {sorted(item)}",
+                path,
+                'add "name": "ClassName" (MONAI/torch short name) or "path": "pkg.module.Class"',
+            )
+            return None
         args = item.get(Clara.ARGS, {})
         if args is None:
             args = {}
         if not isinstance(args, dict):
-            self.problem("bad-args", f"'args' must be an object of keyword arguments, got {_kind(args)}",
-                         join(path, Clara.ARGS))
+            self.problem(
+                "bad-args", f"'args' must be an object of keyword arguments, got {_kind(args)}", join(path, Clara.ARGS)
+            )
             args = {}
         apply = item.get(Clara.APPLY, {}) or {}
         if not isinstance(apply, dict) or not all(isinstance(v, str) for v in apply.values()):
-            self.problem("bad-apply", f"'apply' maps argument names to searched names (strings), got {_short(apply)}",
-                         join(path, Clara.APPLY))
+            self.problem(
+                "bad-apply",
+                f"'apply' maps argument names to searched names (strings), got {_short(apply)}",
+                join(path, Clara.APPLY),
+            )
             apply = {}
         attributes = {k: item[k] for k in Clara.ATTRIBUTES if k in item}
         for key in item:
@@ -157,8 +161,9 @@ class Parser:
         if used[key] > 1:
             key = f"{key}_{used[key]}"
         searches = self._searches(item.get(Clara.SEARCH, []), join(path, Clara.SEARCH), owner=path)
-        return Component(path, section, slot, key, name, class_path, label, args, attributes, tuple(searches),
-                         apply, ref)
+        return Component(
+            path, section, slot, key, name, class_path, label, args, attributes, tuple(searches), apply, ref
+        )
 
     # -- search entries ------------------------------------------------------------------------------------------
     def _lr_search(self, value: Any) -> list[SearchSpec]:
@@ -166,17 +171,27 @@ class Parser:
         if not (isinstance(value, list) and len(value) == 2 and all(_is_number(v) for v in value)):
             self.problem("bad-lr-search", f"'lr_search' must be [min, max], got {_short(value)}", path)
             return []
-        self.problem("legacy-form", "'lr_search' is the 3.x form of a float search on learning_rate", path,
-                     "write {\"domain\": \"lr\", \"type\": \"float\", \"args\": [\"learning_rate\"], "
-                     "\"targets\": [min, max]} in the first-level 'search' list", Level.WARNING)
+        self.problem(
+            "legacy-form",
+            "'lr_search' is the 3.x form of a float search on learning_rate",
+            path,
+            'write {"domain": "lr", "type": "float", "args": ["learning_rate"], '
+            "\"targets\": [min, max]} in the first-level 'search' list",
+            Level.WARNING,
+        )
         return self._check_float(SearchArg("learning_rate"), value, path, "lr", None, legacy=True)
 
-    def _check_float(self, arg: SearchArg, targets: Any, path: str, domain: str, owner: str | None,
-                     legacy: bool = False) -> list[SearchSpec]:
+    def _check_float(
+        self, arg: SearchArg, targets: Any, path: str, domain: str, owner: str | None, legacy: bool = False
+    ) -> list[SearchSpec]:
         lo, hi = targets
         if lo > hi:
-            self.problem("float-bounds", f"float search needs min <= max, got min={lo} max={hi}",
-                         path if legacy else join(path, Clara.TARGETS), "swap the bounds")
+            self.problem(
+                "float-bounds",
+                f"float search needs min <= max, got min={lo} max={hi}",
+                path if legacy else join(path, Clara.TARGETS),
+                "swap the bounds",
+            )
             return []
         return [SearchSpec(path, domain, "float", (arg,), (lo, hi), owner, legacy)]
 
@@ -197,24 +212,37 @@ class Parser:
             return None
         domain = entry.get(Clara.DOMAIN)
         if domain not in Clara.DOMAINS:
-            self.problem("unknown-domain", f"search domain {domain!r} is not one of {list(Clara.DOMAINS)}",
-                         join(path, Clara.DOMAIN), "use lr, net or transform (the domain is only a label)",
-                         Level.WARNING)
+            self.problem(
+                "unknown-domain",
+                f"search domain {domain!r} is not one of {list(Clara.DOMAINS)}",
+                join(path, Clara.DOMAIN),
+                "use lr, net or transform (the domain is only a label)",
+                Level.WARNING,
+            )
         raw_args = entry.get(Clara.ARGS)
         if raw_args == Clara.LEGACY_DISABLED and Clara.TYPE not in entry:
             if owner is None:
-                self.problem("bad-search-args", "the legacy 'DISABLED' search only exists on a component",
-                             join(path, Clara.ARGS))
+                self.problem(
+                    "bad-search-args", "the legacy 'DISABLED' search only exists on a component", join(path, Clara.ARGS)
+                )
                 return None
-            self.problem("legacy-form", "'\"args\": \"DISABLED\"' is the 3.x form of an enum search on @disabled",
-                         join(path, Clara.ARGS), "write {\"type\": \"enum\", \"args\": [\"@disabled\"], "
-                         "\"targets\": [[true], [false]]}", Level.WARNING)
+            self.problem(
+                "legacy-form",
+                '\'"args": "DISABLED"\' is the 3.x form of an enum search on @disabled',
+                join(path, Clara.ARGS),
+                'write {"type": "enum", "args": ["@disabled"], "targets": [[true], [false]]}',
+                Level.WARNING,
+            )
             return SearchSpec(path, str(domain), "enum", (SearchArg("@disabled"),), ((True,), (False,)), owner, True)
         if isinstance(raw_args, str):
             raw_args = [raw_args]
         if not (isinstance(raw_args, list) and raw_args and all(isinstance(a, str) and a for a in raw_args)):
-            self.problem("bad-search-args", f"'args' must be a non-empty list of argument names, got {_short(raw_args)}",
-                         join(path, Clara.ARGS), "e.g. \"args\": [\"prob#myProb\"]")
+            self.problem(
+                "bad-search-args",
+                f"'args' must be a non-empty list of argument names, got {_short(raw_args)}",
+                join(path, Clara.ARGS),
+                'e.g. "args": ["prob#myProb"]',
+            )
             return None
         args: list[SearchArg] = []
         for j, text in enumerate(raw_args):
@@ -222,7 +250,9 @@ class Parser:
             if owner is None:
                 name = name[1:] if name.startswith(Clara.REF_PREFIX) else name  # virtual variable spelling (§4.6)
             if not name or (sep and (not alias or Clara.ALIAS_SEP in alias)):
-                self.problem("bad-alias", f"search arg {text!r} is not 'arg' or 'arg#alias'", join(join(path, "args"), j))
+                self.problem(
+                    "bad-alias", f"search arg {text!r} is not 'arg' or 'arg#alias'", join(join(path, "args"), j)
+                )
                 return None
             args.append(SearchArg(name, alias or None))
         names = [a.name for a in args]
@@ -233,29 +263,39 @@ class Parser:
         targets = entry.get(Clara.TARGETS)
         tpath = join(path, Clara.TARGETS)
         if typ not in Clara.TYPES:
-            fix = "integers are searched with \"enum\"" if typ == "int" else "use \"float\" or \"enum\""
-            self.problem("bad-search-type", f"search type must be 'float' or 'enum', got {typ!r}",
-                         join(path, Clara.TYPE), fix)
+            fix = 'integers are searched with "enum"' if typ == "int" else 'use "float" or "enum"'
+            self.problem(
+                "bad-search-type", f"search type must be 'float' or 'enum', got {typ!r}", join(path, Clara.TYPE), fix
+            )
             return None
         if typ == "float":
             if len(args) != 1 and not (isinstance(targets, list) and len(targets) == 2):
                 pass
             if not (isinstance(targets, list) and len(targets) == 2 and all(_is_number(t) for t in targets)):
-                self.problem("float-targets", f"float search targets must be exactly [min, max] numbers, got "
-                             f"{_short(targets)}", tpath, "e.g. \"targets\": [0.0, 1.0]")
+                self.problem(
+                    "float-targets",
+                    f"float search targets must be exactly [min, max] numbers, got {_short(targets)}",
+                    tpath,
+                    'e.g. "targets": [0.0, 1.0]',
+                )
                 return None
             if any(a.is_disabled for a in args):
                 self.problem("float-disabled", "@disabled can only be searched with an enum of booleans", tpath)
                 return None
             lo, hi = targets
             if lo > hi:
-                self.problem("float-bounds", f"float search needs min <= max, got min={lo} max={hi}", tpath,
-                             "swap the bounds")
+                self.problem(
+                    "float-bounds", f"float search needs min <= max, got min={lo} max={hi}", tpath, "swap the bounds"
+                )
                 return None
             return SearchSpec(path, str(domain), "float", tuple(args), (lo, hi), owner)
         if not (isinstance(targets, list) and targets):
-            self.problem("enum-targets", f"enum search targets must be a non-empty list of choices, got "
-                         f"{_short(targets)}", tpath, "e.g. \"targets\": [[1], [2]]")
+            self.problem(
+                "enum-targets",
+                f"enum search targets must be a non-empty list of choices, got {_short(targets)}",
+                tpath,
+                'e.g. "targets": [[1], [2]]',
+            )
             return None
         choices: list[tuple[Any, ...]] = []
         shorthand = False
@@ -265,24 +305,44 @@ class Parser:
                 choice = [choice]
             if not isinstance(choice, list) or len(choice) != len(args):
                 n = len(choice) if isinstance(choice, list) else 1
-                fix = ("a list-valued arg needs one more bracket: [[[16, 32]], [[8, 16]]]" if len(args) == 1
-                       else f"give one value per arg {names} in every choice")
-                self.problem("enum-arity", f"enum choice {k} has {n} value(s) for {len(args)} arg(s) {names}: "
-                             f"{_short(choice)}", join(tpath, k), fix)
+                fix = (
+                    "a list-valued arg needs one more bracket: [[[16, 32]], [[8, 16]]]"
+                    if len(args) == 1
+                    else f"give one value per arg {names} in every choice"
+                )
+                self.problem(
+                    "enum-arity",
+                    f"enum choice {k} has {n} value(s) for {len(args)} arg(s) {names}: {_short(choice)}",
+                    join(tpath, k),
+                    fix,
+                )
                 return None
             if any(a.is_disabled for a in args):
                 flag = choice[names.index("@disabled")]
                 if not isinstance(flag, bool):
-                    self.problem("disabled-not-bool", f"@disabled choices must be true or false, got {_short(flag)}",
-                                 join(tpath, k))
+                    self.problem(
+                        "disabled-not-bool",
+                        f"@disabled choices must be true or false, got {_short(flag)}",
+                        join(tpath, k),
+                    )
                     return None
             choices.append(tuple(choice))
         if shorthand:
-            self.problem("legacy-form", "enum targets for one arg should be lists of one value each",
-                         tpath, f"write {json.dumps([[c[0]] for c in choices])}", Level.WARNING)
+            self.problem(
+                "legacy-form",
+                "enum targets for one arg should be lists of one value each",
+                tpath,
+                f"write {json.dumps([[c[0]] for c in choices])}",
+                Level.WARNING,
+            )
         if len(set(map(_freeze, choices))) != len(choices):
-            self.problem("duplicate-choice", f"enum search lists the same choice twice: {_short(targets)}", tpath,
-                         "remove the repeated choice", Level.WARNING)
+            self.problem(
+                "duplicate-choice",
+                f"enum search lists the same choice twice: {_short(targets)}",
+                tpath,
+                "remove the repeated choice",
+                Level.WARNING,
+            )
             seen: set[Any] = set()
             choices = [c for c in choices if not (_freeze(c) in seen or seen.add(_freeze(c)))]  # type: ignore[func-returns-value]
         return SearchSpec(path, str(domain), "enum", tuple(args), tuple(choices), owner)
@@ -319,8 +379,11 @@ def _uses_refs(value: Any) -> bool:
 def _holds_components(value: Any) -> bool:
     if isinstance(value, dict):
         return bool(_COMPONENT_KEYS & value.keys())
-    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) and _COMPONENT_KEYS & v.keys()
-                                                            for v in value)
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(v, dict) and _COMPONENT_KEYS & v.keys() for v in value)
+    )
 
 
 def _is_comment(key: str) -> bool:
@@ -333,7 +396,8 @@ def _is_number(v: Any) -> bool:
 
 def _kind(v: Any) -> str:
     return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(v), "a number")
+        type(v), "a number"
+    )
 
 
 def _short(v: Any, limit: int = 80) -> str:

@@ -36,9 +36,10 @@ class Document:
         except UnicodeDecodeError as exc:
             raise InputFileError(f"{self.name}: not UTF-8 text ({exc})") from None
         except json.JSONDecodeError as exc:
-            raise InputFileError(f"{self.name}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}; "
-                                 "fix the syntax (Clara files are plain JSON: no comments, no trailing commas)"
-                                 ) from None
+            raise InputFileError(
+                f"{self.name}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}; "
+                "fix the syntax (Clara files are plain JSON: no comments, no trailing commas)"
+            ) from None
 
 
 @dataclass
@@ -56,8 +57,9 @@ class Conversion:
     unconverted: list[str] = field(default_factory=list)
 
 
-def convert_documents(train: Document, env: Document | None = None, automl: Document | None = None,
-                      sets: Mapping[str, Any] | None = None) -> Conversion:
+def convert_documents(
+    train: Document, env: Document | None = None, automl: Document | None = None, sets: Mapping[str, Any] | None = None
+) -> Conversion:
     """Convert one Clara training config (with its environment.json, config_automl.json and ``--set`` values).
 
     Raises:
@@ -74,8 +76,9 @@ def convert_documents(train: Document, env: Document | None = None, automl: Docu
     if env is not None:
         env_doc = env.load()
         if not isinstance(env_doc, dict):
-            raise ConfigError([Diagnostic("not-an-object", "environment.json must be a JSON object", "$",
-                                          file=env.name)])
+            raise ConfigError(
+                [Diagnostic("not-an-object", "environment.json must be a JSON object", "$", file=env.name)]
+            )
         env_values = {k: v for k, v in env_doc.items() if not k.startswith(("_", "/"))}
     settings: AutomlSettings | None = None
     if automl is not None:
@@ -102,7 +105,7 @@ def convert_documents(train: Document, env: Document | None = None, automl: Docu
             if name in config.first_level or name in plan.variables:
                 continue
             value = sets.get(name, env_values.get(name, "???"))
-            if name in JOB_DIR_VARIABLES and (value == "???" or isinstance(value, str) and not os.path.isabs(value)):
+            if name in JOB_DIR_VARIABLES and (value == "???" or (isinstance(value, str) and not os.path.isabs(value))):
                 rel = JOB_DIR_VARIABLES[name] if value == "???" else value
                 value = "${clara.job_dir:" + rel + "}"
                 job_dir.append(name)
@@ -115,20 +118,43 @@ def convert_documents(train: Document, env: Document | None = None, automl: Docu
     files = emit_tree(low, groups, variables_of, settings, study, sets)
     diagnostics.extend(low.diagnostics)
     for name in job_dir:
-        diagnostics.append(Diagnostic("job-folder", f"{name} points into the Hydra job's output folder "
-                                      f"(${{clara.job_dir:...}}), so every trial keeps its own outputs", name,
-                                      level=Level.INFO, file=train.name))
+        diagnostics.append(
+            Diagnostic(
+                "job-folder",
+                f"{name} points into the Hydra job's output folder "
+                f"(${{clara.job_dir:...}}), so every trial keeps its own outputs",
+                name,
+                level=Level.INFO,
+                file=train.name,
+            )
+        )
     for name in required:
-        diagnostics.append(Diagnostic("required-value", f"variable '{name}' has no value (first used at "
-                                      f"{low.used_vars.get(name, '?')})", name,
-                                      f"set it: `python train.py {name}=...`, or convert with --set {name}=... or "
-                                      "--env environment.json", Level.INFO, train.name))
+        diagnostics.append(
+            Diagnostic(
+                "required-value",
+                f"variable '{name}' has no value (first used at {low.used_vars.get(name, '?')})",
+                name,
+                f"set it: `python train.py {name}=...`, or convert with --set {name}=... or --env environment.json",
+                Level.INFO,
+                train.name,
+            )
+        )
     errors = [d for d in diagnostics if d.level is Level.ERROR]
     if errors:
-        raise ConfigError(errors + [d for d in diagnostics if d.level is Level.WARNING],
-                          f"{len(errors)} error(s) in {train.name}")
-    conv = Conversion(files, "", diagnostics, config, plan, tuple(required), discrete_size(plan.dimensions),
-                      len(plan.dimensions), list(low.unconverted))
+        raise ConfigError(
+            errors + [d for d in diagnostics if d.level is Level.WARNING], f"{len(errors)} error(s) in {train.name}"
+        )
+    conv = Conversion(
+        files,
+        "",
+        diagnostics,
+        config,
+        plan,
+        tuple(required),
+        discrete_size(plan.dimensions),
+        len(plan.dimensions),
+        list(low.unconverted),
+    )
     conv.report = render_report(conv, groups, settings)
     conv.files["conversion_report.md"] = conv.report
     return conv
@@ -139,12 +165,27 @@ def _check_kind(doc: Any, name: str) -> None:
     if not isinstance(doc, dict) or any(k in doc for k in ("train", "validate", "search", "evaluator", "trainer")):
         return
     if {"controller", "executor"} & doc.keys():
-        raise ConfigError([Diagnostic("not-a-training-config", "this is a config_automl.json (it has "
-                                      "'controller'/'executor'), not a training config", "$",
-                                      "pass it with --automl next to the training config: clara-hydra convert "
-                                      "config_train.json --automl config_automl.json", file=name)])
+        raise ConfigError(
+            [
+                Diagnostic(
+                    "not-a-training-config",
+                    "this is a config_automl.json (it has 'controller'/'executor'), not a training config",
+                    "$",
+                    "pass it with --automl next to the training config: clara-hydra convert "
+                    "config_train.json --automl config_automl.json",
+                    file=name,
+                )
+            ]
+        )
     if doc and all(not isinstance(v, (dict, list)) for v in doc.values()) and any(k.isupper() for k in doc):
-        raise ConfigError([Diagnostic("not-a-training-config", f"this looks like an environment.json (only "
-                                      f"variables: {sorted(doc)[:6]}), not a training config", "$",
-                                      "pass it with --env next to the training config, or convert the MMAR folder",
-                                      file=name)])
+        raise ConfigError(
+            [
+                Diagnostic(
+                    "not-a-training-config",
+                    f"this looks like an environment.json (only variables: {sorted(doc)[:6]}), not a training config",
+                    "$",
+                    "pass it with --env next to the training config, or convert the MMAR folder",
+                    file=name,
+                )
+            ]
+        )

@@ -26,8 +26,10 @@ def render_report(conv: Conversion, groups: list[Group], automl: AutomlSettings 
         f"float dimensions: {sum(1 for d in plan.dimensions if d.type == 'float')}",
     ]
     if automl is not None:
-        lines.append(f"- AutoML: max_rounds={automl.max_rounds} -> n_trials, stop_threshold={automl.stop_threshold}, "
-                     f"num_mmars_to_keep={automl.num_mmars_to_keep} -> keep_best")
+        lines.append(
+            f"- AutoML: max_rounds={automl.max_rounds} -> n_trials, stop_threshold={automl.stop_threshold}, "
+            f"num_mmars_to_keep={automl.num_mmars_to_keep} -> keep_best"
+        )
     lines += ["", "## Search space", ""]
     if plan.dimensions:
         lines += ["| sweeper param | Hydra sweep | Clara source |", "|---|---|---|"]
@@ -37,9 +39,10 @@ def render_report(conv: Conversion, groups: list[Group], automl: AutomlSettings 
             lines.append(f"| `{key}` | `{sweep_expression(dim, group)}` | `{dim.json_path}` |")
         for g in groups:
             lines.append("")
-            lines.append(f"Group `{g.name}` (default `{g.default}`): "
-                         + "; ".join(f"`{o}` = " + ", ".join(f"{k}={v!r}" for k, v in vals.items())
-                                     for o, vals in g.options))
+            lines.append(
+                f"Group `{g.name}` (default `{g.default}`): "
+                + "; ".join(f"`{o}` = " + ", ".join(f"{k}={v!r}" for k, v in vals.items()) for o, vals in g.options)
+            )
     else:
         lines.append("No search: the config converts to one training run.")
     sections = [

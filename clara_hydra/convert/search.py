@@ -1,7 +1,8 @@
 """Bind the Clara search space: aliases, ``apply``, virtual variables and searched arguments become named values.
 
 Every searched or applied value gets one top-level Hydra key (``learning_rate``, ``myProb``, ``channels``); each search
-entry becomes one :class:`Dimension` over some of those keys. Components read the keys through :attr:`SearchPlan.bindings`.
+entry becomes one :class:`Dimension` over some of those keys. Components read the keys through
+:attr:`SearchPlan.bindings`.
 Policies (SPEC §4): aliases are global and may be defined twice only identically; an alias may not reuse a first-level
 parameter's name; apply names an alias, a first-level parameter or a first-level search arg; apply targets are real
 arguments or ``@disabled``; searched names without a value take the first choice (float: the lower bound).
@@ -91,11 +92,15 @@ class SearchBinder:
                 for arg in spec.args:
                     if arg.name in later:
                         overridden.setdefault(i, set()).add(arg.name)
-                        self.problem("searched-twice", f"'{arg.name}' of {comp.display} is also searched by the later "
-                                     f"entry {later[arg.name]}; Clara applied entries in order, so the later one "
-                                     "wins and this entry's value for it is not used", spec.json_path,
-                                     "search each argument in one entry (a joint enum if they change together)",
-                                     Level.WARNING)
+                        self.problem(
+                            "searched-twice",
+                            f"'{arg.name}' of {comp.display} is also searched by the later "
+                            f"entry {later[arg.name]}; Clara applied entries in order, so the later one "
+                            "wins and this entry's value for it is not used",
+                            spec.json_path,
+                            "search each argument in one entry (a joint enum if they change together)",
+                            Level.WARNING,
+                        )
                     else:
                         later[arg.name] = spec.json_path
             for i, spec in enumerate(comp.searches):
@@ -113,12 +118,19 @@ class SearchBinder:
             for i, arg in enumerate(spec.args):
                 where = join(join(spec.json_path, "args"), i) if not spec.legacy else spec.json_path
                 if arg.alias:
-                    self.problem("first-level-alias", f"a first-level search arg cannot carry an alias: "
-                                 f"'{arg.name}#{arg.alias}'", where, f"search '{arg.name}' directly")
+                    self.problem(
+                        "first-level-alias",
+                        f"a first-level search arg cannot carry an alias: '{arg.name}#{arg.alias}'",
+                        where,
+                        f"search '{arg.name}' directly",
+                    )
                 if arg.name in seen:
-                    self.problem("searched-twice", f"'{arg.name}' is searched by two first-level entries "
-                                 f"({seen[arg.name]} and {spec.json_path})", where,
-                                 "merge them into one entry (a joint enum if they must change together)")
+                    self.problem(
+                        "searched-twice",
+                        f"'{arg.name}' is searched by two first-level entries ({seen[arg.name]} and {spec.json_path})",
+                        where,
+                        "merge them into one entry (a joint enum if they must change together)",
+                    )
                     continue
                 seen[arg.name] = spec.json_path
                 keys.append(arg.name)
@@ -127,8 +139,13 @@ class SearchBinder:
                     default = spec.targets[0][i] if spec.type == "enum" else spec.targets[0]
                     self.plan.variables[arg.name] = Variable(arg.name, default, spec.json_path, chosen_default=True)
                     self._taken.add(arg.name)
-                    self.problem("default-chosen", f"searched name '{arg.name}' has no value of its own; its default "
-                                 f"is the first choice: {default!r}", where, level=Level.INFO)
+                    self.problem(
+                        "default-chosen",
+                        f"searched name '{arg.name}' has no value of its own; its default "
+                        f"is the first choice: {default!r}",
+                        where,
+                        level=Level.INFO,
+                    )
             if len(keys) == len(spec.args):
                 self.plan.dimensions.append(self._dimension(spec, tuple(keys)))
         return names
@@ -142,17 +159,25 @@ class SearchBinder:
                         continue
                     where = join(join(spec.json_path, "args"), i)
                     if arg.alias in self.config.first_level:
-                        self.problem("alias-shadows-parameter", f"alias '{arg.alias}' reuses the name of the "
-                                     f"first-level parameter '{arg.alias}'", where, "rename the alias")
+                        self.problem(
+                            "alias-shadows-parameter",
+                            f"alias '{arg.alias}' reuses the name of the first-level parameter '{arg.alias}'",
+                            where,
+                            "rename the alias",
+                        )
                         continue
                     first = self.plan.aliases.get(arg.alias)
                     if first is None:
                         self.plan.aliases[arg.alias] = spec
                         self._taken.add(arg.alias)
                     elif not _same_definition(first, spec, arg.alias):
-                        self.problem("alias-redefined", f"alias '{arg.alias}' is defined twice with different "
-                                     f"searches: {_describe(first)} at {first.json_path} and {_describe(spec)}",
-                                     where, "use one definition and 'apply' the alias at the other site")
+                        self.problem(
+                            "alias-redefined",
+                            f"alias '{arg.alias}' is defined twice with different "
+                            f"searches: {_describe(first)} at {first.json_path} and {_describe(spec)}",
+                            where,
+                            "use one definition and 'apply' the alias at the other site",
+                        )
 
     def _component_search(self, comp: Component, spec: SearchSpec | None) -> None:
         if spec is None:
@@ -164,14 +189,22 @@ class SearchBinder:
             where = join(join(spec.json_path, "args"), i)
             if not arg.is_disabled and arg.name not in comp.args and params is not None and arg.name not in params:
                 hint = suggest(arg.name, sorted(params | set(comp.args)))
-                self.problem("unknown-search-arg", f"searched arg '{arg.name}' is not an argument of "
-                             f"{comp.display} (arguments: {sorted(params)[:12]})", where,
-                             hint or "search an argument the class accepts, or '@disabled'")
+                self.problem(
+                    "unknown-search-arg",
+                    f"searched arg '{arg.name}' is not an argument of "
+                    f"{comp.display} (arguments: {sorted(params)[:12]})",
+                    where,
+                    hint or "search an argument the class accepts, or '@disabled'",
+                )
                 return
             binding = (comp.json_path, arg.name)
             if binding in self.plan.bindings:
-                self.problem("searched-twice", f"'{arg.name}' of {comp.display} is searched by two entries", where,
-                             "merge them into one joint enum entry")
+                self.problem(
+                    "searched-twice",
+                    f"'{arg.name}' of {comp.display} is searched by two entries",
+                    where,
+                    "merge them into one joint enum entry",
+                )
                 return
             if arg.alias:
                 definer = self.plan.aliases.get(arg.alias)
@@ -199,8 +232,13 @@ class SearchBinder:
             return
         default = spec.targets[0][index] if spec.type == "enum" else spec.targets[0]
         self.plan.variables[key] = Variable(key, default, spec.json_path, chosen_default=True)
-        self.problem("default-chosen", f"searched arg '{arg}' of {comp.display} is not set in 'args'; its default "
-                     f"is the first choice: {default!r}", spec.json_path, level=Level.INFO)
+        self.problem(
+            "default-chosen",
+            f"searched arg '{arg}' of {comp.display} is not set in 'args'; its default "
+            f"is the first choice: {default!r}",
+            spec.json_path,
+            level=Level.INFO,
+        )
 
     def _fresh_key(self, comp: Component, arg: str) -> str:
         base = arg.lstrip("@")
@@ -224,9 +262,13 @@ class SearchBinder:
             current = comp.args.get(spec.args[0].name) if comp else self.config.first_level.get(keys[0])
             integer = all(isinstance(v, int) and not isinstance(v, bool) for v in (lo, hi, current))
             if integer:
-                self.problem("float-over-int", f"float search [{lo}, {hi}] on the integer argument "
-                             f"'{spec.args[0].name}': sampled as an integer", join(spec.json_path, "targets"),
-                             "use an enum of the integers you want, or float bounds", Level.WARNING)
+                self.problem(
+                    "float-over-int",
+                    f"float search [{lo}, {hi}] on the integer argument '{spec.args[0].name}': sampled as an integer",
+                    join(spec.json_path, "targets"),
+                    "use an enum of the integers you want, or float bounds",
+                    Level.WARNING,
+                )
         return Dimension(spec.json_path, spec.type, keys, spec.targets, integer)
 
     # -- apply ---------------------------------------------------------------------------------------------------
@@ -238,19 +280,31 @@ class SearchBinder:
             name = raw_name[1:] if raw_name.startswith(Clara.REF_PREFIX) else raw_name
             if name not in known:
                 hint = suggest(name, sorted(known))
-                self.problem("unknown-apply-name", f"apply uses '{raw_name}', which is not an alias, a first-level "
-                             f"parameter or a first-level search arg", where,
-                             hint or "define it with 'arg#alias' in a search, or search it at first level")
+                self.problem(
+                    "unknown-apply-name",
+                    f"apply uses '{raw_name}', which is not an alias, a first-level "
+                    f"parameter or a first-level search arg",
+                    where,
+                    hint or "define it with 'arg#alias' in a search, or search it at first level",
+                )
                 continue
-            if target != Clara.DISABLED_ARG and target not in comp.args and (params is None or target not in params):
-                if params is not None:
-                    hint = suggest(target, sorted(params | set(comp.args)))
-                    self.problem("unknown-apply-target", f"apply target '{target}' is not an argument of "
-                                 f"{comp.display} nor '@disabled'", where, hint or "apply to an existing argument")
-                    continue
+            unknown = target != Clara.DISABLED_ARG and target not in comp.args
+            if unknown and params is not None and target not in params:
+                hint = suggest(target, sorted(params | set(comp.args)))
+                self.problem(
+                    "unknown-apply-target",
+                    f"apply target '{target}' is not an argument of {comp.display} nor '@disabled'",
+                    where,
+                    hint or "apply to an existing argument",
+                )
+                continue
             if (comp.json_path, target) in self.plan.bindings:
-                self.problem("apply-conflict", f"'{target}' of {comp.display} is both searched and applied", where,
-                             "keep one of the two")
+                self.problem(
+                    "apply-conflict",
+                    f"'{target}' of {comp.display} is both searched and applied",
+                    where,
+                    "keep one of the two",
+                )
                 continue
             self.plan.bindings[(comp.json_path, target)] = name
 
@@ -286,7 +340,7 @@ def points(dims: list[Dimension], keys: set[str]) -> list[dict[str, Any]]:
     for dim in dims:
         if dim.type != "enum" or not keys & set(dim.keys):
             continue
-        combos = [{**c, **dict(zip(dim.keys, choice))} for c in combos for choice in dim.targets]
+        combos = [{**c, **dict(zip(dim.keys, choice, strict=False))} for c in combos for choice in dim.targets]
     return combos
 
 

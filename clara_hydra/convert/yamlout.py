@@ -41,10 +41,16 @@ def scalar(value: Any, flow: bool = False) -> str:
 
 
 def _plain_ok(text: str, flow: bool) -> bool:
-    if not text or text != text.strip() or text.startswith(("!", "&", "*", "'", '"', "%", "@", "`", "|", ">", "#",
-                                                             "-", "?", "[", "{", ",")) and text != "???":
+    if (
+        not text
+        or text != text.strip()
+        or (
+            text.startswith(("!", "&", "*", "'", '"', "%", "@", "`", "|", ">", "#", "-", "?", "[", "{", ","))
+            and text != "???"
+        )
+    ):
         return False
-    if ": " in text or " #" in text or text.endswith(":") or "\\" in text and not text.startswith("\\$"):
+    if ": " in text or " #" in text or text.endswith(":") or ("\\" in text and not text.startswith("\\$")):
         return False
     if flow and any(c in text for c in ",[]{}"):
         return False
@@ -60,12 +66,13 @@ def _is_scalar(v: Any) -> bool:
 
 def _flow(value: Any) -> str | None:
     """Inline form for short lists of scalars and one-key reference mappings, else None."""
-    if isinstance(value, (list, tuple)) and all(_is_scalar(v) or isinstance(v, (list, tuple)) and all(
-            _is_scalar(x) for x in v) for v in value):
+    if isinstance(value, (list, tuple)) and all(
+        _is_scalar(v) or (isinstance(v, (list, tuple)) and all(_is_scalar(x) for x in v)) for v in value
+    ):
         text = "[" + ", ".join(_flow(v) or scalar(v, flow=True) for v in value) + "]"
         return text if len(text) <= _FLOW_LIMIT else None
     if isinstance(value, Mapping) and len(value) == 1 and all(_is_scalar(v) for v in value.values()):
-        (k, v), = value.items()
+        ((k, v),) = value.items()
         if str(k).startswith("_") and str(k).endswith("_"):
             return "{" + f"{k}: {scalar(v, flow=True)}" + "}"
     return None
@@ -111,7 +118,7 @@ def _sequence(items: Any, indent: int, prefix: str, lines: list[str], comments: 
     for i, item in enumerate(items):
         inline = _flow(item)
         if isinstance(item, Mapping) and len(item) == 1 and _is_scalar(next(iter(item.values()))):
-            (k, v), = item.items()
+            ((k, v),) = item.items()
             lines.append(f"{pad}- {scalar(k)}: {scalar(v)}")  # defaults-list entries read best inline
         elif inline is not None or _is_scalar(item):
             lines.append(f"{pad}- {inline if inline is not None else scalar(item)}")

@@ -24,10 +24,12 @@ def _mmar(tmp_path: Path) -> Path:
     mmar = tmp_path / "spleen_mmar"
     (mmar / "config").mkdir(parents=True)
     shutil.copy(SEED, mmar / "config" / "config_train.json")
-    shutil.copy(EXAMPLES / "09_NVIDIA_clara-train-examples_v4x_automl_environment.json",
-                mmar / "config" / "environment.json")
-    shutil.copy(EXAMPLES / "06_NVIDIA_clara-train-examples_v4x_config_automl.json",
-                mmar / "config" / "config_automl.json")
+    shutil.copy(
+        EXAMPLES / "09_NVIDIA_clara-train-examples_v4x_automl_environment.json", mmar / "config" / "environment.json"
+    )
+    shutil.copy(
+        EXAMPLES / "06_NVIDIA_clara-train-examples_v4x_config_automl.json", mmar / "config" / "config_automl.json"
+    )
     return mmar
 
 
@@ -43,13 +45,26 @@ def test_mmar_folder_picks_environment_and_automl(tmp_path: Path) -> None:
 
 def test_set_has_highest_priority_and_is_typed(tmp_path: Path) -> None:
     out = tmp_path / "conf"
-    args = ["convert", str(_mmar(tmp_path)), "-o", str(out), "-q", "--set", "DATA_ROOT=/data/spleen",
-            "--set", "INPUT_CHANNELS=1", "--set", "learning_rate=0.0003"]
+    args = [
+        "convert",
+        str(_mmar(tmp_path)),
+        "-o",
+        str(out),
+        "-q",
+        "--set",
+        "DATA_ROOT=/data/spleen",
+        "--set",
+        "INPUT_CHANNELS=1",
+        "--set",
+        "learning_rate=0.0003",
+    ]
     assert main(args) == 0
     cfg = OmegaConf.load(out / "config.yaml")
     assert cfg.DATA_ROOT == "/data/spleen" and cfg.INPUT_CHANNELS == 1 and cfg.learning_rate == 0.0003
-    assert "INPUT_CHANNELS" not in (out / "conversion_report.md").read_text().split("## Required values")[-1].split(
-        "##")[0]
+    assert (
+        "INPUT_CHANNELS"
+        not in (out / "conversion_report.md").read_text().split("## Required values")[-1].split("##")[0]
+    )
 
 
 def test_required_values_are_reported_and_composing_names_them(tmp_path: Path) -> None:
@@ -73,18 +88,29 @@ def test_reconversion_is_deterministic_and_removes_stale_options(tmp_path: Path)
 
 
 def test_user_errors_exit_2_without_traceback(tmp_path: Path) -> None:
-    for args in (["convert", str(tmp_path / "missing.json")], ["convert", str(tmp_path)], ["convert"],
-                 ["convert", str(EXAMPLES / "06_NVIDIA_clara-train-examples_v4x_config_automl.json"), "-o",
-                  str(tmp_path / "o")]):
-        proc = subprocess.run([sys.executable, "tools/convert_clara.py", *args[1:]] if len(args) > 1 else
-                              [sys.executable, "-m", "clara_hydra.cli", *args], cwd=ROOT, capture_output=True,
-                              text=True, timeout=60)
+    for args in (
+        ["convert", str(tmp_path / "missing.json")],
+        ["convert", str(tmp_path)],
+        ["convert"],
+        ["convert", str(EXAMPLES / "06_NVIDIA_clara-train-examples_v4x_config_automl.json"), "-o", str(tmp_path / "o")],
+    ):
+        proc = subprocess.run(
+            [sys.executable, "tools/convert_clara.py", *args[1:]]
+            if len(args) > 1
+            else [sys.executable, "-m", "clara_hydra.cli", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert proc.returncode == 2, (args, proc.stderr)
         assert "Traceback" not in proc.stderr
 
 
 def test_conversion_does_not_import_torch() -> None:
     # Conversion must stay fast (< 2 s with imports): signatures come from a shipped index, not from importing MONAI.
-    code = ("import sys; from clara_hydra.convert import convert_path; "
-            f"convert_path({str(SEED)!r}); assert 'torch' not in sys.modules and 'monai' not in sys.modules")
+    code = (
+        "import sys; from clara_hydra.convert import convert_path; "
+        f"convert_path({str(SEED)!r}); assert 'torch' not in sys.modules and 'monai' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -28,8 +28,9 @@ REGEN = "python tools/regen_goldens.py"
 
 
 def _diff(expected: str, actual: str, name: str) -> str:
-    lines = difflib.unified_diff(expected.splitlines(), actual.splitlines(), f"golden/{name}", f"converted/{name}",
-                                 lineterm="")
+    lines = difflib.unified_diff(
+        expected.splitlines(), actual.splitlines(), f"golden/{name}", f"converted/{name}", lineterm=""
+    )
     return "\n".join(list(lines)[:60])
 
 
@@ -61,8 +62,9 @@ def _options(conf_dir: Path) -> list[str]:
     return [f"{p.parent.name}={p.stem}" for p in sorted(conf_dir.glob("*/*.yaml")) if p.parent.name != "experiment"]
 
 
-@pytest.mark.parametrize("source", [p for p in EXAMPLES if "_v3x_" not in p.name and "NVFlare" not in p.name],
-                         ids=lambda p: p.stem[:40])
+@pytest.mark.parametrize(
+    "source", [p for p in EXAMPLES if "_v3x_" not in p.name and "NVFlare" not in p.name], ids=lambda p: p.stem[:40]
+)
 def test_every_4x_example_composes_with_every_option(source: Path, tmp_path: Path) -> None:
     conv = convert_path(source)
     write_tree(conv.files, tmp_path)
@@ -132,15 +134,23 @@ POINTS = [
 ]
 
 
-@pytest.mark.parametrize("point", POINTS[::3] + [POINTS[-1]])
+@pytest.mark.parametrize("point", [*POINTS[::3], POINTS[-1]])
 def test_seed_every_point_composes_to_clara_arguments(seed_cfg_dir: Path, point: tuple[Any, ...]) -> None:
     loss, ch, nru, (amin, amax), lr, prob = point
-    overrides = [f"loss={loss}", f"channels=[{','.join(map(str, ch))}]", f"num_res_units={nru}",
-                 f"a_min_a_max={regen_option(amin, amax)}", f"learning_rate={lr}", f"myProb={prob}"]
+    overrides = [
+        f"loss={loss}",
+        f"channels=[{','.join(map(str, ch))}]",
+        f"num_res_units={nru}",
+        f"a_min_a_max={regen_option(amin, amax)}",
+        f"learning_rate={lr}",
+        f"myProb={prob}",
+    ]
     cfg = OmegaConf.to_container(_compose(seed_cfg_dir, overrides), resolve=True)
     train, validate = cfg["train"], cfg["validate"]
-    assert train["loss"]["_target_"] == {"dice_loss": "monai.losses.DiceLoss",
-                                         "focal_loss": "monai.losses.FocalLoss"}[loss]
+    assert (
+        train["loss"]["_target_"]
+        == {"dice_loss": "monai.losses.DiceLoss", "focal_loss": "monai.losses.FocalLoss"}[loss]
+    )
     assert cfg["mySearchLoss1"] is (loss == "focal_loss") and cfg["mySearchLoss2"] is (loss == "dice_loss")
     assert train["model"]["channels"] == ch and train["model"]["num_res_units"] == nru
     for section in (train, validate):
@@ -158,8 +168,13 @@ def regen_option(amin: int, amax: int) -> str:
 def test_train_py_resolves_alias_at_both_sites() -> None:
     import subprocess
 
-    out = subprocess.run([sys.executable, "train.py", "--cfg", "job", "--resolve", "myProb=0.3",
-                          "learning_rate=0.0005"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "train.py", "--cfg", "job", "--resolve", "myProb=0.3", "learning_rate=0.0005"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     job = OmegaConf.create(out.stdout)
     assert job.train.pre_transforms.rand_shift_intensityd.prob == 0.3
