@@ -1,11 +1,14 @@
-"""Train a converted Clara config with MONAI: `python train.py [-cd conf/] [key=value ...]`; `-m` sweeps."""
+"""Train a converted Clara config with MONAI: `python train.py [-cd my_conf/] [key=value ...]`; `-m` sweeps."""
 
 from __future__ import annotations
+
+import sys
 
 import hydra
 from omegaconf import DictConfig
 
 import clara_hydra.runtime  # noqa: F401  (registers ${clara.job_dir:...} before Hydra composes)
+from clara_hydra.runtime.argv import config_dir_as_primary
 from clara_hydra.runtime.task import main as task
 
 
@@ -16,4 +19,5 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    sys.argv = config_dir_as_primary(sys.argv)
     main()

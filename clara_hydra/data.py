@@ -1,7 +1,8 @@
 """Clara/MSD datalists: the ``data_list_file_path`` / ``data_file_base_dir`` / ``data_list_key`` of a 4.x dataset.
 
 The converter emits a dataset's datalist as
-``data: {_target_: clara_hydra.data.load_datalist, data_list_file_path: ..., data_file_base_dir: ..., data_list_key: ...}``.
+``data: {_target_: clara_hydra.data.load_datalist, data_list_file_path: ..., data_file_base_dir: ...,
+data_list_key: ...}``.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ def parameters_of(module: Any) -> Iterator[Any]:
     Returns:
         ``module.parameters()``.
     """
-    return module.parameters()  # type: ignore[no-any-return]
+    return module.parameters()
 
 
 def discard_output(x: Any) -> None:

@@ -27,9 +27,9 @@ from clara_hydra.errors import BuildError, DataError, RefusedTargetError, UserEr
 from clara_hydra.keywords import Clara, Emitted
 
 DEFAULT_ALLOWED: tuple[str, ...] = ("monai", "torch", "ignite", "clara_hydra")
-# Container markers of the emitted tree (README table); not in keywords.Emitted yet.
-COMPOSE = "_compose_"
-LIST = "_list_"
+# Container markers of the emitted tree (README table); read from keywords.Emitted once it has them.
+COMPOSE: str = getattr(Emitted, "COMPOSE", "_compose_")
+LIST: str = getattr(Emitted, "LIST", "_list_")
 # Hydra's own instantiate keys mean nothing to us; accepted and ignored.
 _IGNORED = ("_convert_", "_recursive_")
 _CONTROL = (*Emitted.MARKERS, COMPOSE, LIST, *_IGNORED)
@@ -179,9 +179,10 @@ class Builder:
             enabled = list(self._members(node, path))
         if len(enabled) != 1:
             chosen = [p.rsplit(".", 1)[-1] for p, _ in enabled]
+            example = names[0] if names else "<name>"
             raise BuildError(
                 f"{path}: exactly one alternative must be enabled, found {len(enabled)} {chosen} among {names}; "
-                f"set `_disabled_` so that one remains (e.g. `{path}.{names[0] if names else '<name>'}._disabled_=false`)"
+                f"set `_disabled_` so that one remains (e.g. `{path}.{example}._disabled_=false`)"
             )
         member_path, member = enabled[0]
         return self._at(member, member_path)
@@ -217,7 +218,9 @@ class Builder:
         except UserError:
             raise
         except Exception as exc:
-            raise BuildError(f"{path}: {target}({', '.join(sorted(kwargs))}) failed: {type(exc).__name__}: {exc}") from exc
+            raise BuildError(
+                f"{path}: {target}({', '.join(sorted(kwargs))}) failed: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def _positional(self, node: DictConfig, path: str) -> list[tuple[str, Any]]:
         if Emitted.ARGS not in node:

@@ -30,7 +30,7 @@ def reporter() -> Callable[[float, int], None]:
         from clara_hydra.sweeper.trial_report import report
     except ImportError:
         return _no_report
-    return report  # type: ignore[no-any-return]
+    return report
 
 
 class _DropPruned(logging.Filter):
@@ -71,12 +71,12 @@ class Monitor:
 
         self.evaluator.add_event_handler(Events.STARTED, self._validation_started)
         self.evaluator.add_event_handler(Events.COMPLETED, self._validation_completed)
-        for engine in filter(None, (self.trainer, self.evaluator)):
+        for engine in [e for e in (self.trainer, self.evaluator) if e is not None]:
             engine.logger.addFilter(_DropPruned())
             for handler in engine._event_handlers.get(Events.EXCEPTION_RAISED, []):
-                owner = getattr(handler[0], "__self__", None)
-                if isinstance(getattr(owner, "logger", None), logging.Logger):
-                    owner.logger.addFilter(_DropPruned())
+                owner_logger = getattr(getattr(handler[0], "__self__", None), "logger", None)
+                if isinstance(owner_logger, logging.Logger):  # e.g. MONAI StatsHandler's own logger
+                    owner_logger.addFilter(_DropPruned())
         if self.trainer is not None:
             self.trainer.add_event_handler(Events.EPOCH_STARTED, self._epoch_started)
             self.trainer.add_event_handler(Events.ITERATION_COMPLETED, self._iteration_completed)

@@ -115,7 +115,9 @@ def _layout(cfg: DictConfig) -> tuple[str | None, str, list[str]]:
     elif "evaluator" in cfg:
         evaluator = "evaluator"
     else:
-        raise BuildError("the config has no evaluator (validate.evaluator or a top-level evaluator): nothing to validate")
+        raise BuildError(
+            "the config has no evaluator (validate.evaluator or a top-level evaluator): nothing to validate"
+        )
     trainer = "train.trainer" if isinstance(train, DictConfig) and "trainer" in train else None
     prefixes = [p for p, sec in (("train", train), ("validate", validate)) if isinstance(sec, DictConfig)] or [""]
     datasets = [f"{p}.dataset" if p else "dataset" for p in prefixes]
