@@ -1,0 +1,14 @@
+"""The ``clara_optuna`` Hydra sweeper: AutoML sweeps on Optuna that resume, prune and survive failed trials.
+
+Select it with ``override hydra/sweeper: clara_optuna`` (converted configs do) and run
+``python train.py -m``. Modules: :mod:`.config` (the settings and their defaults), :mod:`.grammar`
+and :mod:`.space` (Hydra sweep grammar -> Optuna distributions), :mod:`.storage` (where the study
+lives), :mod:`.runner` (the ask/launch/tell loop), :mod:`.failures`, :mod:`.resume`, :mod:`.results`,
+:mod:`.checkpoints`, and :mod:`.trial_report` (``report(value, step)`` for pruning, used by the runtime).
+
+Importing this package is cheap: Optuna is imported only when a sweep runs.
+"""
+
+from clara_hydra.sweeper.trial_report import in_sweep, report
+
+__all__ = ["in_sweep", "report"]

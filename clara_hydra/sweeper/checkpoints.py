@@ -1,0 +1,73 @@
+"""``keep_best``: only the best N trial folders keep their checkpoints (Clara's ``num_mmars_to_keep``).
+
+After every batch, the checkpoint files (``*.pt``, ``*.pth``, ``*.ts``) of every finished trial that is
+not among the best N completed ones are deleted, and a log line says which and how much. Logs, configs
+and summaries stay, so every trial remains inspectable; duplicates share their original's folder.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from clara_hydra.sweeper.results import ATTR_DUPLICATE_OF, ATTR_JOB_DIR
+
+if TYPE_CHECKING:
+    import optuna
+
+log = logging.getLogger(__name__)
+CHECKPOINT_PATTERNS = ("*.pt", "*.pth", "*.ts")
+
+
+def prune_checkpoints(study: optuna.Study, keep: int) -> list[Path]:
+    """Delete the checkpoints of finished trials outside the best ``keep`` (single-objective studies).
+
+    Args:
+        study: the study; trials know their folder from the ``job_dir`` user attribute.
+        keep: how many of the best completed trials keep their checkpoints.
+
+    Returns:
+        The deleted files.
+    """
+    from optuna.trial import TrialState
+
+    trials = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished() and t.user_attrs.get(ATTR_JOB_DIR)]
+    maximize = study.directions[0].name.lower() == "maximize"
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and ATTR_DUPLICATE_OF not in t.user_attrs]
+    complete.sort(key=lambda t: (-(t.value or 0.0) if maximize else (t.value or 0.0), t.number))
+    kept_dirs = {str(t.user_attrs[ATTR_JOB_DIR]) for t in complete[:keep]}
+    deleted: list[Path] = []
+    numbers: list[int] = []
+    size = 0
+    for t in trials:
+        job_dir = str(t.user_attrs[ATTR_JOB_DIR])
+        if job_dir in kept_dirs:
+            continue
+        files = list(_checkpoints(Path(job_dir)))
+        for f in files:
+            try:
+                size += f.stat().st_size
+                f.unlink()
+                deleted.append(f)
+            except OSError as exc:  # a file another process removed or holds: not worth failing a sweep
+                log.warning("keep_best: could not delete %s: %s", f, exc)
+        if files:
+            numbers.append(t.number)
+    if deleted:
+        log.info(
+            "keep_best=%d: deleted %d checkpoint file(s) (%.1f MB) of trial(s) %s, not among the best %d",
+            keep,
+            len(deleted),
+            size / 1e6,
+            ", ".join(map(str, numbers)),
+            keep,
+        )
+    return deleted
+
+
+def _checkpoints(job_dir: Path) -> Iterable[Path]:
+    if not job_dir.is_dir():
+        return []
+    return sorted({p for pattern in CHECKPOINT_PATTERNS for p in job_dir.rglob(pattern) if p.is_file()})

@@ -1,0 +1,225 @@
+"""Result files written to the sweep folder after every batch, and the summary table at the end.
+
+- ``optimization_results.yaml``: best value, parameters, trial number, its job folder and overrides
+  (the Pareto front for a multi-objective study), counts per state, the storage.
+- ``trials.csv``: one row per trial: number, state, value(s), duration, parameters, reason, job folder.
+- ``best_config.yaml``: the best trial's composed config; ``python train.py --config-path <sweep
+  folder> --config-name best_config`` runs it as is (its header says so).
+
+Files are replaced atomically, so an interrupted sweep never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+if TYPE_CHECKING:
+    import optuna
+
+RESULTS_FILE = "optimization_results.yaml"
+TRIALS_FILE = "trials.csv"
+BEST_CONFIG_FILE = "best_config.yaml"
+MAX_SUMMARY_ROWS = 30
+
+# Trial user attributes written by the runner and read here.
+ATTR_JOB_DIR = "job_dir"
+ATTR_FAIL_REASON = "fail_reason"
+ATTR_PRUNE_REASON = "prune_reason"
+ATTR_DUPLICATE_OF = "duplicate_of"
+ATTR_BASELINE = "baseline"
+ATTR_RETRY_OF = "retry_of"
+ATTR_OVERRIDES = "overrides"
+
+
+def reason_of(trial: optuna.trial.FrozenTrial) -> str:
+    """Why a trial failed, was pruned or was not trained (empty for an ordinary complete trial)."""
+    attrs = trial.user_attrs
+    if ATTR_FAIL_REASON in attrs:
+        return str(attrs[ATTR_FAIL_REASON])
+    if ATTR_PRUNE_REASON in attrs:
+        return str(attrs[ATTR_PRUNE_REASON])
+    if ATTR_DUPLICATE_OF in attrs:
+        return f"duplicate of trial {attrs[ATTR_DUPLICATE_OF]}: not retrained"
+    return ""
+
+
+def write_all(
+    study: optuna.Study,
+    sweep_dir: Path,
+    storage_display: str,
+    configs: Mapping[int, DictConfig],
+) -> None:
+    """Write the three result files.
+
+    Args:
+        study: the study.
+        sweep_dir: the sweep folder.
+        storage_display: the storage URL with its password masked.
+        configs: trial number -> composed config, for trials launched by this process (others are read
+            from their job folder's ``.hydra/config.yaml``).
+    """
+    trials = study.get_trials(deepcopy=False)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    _atomic_write(sweep_dir / TRIALS_FILE, trials_csv(trials, len(study.directions)))
+    summary = results_summary(study, trials, storage_display)
+    _atomic_write(sweep_dir / RESULTS_FILE, yaml.safe_dump(summary, sort_keys=False, allow_unicode=True))
+    best = summary.get("best_trial")
+    if isinstance(best, int):
+        trial = next(t for t in trials if t.number == best)
+        text = best_config_text(study, trial, sweep_dir, configs)
+        if text is not None:
+            _atomic_write(sweep_dir / BEST_CONFIG_FILE, text)
+
+
+def results_summary(
+    study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial], storage_display: str
+) -> dict[str, Any]:
+    """The content of ``optimization_results.yaml`` (upstream's ``name``/``best_params``/``best_value`` kept)."""
+    from optuna.trial import TrialState
+
+    counts: dict[str, int] = {}
+    for t in trials:
+        counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    out: dict[str, Any] = {
+        "name": "optuna",
+        "study_name": study.study_name,
+        "storage": storage_display,
+        "directions": [d.name.lower() for d in study.directions],
+        "n_trials": len(trials),
+        "states": counts,
+    }
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    if not complete:
+        return out
+    if len(study.directions) == 1:
+        best = study.best_trial
+        out.update(
+            best_value=best.value,
+            best_params=_plain(best.params),
+            best_trial=best.number,
+            best_job_dir=best.user_attrs.get(ATTR_JOB_DIR),
+            best_overrides=best.user_attrs.get(ATTR_OVERRIDES, []),
+            best_config=BEST_CONFIG_FILE,
+        )
+    else:
+        out["pareto_front"] = [
+            {
+                "number": t.number,
+                "values": list(t.values),
+                "params": _plain(t.params),
+                "job_dir": t.user_attrs.get(ATTR_JOB_DIR),
+                "overrides": t.user_attrs.get(ATTR_OVERRIDES, []),
+            }
+            for t in study.best_trials
+        ]
+    return out
+
+
+def trials_csv(trials: Sequence[optuna.trial.FrozenTrial], n_objectives: int) -> str:
+    """The content of ``trials.csv``: number, state, value(s), duration_s, params_*, reason, job_dir, ..."""
+    value_cols = ["value"] if n_objectives == 1 else [f"value_{i}" for i in range(n_objectives)]
+    names: list[str] = []
+    for t in trials:
+        names.extend(n for n in t.params if n not in names)
+    header = ["number", "state", *value_cols, "duration_s", *(f"params_{n}" for n in names)]
+    header += ["reason", "job_dir", "baseline", "duplicate_of", "retry_of"]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    for t in trials:
+        values = list(t.values) if t.values is not None else [None] * n_objectives
+        duration = t.duration.total_seconds() if t.duration is not None else None
+        attrs = t.user_attrs
+        writer.writerow(
+            [t.number, t.state.name, *_cells(values), _cell(duration and round(duration, 3))]
+            + [_cell(t.params.get(n)) for n in names]
+            + [reason_of(t), _cell(attrs.get(ATTR_JOB_DIR)), _cell(attrs.get(ATTR_BASELINE, False))]
+            + [_cell(attrs.get(ATTR_DUPLICATE_OF)), _cell(attrs.get(ATTR_RETRY_OF))]
+        )
+    return buf.getvalue()
+
+
+def best_config_text(
+    study: optuna.Study, trial: optuna.trial.FrozenTrial, sweep_dir: Path, configs: Mapping[int, DictConfig]
+) -> str | None:
+    """``best_config.yaml``: the best trial's composed config (unresolved) under a how-to-run header."""
+    source = trial.user_attrs.get(ATTR_DUPLICATE_OF, trial.number)
+    job_dir = trial.user_attrs.get(ATTR_JOB_DIR)
+    cfg = configs.get(trial.number) or configs.get(source)
+    if cfg is not None:
+        body = OmegaConf.to_yaml(cfg, resolve=False)
+    elif job_dir and (Path(job_dir) / ".hydra" / "config.yaml").is_file():
+        body = (Path(job_dir) / ".hydra" / "config.yaml").read_text()
+    else:
+        return None
+    header = (
+        f"# Best trial {trial.number} of Optuna study '{study.study_name}' (value {trial.value}), "
+        f"job folder {job_dir}.\n"
+        f"# Its composed config, searched values filled in. Run it as is with:\n"
+        f"#   python {_script()} --config-path {sweep_dir.resolve()} --config-name {Path(BEST_CONFIG_FILE).stem}\n"
+        f"# Overrides of that trial: {' '.join(trial.user_attrs.get(ATTR_OVERRIDES, [])) or '(none: the defaults)'}\n"
+    )
+    return header + body
+
+
+def print_summary(study: optuna.Study, sweep_dir: Path) -> None:
+    """Print a table of the trials, best first, and where the result files are."""
+    from optuna.trial import TrialState
+    from rich.console import Console
+    from rich.table import Table
+
+    trials = study.get_trials(deepcopy=False)
+    sign = -1.0 if study.directions[0].name.lower() == "maximize" else 1.0
+    order = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.FAIL: 2}
+
+    def rank(t: optuna.trial.FrozenTrial) -> tuple[int, float, int]:
+        first = t.values[0] if t.values else 0.0
+        return order.get(t.state, 3), sign * first, t.number
+
+    table = Table(title=f"Optuna study '{study.study_name}': {len(trials)} trial(s)")
+    for column in ("#", "state", "value", "params", "seconds", "note"):
+        table.add_column(column, overflow="fold")
+    shown = sorted(trials, key=rank)
+    for t in shown[:MAX_SUMMARY_ROWS]:
+        value = ", ".join(f"{v:.6g}" for v in t.values) if t.values else ""
+        params = " ".join(f"{k}={v}" for k, v in t.params.items())
+        seconds = f"{t.duration.total_seconds():.1f}" if t.duration is not None else ""
+        table.add_row(str(t.number), t.state.name, value, params, seconds, reason_of(t))
+    console = Console(width=max(100, Console().width))
+    console.print(table)
+    if len(shown) > MAX_SUMMARY_ROWS:
+        console.print(f"... {len(shown) - MAX_SUMMARY_ROWS} more in {sweep_dir / TRIALS_FILE}")
+    console.print(f"Results: {sweep_dir / RESULTS_FILE}, {sweep_dir / TRIALS_FILE}, {sweep_dir / BEST_CONFIG_FILE}")
+
+
+def _script() -> str:
+    """The app's script as the user typed it (``train.py`` for this project's entry point)."""
+    script = sys.argv[0] if sys.argv else ""
+    return script if script.endswith(".py") else "train.py"
+
+
+def _plain(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (v if isinstance(v, (str, int, float, bool)) or v is None else str(v)) for k, v in params.items()}
+
+
+def _cells(values: Sequence[Any]) -> list[str]:
+    return [_cell(v) for v in values]
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

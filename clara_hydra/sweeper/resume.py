@@ -1,0 +1,95 @@
+"""Resuming a study: what a dead or interrupted run left behind, and what counts against ``n_trials``.
+
+- ``n_trials`` is the study's *total* budget: finished trials (COMPLETE, PRUNED, FAIL) count, except
+  the ones failed as ``interrupted`` (their parameters are retried).
+- A trial still RUNNING when a sweep starts was left by a run that died (``kill -9``, a crash, a lost
+  node): this sweeper assumes one sweep process per study at a time. It is marked FAIL with the reason
+  ``interrupted`` and, with ``retry_interrupted: true``, its parameters are enqueued again (the retry
+  carries ``retry_of``). A run interrupted by Ctrl-C does the same for its own trials before it exits.
+- Job folders continue: a job's number is its trial number, and a study remembers the sweep folder
+  of its first run (study user attribute ``sweep_dir``), which later runs keep writing to, so nothing
+  is overwritten and one folder holds the whole study.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from clara_hydra.sweeper.failures import INTERRUPTED
+from clara_hydra.sweeper.results import ATTR_BASELINE, ATTR_FAIL_REASON, ATTR_RETRY_OF
+
+if TYPE_CHECKING:
+    import optuna
+
+log = logging.getLogger(__name__)
+STUDY_ATTR_SWEEP_DIR = "sweep_dir"
+
+
+def budget_used(study: optuna.Study) -> int:
+    """How many trials count against ``n_trials``: finished ones, minus interrupted ones."""
+    return sum(
+        1
+        for t in study.get_trials(deepcopy=False)
+        if t.state.is_finished() and t.user_attrs.get(ATTR_FAIL_REASON) != INTERRUPTED
+    )
+
+
+def close_interrupted(
+    study: optuna.Study, storage: optuna.storages.BaseStorage, trial_id: int, number: int, retry: bool
+) -> None:
+    """Mark one unfinished trial FAIL (``interrupted``) and optionally enqueue its parameters again.
+
+    Args:
+        study: the study.
+        storage: its storage (the trial's user attribute is written through it: the trial may belong
+            to a dead process, so there is no live ``Trial`` object for it).
+        trial_id: the trial's storage id.
+        number: the trial's number.
+        retry: enqueue the same parameters as a new trial.
+    """
+    from optuna.trial import TrialState
+
+    frozen = storage.get_trial(trial_id)
+    if frozen.state.is_finished():
+        return
+    storage.set_trial_user_attr(trial_id, ATTR_FAIL_REASON, INTERRUPTED)
+    tell(study, number, state=TrialState.FAIL)
+    if retry:
+        attrs: dict[str, Any] = {ATTR_RETRY_OF: number}
+        if frozen.user_attrs.get(ATTR_BASELINE):
+            attrs[ATTR_BASELINE] = True
+        study.enqueue_trial(dict(frozen.params), user_attrs=attrs)
+    log.warning(
+        "trial %d was left unfinished: marked FAIL (%s)%s",
+        number,
+        INTERRUPTED,
+        "; its parameters are retried" if retry else "",
+    )
+
+
+def close_stale(study: optuna.Study, storage: optuna.storages.BaseStorage, retry: bool) -> list[int]:
+    """Close every trial a previous, dead run left RUNNING (see the module docstring).
+
+    Returns:
+        The numbers of the trials closed.
+    """
+    from optuna.trial import TrialState
+
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for t in stale:
+        close_interrupted(study, storage, t._trial_id, t.number, retry)
+    return [t.number for t in stale]
+
+
+def tell(study: optuna.Study, trial: Any, **kwargs: Any) -> None:
+    """``study.tell`` that tolerates the grid sampler's ``Study.stop()`` call outside ``optimize``.
+
+    Optuna's GridSampler calls ``study.stop()`` from ``after_trial`` once the grid is exhausted; in
+    ask/tell use that raises RuntimeError *after* the trial's state has been stored (Optuna 4 and 5).
+    """
+    try:
+        study.tell(trial, **kwargs)
+    except RuntimeError as exc:
+        if "Study.stop" not in str(exc):
+            raise

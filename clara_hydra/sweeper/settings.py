@@ -1,0 +1,106 @@
+"""The sweeper's settings, read from the ``hydra.sweeper`` node and checked once, before any trial."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from clara_hydra.errors import SweepError
+from clara_hydra.sweeper.config import ClaraOptunaSweeperConf
+from clara_hydra.sweeper.optuna_objects import parse_directions
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Checked sweeper settings; see :class:`clara_hydra.sweeper.config.ClaraOptunaSweeperConf` for meanings."""
+
+    sampler: Any
+    pruner: Any
+    directions: list[str]
+    storage: Any
+    study_name: str | None
+    n_trials: int
+    n_jobs: int
+    max_failure_rate: float
+    params: Mapping[str, Any] | None
+    custom_search_space: str | None
+    baseline_trial: bool
+    skip_duplicates: bool
+    stop_threshold: float | None
+    keep_best: int | None
+    fail_fast: int
+    retry_interrupted: bool
+
+    @classmethod
+    def from_node(cls, node: Mapping[str, Any]) -> Settings:
+        """Check and collect the settings Hydra passed to the sweeper.
+
+        Args:
+            node: the ``hydra.sweeper`` keys (``_target_`` and ``defaults`` are ignored).
+
+        Returns:
+            The settings.
+
+        Raises:
+            SweepError: a value is out of range or a combination is not supported.
+        """
+        defaults = OmegaConf.structured(ClaraOptunaSweeperConf)
+        known = {f.name for f in fields(ClaraOptunaSweeperConf)}
+        unknown = sorted(set(node) - known)
+        if unknown:
+            raise SweepError(f"hydra.sweeper: unknown key(s) {unknown}")
+
+        def get(key: str) -> Any:
+            value = node.get(key, defaults.get(key))
+            return (
+                OmegaConf.to_container(value, resolve=True)
+                if isinstance(value, DictConfig) and key == "params"
+                else value
+            )
+
+        if get("search_space"):
+            raise SweepError(
+                "hydra.sweeper.search_space: this upstream key was removed\n"
+                "    fix: write the dimensions under hydra.sweeper.params, e.g. lr: interval(1e-4, 1e-2)"
+            )
+        directions = parse_directions(get("direction"))
+        settings = cls(
+            sampler=get("sampler"),
+            pruner=get("pruner"),
+            directions=directions,
+            storage=get("storage"),
+            study_name=get("study_name"),
+            n_trials=_int(get("n_trials"), "n_trials", minimum=0),
+            n_jobs=_int(get("n_jobs"), "n_jobs", minimum=1),
+            max_failure_rate=float(get("max_failure_rate")),
+            params=get("params"),
+            custom_search_space=get("custom_search_space"),
+            baseline_trial=bool(get("baseline_trial")),
+            skip_duplicates=bool(get("skip_duplicates")),
+            stop_threshold=None if get("stop_threshold") is None else float(get("stop_threshold")),
+            keep_best=None if get("keep_best") is None else _int(get("keep_best"), "keep_best", minimum=1),
+            fail_fast=_int(get("fail_fast"), "fail_fast", minimum=0),
+            retry_interrupted=bool(get("retry_interrupted")),
+        )
+        if not 0.0 <= settings.max_failure_rate <= 1.0:
+            raise SweepError(
+                f"hydra.sweeper.max_failure_rate: must lie in [0, 1], got {settings.max_failure_rate}\n"
+                "    fix: 1.0 never stops the sweep for failures, 0.0 stops at the first failed trial"
+            )
+        if len(directions) > 1:
+            for key in ("stop_threshold", "keep_best"):
+                if getattr(settings, key) is not None:
+                    raise SweepError(
+                        f"hydra.sweeper.{key}: needs a single-objective study, direction is {directions}\n"
+                        f"    fix: set {key}: null"
+                    )
+        return settings
+
+
+def _int(value: Any, key: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SweepError(f"hydra.sweeper.{key}: expected an integer >= {minimum}, got {value!r}")
+    return value

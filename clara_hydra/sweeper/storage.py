@@ -1,0 +1,188 @@
+"""Where a study lives: parsing ``hydra.sweeper.storage`` and opening it.
+
+=============================================  =============================================================
+``storage``                                    Optuna storage
+=============================================  =============================================================
+``null`` (default)                             journal file ``<stable sweep root>/optuna/<study_name>.journal``
+``journal:///abs/path.journal``                ``JournalStorage(JournalFileBackend(path))``
+``journal://rel/path.journal``, ``x.journal``  the same, relative to the directory the command was started in
+any other path with no ``://``                 a journal file too, except ``*.db``/``*.sqlite``/``*.sqlite3``
+``*.db`` path, ``sqlite:///rel.db``            ``RDBStorage`` on SQLite (relative paths made absolute)
+``postgresql://user:pw@host/db``, ``mysql://``  ``RDBStorage`` (SQLAlchemy URL; needs the DB driver)
+``redis://host:6379``                          ``JournalStorage(JournalRedisBackend(url))`` (needs ``redis``)
+=============================================  =============================================================
+
+The *stable sweep root* is ``hydra.sweep.dir`` cut before its first path component that uses
+``${now:...}``: with Hydra's default ``multirun/${now:%Y-%m-%d}/${now:%H-%M-%S}`` the journal is
+``multirun/optuna/<study_name>.journal`` under the launch directory, so rerunning the same command
+finds the same study; a ``hydra.sweep.dir`` without a timestamp is itself the root. Every URL is made
+absolute, because jobs may run in other working directories or processes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from clara_hydra.errors import SweepError
+
+if TYPE_CHECKING:
+    from optuna.storages import BaseStorage
+
+JOURNAL_SCHEME = "journal://"
+SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+_TIMESTAMP = "${now:"
+
+
+@dataclass(frozen=True)
+class StorageSpec:
+    """A resolved storage.
+
+    Args:
+        url: canonical absolute URL (``journal:///abs/x.journal``, ``sqlite:////abs/x.db``, ...).
+    """
+
+    url: str
+
+    @property
+    def display(self) -> str:
+        """The URL with any password masked, for logs and result files."""
+        return mask_password(self.url)
+
+    @property
+    def journal_path(self) -> Path | None:
+        """The journal file, for a journal-file storage."""
+        return Path(self.url[len(JOURNAL_SCHEME) :]) if self.url.startswith(JOURNAL_SCHEME) else None
+
+
+def mask_password(url: str) -> str:
+    """``postgresql://u:secret@h/db`` -> ``postgresql://u:***@h/db``."""
+    return re.sub(r"(://[^/:@]*:)[^@/]*@", r"\1***@", url)
+
+
+def resolve_storage(setting: Any, study_name: str, cfg: DictConfig, cwd: str | None = None) -> StorageSpec:
+    """Turn the ``storage`` setting into an absolute URL.
+
+    Args:
+        setting: ``hydra.sweeper.storage`` (``None`` or a string).
+        study_name: the study name (names the default journal file).
+        cfg: the sweeper's composed config (for ``hydra.sweep.dir``).
+        cwd: the launch directory that relative paths start from (default: the current one).
+
+    Returns:
+        The resolved storage.
+
+    Raises:
+        SweepError: the setting is not a string.
+    """
+    base = Path(cwd or os.getcwd())
+    if setting is None:
+        path = stable_sweep_root(cfg, base) / "optuna" / f"{safe_filename(study_name)}.journal"
+        return StorageSpec(JOURNAL_SCHEME + str(path))
+    if not isinstance(setting, str) or not setting.strip():
+        raise SweepError(
+            f"hydra.sweeper.storage: expected a URL or a path, got {setting!r}\n"
+            "    fix: e.g. sqlite:///sweep.db, journal:///abs/sweep.journal, postgresql://user:pw@host/db, or null"
+        )
+    text = setting.strip()
+    if text.startswith(JOURNAL_SCHEME):
+        return StorageSpec(JOURNAL_SCHEME + str(_absolute(text[len(JOURNAL_SCHEME) :], base)))
+    if text.startswith("sqlite:///"):
+        rest = text[len("sqlite:///") :]
+        return StorageSpec("sqlite:///" + str(_absolute(rest, base)) if rest and rest != ":memory:" else text)
+    if "://" in text:
+        return StorageSpec(text)  # postgresql://, mysql://, redis://: already location-independent
+    path = _absolute(text, base)
+    if path.suffix in SQLITE_SUFFIXES:
+        return StorageSpec("sqlite:///" + str(path))
+    return StorageSpec(JOURNAL_SCHEME + str(path))
+
+
+def open_storage(url: str) -> BaseStorage:
+    """Open (creating if needed) the Optuna storage behind a URL from :func:`resolve_storage`.
+
+    Args:
+        url: the canonical URL.
+
+    Returns:
+        An Optuna storage object.
+
+    Raises:
+        SweepError: the storage cannot be opened (missing driver, unreachable server, bad path).
+    """
+    import optuna
+
+    try:
+        if url.startswith(JOURNAL_SCHEME):
+            from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+            path = Path(url[len(JOURNAL_SCHEME) :])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return JournalStorage(JournalFileBackend(str(path)))
+        if url.startswith(("redis://", "rediss://")):
+            from optuna.storages.journal import JournalRedisBackend, JournalStorage
+
+            return JournalStorage(JournalRedisBackend(url))
+        if url.startswith("sqlite:///"):
+            Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.RDBStorage(url)
+    except (ImportError, OSError, ValueError, optuna.exceptions.StorageInternalError) as exc:
+        raise SweepError(
+            f"hydra.sweeper.storage: cannot open {mask_password(url)}: {type(exc).__name__}: {exc}\n"
+            "    fix: check the URL, the server and its driver (postgresql needs psycopg2: pip install 'clara-hydra[postgres]')"
+        ) from exc
+    except Exception as exc:  # SQLAlchemy's OperationalError and friends: same advice
+        if type(exc).__module__.startswith("sqlalchemy"):
+            raise SweepError(f"hydra.sweeper.storage: cannot open {mask_password(url)}: {exc}") from exc
+        raise
+
+
+def stable_sweep_root(cfg: DictConfig, base: Path) -> Path:
+    """``hydra.sweep.dir`` cut before its first timestamped component, resolved and made absolute.
+
+    Args:
+        cfg: the composed config.
+        base: the directory relative paths start from.
+
+    Returns:
+        A directory that is the same for every rerun of the same command.
+    """
+    raw = _raw_value(cfg, "hydra.sweep.dir") or "multirun"
+    cut = raw.find(_TIMESTAMP)
+    if cut >= 0:
+        raw = raw[:cut].rpartition("/")[0] if "/" in raw[:cut] else ""
+    resolved = _resolve_text(cfg, raw) if "${" in raw else raw
+    return _absolute(resolved or ".", base)
+
+
+def safe_filename(name: str) -> str:
+    """A study name usable as a file name."""
+    return re.sub(r"[^-\w.]", "_", name).strip(".") or "study"
+
+
+def _absolute(path: str, base: Path) -> Path:
+    p = Path(os.path.expanduser(path))
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def _raw_value(cfg: DictConfig, key: str) -> str | None:
+    parent_key, _, leaf = key.rpartition(".")
+    parent = OmegaConf.select(cfg, parent_key, default=None)
+    if not isinstance(parent, DictConfig) or leaf not in parent:
+        return None
+    raw = OmegaConf.to_container(parent, resolve=False).get(leaf)  # type: ignore[union-attr]
+    return None if raw is None else str(raw)
+
+
+def _resolve_text(cfg: DictConfig, text: str) -> str:
+    """Resolve interpolations in ``text`` against ``cfg`` (``runs/${name}`` -> ``runs/exp1``)."""
+    try:
+        node = OmegaConf.create({"value": text}, parent=cfg)
+        return str(node.value)
+    except Exception:  # noqa: BLE001 - an unresolvable prefix: fall back to Hydra's default root
+        return "multirun"
