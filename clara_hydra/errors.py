@@ -9,6 +9,7 @@ user errors too.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -69,8 +70,11 @@ class Diagnostic:
             text += f"\n    fix: {self.fix}"
         return text
 
-    def sort_key(self) -> tuple[str, str, str]:
-        return (self.file or "", self.json_path, self.rule)
+    def sort_key(self) -> tuple[str, tuple[tuple[int, str], ...], str]:
+        # List indices sort as numbers, so pre_transforms[2] comes before pre_transforms[10] (file order).
+        tokens = re.findall(r"\[(\d+)\]|([^.\[\]]+)", self.json_path)
+        path = tuple((int(i), "") if i else (-1, name) for i, name in tokens)
+        return (self.file or "", path, self.rule)
 
 
 class ClaraHydraError(Exception):
@@ -126,6 +130,8 @@ def suggest(name: str, candidates: Iterable[str], n: int = 3) -> str:
 
     pool = list(dict.fromkeys(candidates))
     close = difflib.get_close_matches(name, pool, n=n, cutoff=0.6)
+    if not close and len(name) >= 4:  # 'probability' -> 'prob': a shortened name is a prefix, not a close match
+        close = [c for c in pool if len(c) >= 3 and (name.startswith(c) or c.startswith(name))][:n]
     if not close:
         lowered = {c.lower(): c for c in pool}
         close = [lowered[c] for c in difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.6)]

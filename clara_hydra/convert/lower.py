@@ -123,7 +123,12 @@ class Lowering:
             path = join(comp.json_path, Clara.DISABLED)
             value = self.value(raw, comp, path)
             if not isinstance(value, bool) and not (isinstance(value, str) and value.startswith("${")):
-                self.problem("disabled-not-bool", f"'disabled' must be true, false or a \"{{VAR}}\", got {raw!r}", path)
+                self.problem(
+                    "disabled-not-bool",
+                    f"'disabled' must be true, false or a \"{{VAR}}\", got {raw!r}",
+                    path,
+                    'use true, false or a variable: "disabled": "{dont_use_it}"',
+                )
             node[Emitted.DISABLED] = value
         if Clara.RANK in comp.attributes:
             node[Emitted.RANK] = comp.attributes[Clara.RANK]

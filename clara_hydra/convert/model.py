@@ -103,6 +103,7 @@ class ClaraConfig:
     slots: tuple[Slot, ...]
     searches: tuple[SearchSpec, ...]  # first-level searches
     unknown_sections: Mapping[str, Any] = field(default_factory=dict)  # non-component top-level objects kept verbatim
+    rejected_names: frozenset[str] = frozenset()  # aliases/names of search entries already reported as invalid
 
     def slot(self, section: str | None, name: str) -> Slot | None:
         for s in self.slots:

@@ -34,6 +34,7 @@ class Parser:
     def __init__(self, file: str) -> None:
         self.file = file
         self.diagnostics: list[Diagnostic] = []
+        self.rejected_names: set[str] = set()  # names declared by search entries that were rejected
 
     # -- reporting -------------------------------------------------------------------------------------------------
     def problem(self, rule: str, message: str, path: str, fix: str = "", level: Level = Level.ERROR) -> None:
@@ -76,7 +77,9 @@ class Parser:
             else:
                 first_level[key] = value
         era = detect_era(doc, slots)
-        return ClaraConfig(self.file, sha, era, first_level, tuple(slots), tuple(searches), unknown)
+        return ClaraConfig(
+            self.file, sha, era, first_level, tuple(slots), tuple(searches), unknown, frozenset(self.rejected_names)
+        )
 
     # -- slots and components ------------------------------------------------------------------------------------
     def _slot(self, section: str | None, name: str, value: Any, path: str) -> Slot | None:
@@ -130,7 +133,10 @@ class Parser:
             args = {}
         if not isinstance(args, dict):
             self.problem(
-                "bad-args", f"'args' must be an object of keyword arguments, got {_kind(args)}", join(path, Clara.ARGS)
+                "bad-args",
+                f"'args' must be an object of keyword arguments, got {_kind(args)}",
+                join(path, Clara.ARGS),
+                'write the keyword arguments as an object: "args": {"keys": ["image"]}',
             )
             args = {}
         apply = item.get(Clara.APPLY, {}) or {}
@@ -139,6 +145,7 @@ class Parser:
                 "bad-apply",
                 f"'apply' maps argument names to searched names (strings), got {_short(apply)}",
                 join(path, Clara.APPLY),
+                'e.g. "apply": {"prob": "myProb", "@disabled": "d1"}',
             )
             apply = {}
         attributes = {k: item[k] for k in Clara.ATTRIBUTES if k in item}
@@ -197,18 +204,36 @@ class Parser:
 
     def _searches(self, value: Any, path: str, owner: str | None) -> list[SearchSpec]:
         if not isinstance(value, list):
-            self.problem("bad-search", f"'search' must be a list of search entries, got {_kind(value)}", path)
+            self.problem(
+                "bad-search",
+                f"'search' must be a list of search entries, got {_kind(value)}",
+                path,
+                'wrap the entry in a list: "search": [{...}]',
+            )
             return []
         out: list[SearchSpec] = []
         for i, entry in enumerate(value):
             spec = self._search(entry, join(path, i), owner)
             if spec is not None:
                 out.append(spec)
+            elif isinstance(entry, dict):
+                # The entry was reported; remember its aliases so their uses are not reported as unknown too.
+                raw = entry.get(Clara.ARGS)
+                for text in [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []:
+                    if isinstance(text, str) and Clara.ALIAS_SEP in text:
+                        self.rejected_names.add(text.split(Clara.ALIAS_SEP, 1)[1])
+                    elif isinstance(text, str) and owner is None:
+                        self.rejected_names.add(text.lstrip(Clara.REF_PREFIX))
         return out
 
     def _search(self, entry: Any, path: str, owner: str | None) -> SearchSpec | None:
         if not isinstance(entry, dict):
-            self.problem("bad-search", f"a search entry is an object, got {_kind(entry)}", path)
+            self.problem(
+                "bad-search",
+                f"a search entry is an object, got {_kind(entry)}",
+                path,
+                'e.g. {"domain": "net", "type": "enum", "args": ["num_res_units"], "targets": [[2], [1]]}',
+            )
             return None
         domain = entry.get(Clara.DOMAIN)
         if domain not in Clara.DOMAINS:
@@ -251,13 +276,21 @@ class Parser:
                 name = name[1:] if name.startswith(Clara.REF_PREFIX) else name  # virtual variable spelling (§4.6)
             if not name or (sep and (not alias or Clara.ALIAS_SEP in alias)):
                 self.problem(
-                    "bad-alias", f"search arg {text!r} is not 'arg' or 'arg#alias'", join(join(path, "args"), j)
+                    "bad-alias",
+                    f"search arg {text!r} is not 'arg' or 'arg#alias'",
+                    join(join(path, "args"), j),
+                    "write the argument, then '#', then the alias: \"prob#myProb\"",
                 )
                 return None
             args.append(SearchArg(name, alias or None))
         names = [a.name for a in args]
         if len(set(names)) != len(names):
-            self.problem("duplicate-search-arg", f"search args repeat a name: {raw_args}", join(path, Clara.ARGS))
+            self.problem(
+                "duplicate-search-arg",
+                f"search args repeat a name: {raw_args}",
+                join(path, Clara.ARGS),
+                "list each argument once",
+            )
             return None
         typ = entry.get(Clara.TYPE)
         targets = entry.get(Clara.TARGETS)
@@ -280,7 +313,12 @@ class Parser:
                 )
                 return None
             if any(a.is_disabled for a in args):
-                self.problem("float-disabled", "@disabled can only be searched with an enum of booleans", tpath)
+                self.problem(
+                    "float-disabled",
+                    "@disabled can only be searched with an enum of booleans",
+                    tpath,
+                    'use "type": "enum", "targets": [[true], [false]]',
+                )
                 return None
             lo, hi = targets
             if lo > hi:
@@ -324,6 +362,7 @@ class Parser:
                         "disabled-not-bool",
                         f"@disabled choices must be true or false, got {_short(flag)}",
                         join(tpath, k),
+                        "use true or false (JSON booleans, not strings)",
                     )
                     return None
             choices.append(tuple(choice))

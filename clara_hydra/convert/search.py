@@ -278,6 +278,8 @@ class SearchBinder:
         for target, raw_name in comp.apply.items():
             where = join(join(comp.json_path, Clara.APPLY), target)
             name = raw_name[1:] if raw_name.startswith(Clara.REF_PREFIX) else raw_name
+            if name not in known and name in self.config.rejected_names:
+                continue  # its search entry was already reported
             if name not in known:
                 hint = suggest(name, sorted(known))
                 self.problem(

@@ -13,8 +13,7 @@ the "collect all problems" cases. Files are named for the rule they break:
 The set of error-level rules reported must equal the expected rules (no missing check, no cascade of secondary
 errors), and one diagnostic of the first rule must sit at that JSON path and contain the fragment (values seen,
 did-you-mean or fix) in its message or fix. A file may have several rows, one per fragment. Rows marked
-``xfail(strict=True)`` are known converter gaps: the reason says what is missing; when the converter is fixed the row
-XPASSes and fails, so remove the mark then.
+``xfail(strict=True)`` would mark known converter gaps (none today).
 
 Most rows run in-process through :func:`clara_hydra.convert.convert_path` (each file converted once, cached);
 ``CLI_CASES`` runs a few through ``tools/convert_clara.py`` in a subprocess to check what a user sees: exit code 2,
@@ -40,13 +39,6 @@ REPO = Path(__file__).resolve().parents[2]
 ERRORS_DIR = Path(__file__).resolve().parent / "errors"
 CLI = REPO / "tools" / "convert_clara.py"
 
-NO_FIX_GAP = (
-    "converter gap: this diagnostic has an empty fix (DESIGN.md: messages say the rule, the values, the place, the fix)"
-)
-CASCADE_GAP = (
-    "converter gap: a well-formed alias whose search has bad targets is dropped, so the site that applies it gets a "
-    "secondary unknown-apply-name error"
-)
 
 P = "train.pre_transforms"
 
@@ -60,7 +52,6 @@ _ROWS = [
         ("float-bounds",),
         f"{P}[3].search[0].targets",
         "got min=0.9 max=0.1",
-        marks=pytest.mark.xfail(strict=True, reason=CASCADE_GAP),
     ),
     ("error_float-targets.json", ("float-targets",), "search[0].targets", "got [0.0001]"),
     ("error_float-targets_not_numbers.json", ("float-targets",), "search[0].targets", '["1e-4", "1e-3"]'),
@@ -69,7 +60,6 @@ _ROWS = [
         ("float-targets",),
         f"{P}[3].search[0].targets",
         "got [0, 0.5, 1]",
-        marks=pytest.mark.xfail(strict=True, reason=CASCADE_GAP),
     ),
     ("error_float-disabled.json", ("float-disabled",), f"{P}[5].search[0].targets", "enum of booleans"),
     # enum searches
@@ -110,9 +100,6 @@ _ROWS = [
         ("unknown-apply-target",),
         f"{P}[4].apply.probability",
         "did you mean 'prob'",
-        marks=pytest.mark.xfail(
-            strict=True, reason="converter gap: unknown-apply-target has no did-you-mean (SPEC 4.3 asks for one)"
-        ),
     ),
     ("error_apply-conflict.json", ("apply-conflict",), f"{P}[4].apply.prob", "both searched and applied"),
     ("error_bad-apply.json", ("bad-apply",), f"{P}[4].apply", 'got "myProb"'),
@@ -207,18 +194,6 @@ def _with_ids(rows: list[Any]) -> list[Any]:
 
 ERRORS = _with_ids(_ROWS)
 
-# files whose error diagnostics have no fix yet (see test_every_error_says_the_fix)
-NO_FIX = {
-    "error_bad-alias.json",
-    "error_bad-apply.json",
-    "error_bad-args.json",
-    "error_bad-search.json",
-    "error_disabled-not-bool.json",
-    "error_disabled-not-bool_enum_choice.json",
-    "error_duplicate-search-arg.json",
-    "error_float-disabled.json",
-}
-
 # (file, warning rule, JSON path, fragment): these convert, with a warning
 WARNINGS = [
     ("warning_legacy-form_lr_search.json", "legacy-form", "lr_search", "3.x form of a float search on learning_rate"),
@@ -274,9 +249,7 @@ def test_collect_all_sorts_list_indices_as_numbers() -> None:
 
 
 @pytest.mark.parametrize("name", sorted({_case_file(row) for row in ERRORS}))
-def test_every_error_says_the_fix(name: str, request: pytest.FixtureRequest) -> None:
-    if name in NO_FIX:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=NO_FIX_GAP))
+def test_every_error_says_the_fix(name: str) -> None:
     assert all(d.fix for d in _errors_of(name)), [d.render() for d in _errors_of(name) if not d.fix]
 
 
