@@ -238,11 +238,6 @@ def test_collect_all_reports_every_problem_sorted_by_location() -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="converter gap: diagnostics are sorted by the JSON path as a string, so pre_transforms[10] comes before "
-    "pre_transforms[2]; list indices should sort as numbers (document order)",
-)
 def test_collect_all_sorts_list_indices_as_numbers() -> None:
     errors = _errors_of("error_collect-all_natural_order.json")
     assert [d.json_path for d in errors] == [f"{P}[2].args.a_mn", f"{P}[10].args.key"]
