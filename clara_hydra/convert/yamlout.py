@@ -147,4 +147,6 @@ def override_value(value: Any) -> str:
 
     if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text) and text.lower() not in {"true", "false", "null", "nan", "inf"}:
         return text
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    # Hydra's quoted strings: backslashes are escaped only where they precede a quote (or the closing quote).
+    body = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), text)
+    return "'" + body + "'"
