@@ -8,6 +8,7 @@ these functions (or ``monai.handlers.from_engine``).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 
@@ -35,3 +36,46 @@ def discard_output(x: Any) -> None:
     """
     del x
     return None
+
+
+def model_from_checkpoint(ckpt_path: str, model_path: str = "train.model", key: str = "model") -> Any:
+    """Replaces a Clara 4.1 validation config's ``{"ckpt_path": "{MMAR_CKPT}"}`` model entry.
+
+    As in Clara, the checkpoint carries the training config (``train_conf``, saved by the training run's
+    ``CheckpointSaver`` from ``"@conf"``); the network is rebuilt from its ``train.model`` node and its weights
+    are loaded from the checkpoint's ``model`` entry.
+
+    Args:
+        ckpt_path: a checkpoint written by ``python train.py`` (or Clara), relative to the start folder.
+        model_path: where the network's node sits in ``train_conf``.
+        key: the checkpoint entry holding the network's ``state_dict``.
+
+    Returns:
+        The network, weights loaded, on the CPU (the evaluator moves it to its device).
+
+    Raises:
+        DataError: the file is missing or holds no ``train_conf``/``model`` entry.
+    """
+    import torch
+    from omegaconf import DictConfig, OmegaConf
+
+    from clara_hydra.errors import DataError
+    from clara_hydra.resolvers import original_cwd
+    from clara_hydra.runtime.build import Builder
+
+    path = Path(ckpt_path)
+    path = path if path.is_absolute() else original_cwd() / path
+    if not path.is_file():
+        raise DataError(f"ckpt_path={ckpt_path!r}: no such checkpoint ({path}); set MMAR_CKPT=/path/to/model.pt")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)  # plain data only: never unpickle code
+    if not isinstance(checkpoint, dict) or "train_conf" not in checkpoint or key not in checkpoint:
+        found = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        raise DataError(
+            f"ckpt_path={ckpt_path!r}: a checkpoint needs 'train_conf' (the training config) and {key!r} "
+            f"entries to rebuild the network, found {found}"
+        )
+    conf = OmegaConf.create(checkpoint["train_conf"])
+    assert isinstance(conf, DictConfig)
+    model = Builder(conf).build(model_path)
+    model.load_state_dict(checkpoint[key])
+    return model

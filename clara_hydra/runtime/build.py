@@ -36,7 +36,7 @@ _CONTROL = (*Emitted.MARKERS, COMPOSE, LIST, *_IGNORED)
 _CHECKPOINT_DICTS = ("save_dict", "load_dict")  # ignite/MONAI checkpoint handlers' object mappings
 _MISSING_KEY = re.compile(r"Missing mandatory value: ([\w.\[\]]+)")
 
-KwargsPolicy = Callable[[str, dict[str, Any]], dict[str, Any]]
+KwargsPolicy = Callable[[str, Any, dict[str, Any]], dict[str, Any]]  # (path, callable, kwargs) -> kwargs
 
 
 def _is_marker(key: object) -> bool:
@@ -57,7 +57,7 @@ class Builder:
         rank: this process's distributed rank; members with another ``_rank_`` are dropped.
         allow: extra module prefixes whose targets may be built, on top of ``DEFAULT_ALLOWED`` and the
             config's top-level ``_allow_``.
-        kwargs_policy: called as ``policy(path, kwargs)`` before each constructor call (device/AMP rules).
+        kwargs_policy: called as ``policy(path, callable, kwargs)`` before each call (device/AMP rules).
     """
 
     def __init__(
@@ -202,7 +202,7 @@ class Builder:
         args = [self._at(v, p) for p, v in self._positional(node, path)]
         kwargs = {str(k): self._at(v, _join(path, k)) for k, v in self._items(node, path) if k not in _CONTROL}
         if self.kwargs_policy is not None:
-            kwargs = self.kwargs_policy(path, kwargs)
+            kwargs = self.kwargs_policy(path, func, kwargs)
         if target.startswith(("monai.handlers.", "ignite.handlers.")):
             kwargs = _checkpointable(kwargs)
         if node.get(Emitted.PARTIAL) is True:

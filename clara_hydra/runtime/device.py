@@ -31,8 +31,14 @@ class DevicePolicy:
         self.amp_disabled = False
         self._warned_device = False
 
-    def adjust(self, path: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Return ``kwargs`` for the node at ``path`` with the device and AMP rules applied."""
+    def adjust(self, path: str, func: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Return ``kwargs`` for calling ``func`` at ``path``, with the device and AMP rules applied.
+
+        A required ``device`` argument that the config leaves out (Clara engines chose it themselves, e.g. the
+        evaluators of the AutoML examples) gets this run's device.
+        """
+        if "device" not in kwargs and _requires(func, "device"):
+            kwargs["device"] = self.device
         if self.cuda:
             return kwargs
         device = kwargs.get("device")
@@ -47,6 +53,17 @@ class DevicePolicy:
                 log.info("AMP is only used on CUDA: amp=false on the CPU (at %s)", path)
                 self.amp_disabled = True
         return kwargs
+
+
+def _requires(func: Any, name: str) -> bool:
+    """Whether calling ``func`` needs the argument ``name`` (no default)."""
+    import inspect
+
+    try:
+        param = inspect.signature(func).parameters.get(name)
+    except (TypeError, ValueError):
+        return False
+    return param is not None and param.default is inspect.Parameter.empty
 
 
 def apply_determinism(cfg: Any) -> int | None:

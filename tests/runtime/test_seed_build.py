@@ -68,7 +68,10 @@ def test_quickstart_composes_to_cpu_sizes(compose_cfg: Composer) -> None:
 @pytest.mark.parametrize("device", ["cuda", "cuda:1"])
 def test_device_policy_warns_once(device: str, caplog: pytest.LogCaptureFixture) -> None:
     policy = DevicePolicy(cuda=False)
-    assert policy.adjust("a", {"device": device, "amp": True}) == {"device": "cpu", "amp": False}
-    assert policy.adjust("b", {"device": device}) == {"device": "cpu"}
+    assert policy.adjust("a", None, {"device": device, "amp": True}) == {"device": "cpu", "amp": False}
+    assert policy.adjust("b", None, {"device": device}) == {"device": "cpu"}
     assert sum("CUDA is not available" in r.message for r in caplog.records) == 1
-    assert DevicePolicy(cuda=True).adjust("a", {"device": device, "amp": True}) == {"device": device, "amp": True}
+    from monai.engines import SupervisedEvaluator
+
+    assert policy.adjust("c", SupervisedEvaluator, {})["device"] == "cpu"  # Clara engines chose it themselves
+    assert DevicePolicy(cuda=True).adjust("a", None, {"device": device, "amp": True}) == {"device": device, "amp": True}
