@@ -9,9 +9,11 @@ Groups (select with ``override hydra/sweeper/sampler: random`` in a defaults lis
   ``threshold``, ``patient``, ``nop``
 
 Every sampler and pruner argument defaults to ``null``, which means "Optuna's own default": null
-arguments are dropped before the object is built (:func:`clara_hydra.sweeper.optuna_objects.instantiate_dropping_nulls`),
-so each installed Optuna release (4.x or 5.x, whose defaults differ, e.g. TPE's ``constant_liar``) keeps
-its own defaults, and a node with only ``seed`` set is ``TPESampler(seed=...)``.
+arguments are dropped before the object is built
+(:func:`clara_hydra.sweeper.optuna_objects.instantiate_dropping_nulls`), so each installed Optuna
+release (4.x or 5.x, whose defaults differ, e.g. TPE's ``constant_liar``) keeps its own defaults, and
+a node with only ``seed`` set is ``TPESampler(seed=...)``. The ``threshold`` pruner needs ``lower`` or
+``upper`` set (Optuna's rule).
 
 This module must stay light: Hydra imports it during plugin discovery, so it imports no Optuna.
 """

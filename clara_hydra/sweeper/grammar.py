@@ -85,6 +85,12 @@ def format_element(value: Any) -> str:
 
     if isinstance(value, float) and value != value:  # NaN never compares equal: no round-trip check
         return "nan"
+    # Containers element by element, so a string inside a list ("0" in ["0"]) keeps its quotes too.
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(format_element(v) for v in value) + "]"
+    if isinstance(value, dict):
+        items = (f"{Override._get_value_element_as_str(str(k))}: {format_element(v)}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
     # Private but stable in hydra-core 1.3 (pinned <1.4): the formatter Hydra itself uses for overrides.
     text: str = Override._get_value_element_as_str(value, space_after_sep=True)
     if isinstance(value, str) and not _reads_back(text, value):
@@ -194,7 +200,8 @@ def _categorical(name: str, key: str, items: list[Any], where: str) -> ParamSpec
             continue  # choice(a, a): one category
         if choice in elements:
             raise SweepError(
-                f"{where}: the choices {elements[choice]!r} and {item!r} are equal for Optuna (same text, or 1 and true)"
+                f"{where}: the choices {elements[choice]!r} and {item!r} are equal for Optuna "
+                "(same text, or 1 and true)"
                 "\n    fix: keep one of them, or quote the string one"
             )
         elements[choice] = item
@@ -209,17 +216,17 @@ def _same(a: Any, b: Any) -> bool:
 def _range(name: str, key: str, value: Any, override: Override, where: str, log: bool) -> ParamSpec:
     from optuna.distributions import FloatDistribution, IntDistribution
 
-    values = list(override.sweep_iterator())
+    values: list[Any] = list(override.sweep_iterator())
     if not values:
         raise SweepError(
             f"{where}: the range is empty (Hydra's range(start, stop, step) excludes stop)\n"
             "    fix: check the order of start and stop and the sign of step"
         )
-    if value.shuffle:  # order has no meaning for a sampler: the values as categories, as upstream does
-        return _categorical(name, key, values, where)
+    if value.shuffle:  # the values as categories, as upstream does; sorted, because Hydra shuffled them and
+        return _categorical(name, key, sorted(values), where)  # a resumed study needs the same choice order
     start, step, n = value.start, value.step, len(values)
     if all(isinstance(v, int) and not isinstance(v, bool) for v in (start, value.stop, step)):
-        low, high = min(values), max(values)
+        low, high = int(min(values)), int(max(values))
         if log:
             if abs(step) != 1:
                 raise SweepError(f"{where}: tag(log, range(...)) needs step 1; Optuna has no log scale with a step")

@@ -43,7 +43,7 @@ from clara_hydra.sweeper.results import (
 from clara_hydra.sweeper.resume import STUDY_ATTR_SWEEP_DIR, budget_used, close_interrupted, close_stale, tell
 from clara_hydra.sweeper.settings import Settings
 from clara_hydra.sweeper.space import SearchSpace
-from clara_hydra.sweeper.storage import StorageSpec, open_storage, resolve_storage
+from clara_hydra.sweeper.storage import open_storage, resolve_storage
 
 log = logging.getLogger(__name__)
 ATTR_FIXED = "fixed_overrides"
@@ -141,7 +141,10 @@ class SweepRunner:
 
     def _open_study(self, study_name: str) -> optuna.Study:
         study = optuna.create_study(
-            study_name=study_name, storage=self.storage, directions=self.settings.directions, load_if_exists=True
+            study_name=study_name,
+            storage=self.storage,
+            directions=self.settings.directions,  # type: ignore[arg-type]  # checked by parse_directions
+            load_if_exists=True,
         )
         found = [d.name.lower() for d in study.directions]
         if found != self.settings.directions:
@@ -282,7 +285,7 @@ class SweepRunner:
             return
         try:
             self.hydra_context.config_loader.load_sweep_config(self.config, self._job_overrides(a))
-        except Exception as exc:  # noqa: BLE001 - any composition error is this trial's failure
+        except Exception as exc:
             a.result = Result(Outcome.FAIL, reason=f"config composition failed: {type(exc).__name__}: {exc}", error=exc)
             return
         self.composed |= seen

@@ -177,7 +177,7 @@ class SearchSpace:
                     if node is _ABSENT or OmegaConf.is_missing(cfg, spec.key):
                         continue
                     default = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
-                except Exception:  # noqa: BLE001 - an unresolvable default (e.g. `${oc.env:X}`) has no baseline value
+                except Exception:
                     continue
             found = _value_in(spec, default)
             if found is not _ABSENT:

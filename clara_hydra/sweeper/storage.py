@@ -134,7 +134,8 @@ def open_storage(url: str) -> BaseStorage:
     except (ImportError, OSError, ValueError, optuna.exceptions.StorageInternalError) as exc:
         raise SweepError(
             f"hydra.sweeper.storage: cannot open {mask_password(url)}: {type(exc).__name__}: {exc}\n"
-            "    fix: check the URL, the server and its driver (postgresql needs psycopg2: pip install 'clara-hydra[postgres]')"
+            "    fix: check the URL, the server and its driver "
+            "(postgresql needs psycopg2: pip install 'clara-hydra[postgres]')"
         ) from exc
     except Exception as exc:  # SQLAlchemy's OperationalError and friends: same advice
         if type(exc).__module__.startswith("sqlalchemy"):
@@ -184,5 +185,5 @@ def _resolve_text(cfg: DictConfig, text: str) -> str:
     try:
         node = OmegaConf.create({"value": text}, parent=cfg)
         return str(node.value)
-    except Exception:  # noqa: BLE001 - an unresolvable prefix: fall back to Hydra's default root
+    except Exception:
         return "multirun"

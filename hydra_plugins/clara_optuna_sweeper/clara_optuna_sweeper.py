@@ -21,7 +21,9 @@ register_configs()
 
 
 class ClaraOptunaSweeper(Sweeper):
-    """Hydra sweeper driving an Optuna study with ask/tell; see :class:`clara_hydra.sweeper.config.ClaraOptunaSweeperConf`.
+    """Hydra sweeper driving an Optuna study by ask/tell.
+
+    Settings: :class:`clara_hydra.sweeper.config.ClaraOptunaSweeperConf`.
 
     Args:
         **settings: the ``hydra.sweeper`` node's keys (Hydra passes them as keyword arguments).
@@ -37,7 +39,9 @@ class ClaraOptunaSweeper(Sweeper):
 
         self.config = config
         self.hydra_context = hydra_context
-        self._runner = SweepRunner(self.settings, hydra_context=hydra_context, task_function=task_function, config=config)
+        self._runner = SweepRunner(
+            self.settings, hydra_context=hydra_context, task_function=task_function, config=config
+        )
         self.launcher = self._runner.launcher
 
     def sweep(self, arguments: list[str]) -> None:

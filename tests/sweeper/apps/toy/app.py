@@ -27,7 +27,7 @@ def objective(cfg: DictConfig) -> float:
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> float:
+def main(cfg: DictConfig) -> float | list[float]:
     number = trial_report.trial_number()
     if os.environ.get("TOY_EXIT_AT") == str(number):
         os._exit(3)
@@ -54,7 +54,7 @@ def main(cfg: DictConfig) -> float:
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "model.pt"), "wb") as f:
         f.write(b"0" * 1000)  # a fake checkpoint for keep_best
-    if cfg.mode == "nan":
+    if cfg.mode == "diverge":
         return float("nan")
     if cfg.mode == "raise":
         raise ValueError("toy failure")
@@ -62,6 +62,8 @@ def main(cfg: DictConfig) -> float:
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
     if cfg.mode == "fail":
         raise FileNotFoundError("no such datalist: /nope/dataset.json")
+    if cfg.objectives == 2:
+        return [final, cfg.x]
     return final
 
 
