@@ -79,3 +79,25 @@ def model_from_checkpoint(ckpt_path: str, model_path: str = "train.model", key: 
     model = Builder(conf).build(model_path)
     model.load_state_dict(checkpoint[key])
     return model
+
+
+def batch_meta(batch: Any, key: str = "image") -> list[dict[str, Any]]:
+    """Replaces Clara's ``"#monai.handlers.from_engine(['image_meta_dict'])"`` (e.g. ``MetricsSaver.batch_transform``).
+
+    MONAI 1.x keeps the metadata on the image itself (``MetaTensor.meta``); the ``image_meta_dict`` entries of
+    Clara-era batches no longer exist. Emitted with ``_partial_: true`` and ``key: image``.
+
+    Args:
+        batch: the engine's decollated batch (a list of dicts) or one dict.
+        key: the data key whose metadata is wanted (``image`` for ``image_meta_dict``).
+
+    Returns:
+        One metadata dict per item (``filename_or_obj`` etc.); an old-style ``<key>_meta_dict`` is used when present.
+    """
+    items = batch if isinstance(batch, list | tuple) else [batch]
+    out = []
+    for item in items:
+        old = item.get(f"{key}_meta_dict") if isinstance(item, dict) else None
+        meta = old if old is not None else getattr(item[key], "meta", {})
+        out.append(dict(meta))
+    return out
