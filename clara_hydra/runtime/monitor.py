@@ -77,6 +77,7 @@ class Monitor:
                 owner_logger = getattr(getattr(handler[0], "__self__", None), "logger", None)
                 if isinstance(owner_logger, logging.Logger):  # e.g. MONAI StatsHandler's own logger
                     owner_logger.addFilter(_DropPruned())
+                    _route_to_root(owner_logger)
         if self.trainer is not None:
             self.trainer.add_event_handler(Events.EPOCH_STARTED, self._epoch_started)
             self.trainer.add_event_handler(Events.ITERATION_COMPLETED, self._iteration_completed)
@@ -140,6 +141,20 @@ class Monitor:
             mean,
             time.perf_counter() - self._epoch_start,
         )
+
+
+def _route_to_root(logger: logging.Logger) -> None:
+    """Let a MONAI logger reach the job's log (Hydra's ``train.log``) in the job's format.
+
+    MONAI's ``get_logger`` gives each handler logger its own stdout handler and ``propagate = False``, so the
+    per-iteration losses bypass the job log file and print in a second format.
+    """
+    if logger.propagate:
+        return
+    for handler in list(logger.handlers):
+        if type(handler) is logging.StreamHandler:
+            logger.removeHandler(handler)
+    logger.propagate = True
 
 
 def _is_number(value: Any) -> bool:
