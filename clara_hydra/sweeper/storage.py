@@ -130,7 +130,7 @@ def open_storage(url: str) -> BaseStorage:
             return JournalStorage(JournalRedisBackend(url))
         if url.startswith("sqlite:///"):
             Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.RDBStorage(url)
+        return optuna.storages.RDBStorage(with_available_driver(url))
     except (ImportError, OSError, ValueError, optuna.exceptions.StorageInternalError) as exc:
         raise SweepError(
             f"hydra.sweeper.storage: cannot open {mask_password(url)}: {type(exc).__name__}: {exc}\n"
@@ -141,6 +141,20 @@ def open_storage(url: str) -> BaseStorage:
         if type(exc).__module__.startswith("sqlalchemy"):
             raise SweepError(f"hydra.sweeper.storage: cannot open {mask_password(url)}: {exc}") from exc
         raise
+
+
+def with_available_driver(url: str) -> str:
+    """``postgresql://`` with the PostgreSQL driver that is installed.
+
+    SQLAlchemy 2.0 maps a bare ``postgresql://`` to psycopg2, SQLAlchemy 2.1 to psycopg (3); the
+    ``postgres`` extra installs psycopg2-binary. Name the driver explicitly when only psycopg2 is there.
+    """
+    import importlib.util
+
+    bare = url.startswith("postgresql://")
+    if bare and importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2://" + url[len("postgresql://") :]
+    return url
 
 
 def stable_sweep_root(cfg: DictConfig, base: Path) -> Path:

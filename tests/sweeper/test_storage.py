@@ -86,6 +86,7 @@ def test_postgres_storage() -> None:
     url = os.environ.get("CLARA_HYDRA_PG_URL")
     if not url:
         pytest.skip("set CLARA_HYDRA_PG_URL (e.g. postgresql://postgres@localhost/optuna) to run")
+    pytest.importorskip("psycopg2", reason="needs a PostgreSQL driver: pip install -e '.[postgres]'")
     name = f"test_pg_{os.getpid()}"
     study = optuna.create_study(study_name=name, storage=open_storage(url), load_if_exists=True)
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)

@@ -215,8 +215,11 @@ def test_postgres_sweep(run_toy: Any) -> None:
     url = os.environ.get("CLARA_HYDRA_PG_URL")
     if not url:
         pytest.skip("set CLARA_HYDRA_PG_URL (e.g. postgresql://postgres@localhost/optuna) to run")
+    pytest.importorskip("psycopg2", reason="needs a PostgreSQL driver: pip install -e '.[postgres]'")
     name = f"toy_pg_{os.getpid()}_{id(run_toy)}"
     sweep = run_toy("x=interval(0,1)", "hydra.sweeper.n_trials=2", f"hydra.sweeper.storage={url}",
                     f"hydra.sweeper.study_name={name}", *BASE)  # fmt: skip
     assert set(states(sweep)) == {"COMPLETE"}
-    optuna.delete_study(study_name=name, storage=url)
+    from clara_hydra.sweeper.storage import open_storage
+
+    optuna.delete_study(study_name=name, storage=open_storage(url))
