@@ -109,10 +109,8 @@ class Builder:
         return plain
 
     def enabled(self, node: Any, path: str) -> bool:
-        """Whether a member is kept: not ``None``, not ``_disabled_: true``, and on this ``_rank_``."""
-        if node is None:
-            return False
-        if not isinstance(node, DictConfig):
+        """Whether a node is kept in its container: not ``_disabled_: true`` and on this ``_rank_``."""
+        if not isinstance(node, DictConfig) or node._is_none():
             return True
         if Emitted.DISABLED in node and self._get(node, Emitted.DISABLED, path) is True:
             return False
@@ -173,7 +171,7 @@ class Builder:
         if isinstance(alternatives, ListConfig):  # list form {_one_of_: [node, ...]}
             members = [(_join(_join(path, Emitted.ONE_OF), i), alternatives[i]) for i in range(len(alternatives))]
             names = [str(i) for i in range(len(alternatives))]
-            enabled = [(p, v) for p, v in members if self.enabled(v, p)]
+            enabled = [(p, v) for p, v in members if v is not None and self.enabled(v, p)]
         else:
             names = [str(k) for k, _ in self._items(node, path) if not _is_marker(k)]
             enabled = list(self._members(node, path))
@@ -191,7 +189,8 @@ class Builder:
         """The enabled named members of a ``_compose_``/``_list_``/``_one_of_`` mapping, in key order."""
         for key, value in self._items(node, path):
             member_path = _join(path, key)
-            if not _is_marker(key) and self.enabled(value, member_path):
+            # A null member is dropped too: `train.pre_transforms.rand_gaussian_noised=null` on the command line.
+            if not _is_marker(key) and value is not None and self.enabled(value, member_path):
                 yield member_path, value
 
     def _call(self, node: DictConfig, path: str) -> Any:

@@ -83,6 +83,7 @@ def test_containers_markers_and_partial() -> None:
           metrics:
             val_dice: {_target_: monai.handlers.MeanDice}
             off: {_target_: monai.handlers.MeanDice, _disabled_: true}
+          plain: {a: null, b: [1, null]}
         """
     )
     builder = Builder(cfg)
@@ -95,6 +96,7 @@ def test_containers_markers_and_partial() -> None:
     assert handlers[0]({"x": 1}) is None
     assert handlers[1]([{"loss": 3.0}]) == 3.0
     assert list(builder.build("train.metrics")) == ["val_dice"]
+    assert builder.build("train.plain") == {"a": None, "b": [1, None]}  # nulls are values outside member mappings
 
 
 @pytest.mark.parametrize(("disabled", "count"), [((True, True), 0), ((False, False), 2)])
