@@ -3,7 +3,8 @@
 Select it with ``override hydra/sweeper: clara_optuna`` (converted configs do) and run
 ``python train.py -m``. Modules: :mod:`.config` (the settings and their defaults), :mod:`.grammar`
 and :mod:`.space` (Hydra sweep grammar -> Optuna distributions), :mod:`.storage` (where the study
-lives), :mod:`.runner` (the ask/launch/tell loop), :mod:`.failures`, :mod:`.resume`, :mod:`.results`,
+lives), :mod:`.runner` (the ask/launch/tell loop) and :mod:`.batch`, :mod:`.settings`,
+:mod:`.optuna_objects` (sampler, pruner, directions), :mod:`.failures`, :mod:`.resume`, :mod:`.results`,
 :mod:`.checkpoints`, and :mod:`.trial_report` (``report(value, step)`` for pruning, used by the runtime).
 
 Importing this package is cheap: Optuna is imported only when a sweep runs.

@@ -191,7 +191,7 @@ def print_summary(study: optuna.Study, sweep_dir: Path) -> None:
     shown = sorted(trials, key=rank)
     for t in shown[:MAX_SUMMARY_ROWS]:
         value = ", ".join(f"{v:.6g}" for v in t.values) if t.values else ""
-        params = " ".join(f"{k}={v}" for k, v in t.params.items())
+        params = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
         seconds = f"{t.duration.total_seconds():.1f}" if t.duration is not None else ""
         table.add_row(str(t.number), t.state.name, value, params, seconds, reason_of(t))
     console = Console(width=max(100, Console().width))

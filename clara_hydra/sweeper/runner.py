@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,50 +25,23 @@ from optuna.trial import TrialState
 
 from clara_hydra.errors import SweepError
 from clara_hydra.sweeper import trial_report
+from clara_hydra.sweeper.batch import ATTR_FIXED, Asked, contiguous, mark_duplicates, record, record_duplicate
 from clara_hydra.sweeper.checkpoints import prune_checkpoints
-from clara_hydra.sweeper.failures import FailFast, Outcome, Result, check_failure_rate, classify, format_traceback
+from clara_hydra.sweeper.failures import FailFast, Outcome, Result, check_failure_rate, classify
 from clara_hydra.sweeper.grammar import quote
 from clara_hydra.sweeper.optuna_objects import build_pruner, build_sampler
 from clara_hydra.sweeper.results import (
     ATTR_BASELINE,
-    ATTR_DUPLICATE_OF,
-    ATTR_FAIL_REASON,
-    ATTR_JOB_DIR,
     ATTR_OVERRIDES,
-    ATTR_PRUNE_REASON,
     print_summary,
     write_all,
 )
-from clara_hydra.sweeper.resume import STUDY_ATTR_SWEEP_DIR, budget_used, close_interrupted, close_stale, tell
+from clara_hydra.sweeper.resume import STUDY_ATTR_SWEEP_DIR, budget_used, close_interrupted, close_stale
 from clara_hydra.sweeper.settings import Settings
 from clara_hydra.sweeper.space import SearchSpace
 from clara_hydra.sweeper.storage import open_storage, resolve_storage
 
 log = logging.getLogger(__name__)
-ATTR_FIXED = "fixed_overrides"
-
-
-@dataclass
-class Asked:
-    """A trial asked from the study, with the overrides of its job."""
-
-    trial: optuna.Trial
-    params: dict[str, Any]
-    overrides: list[str]
-    fixed: list[str]
-    baseline: bool
-    result: Result | None = None
-    job_dir: str | None = None
-    # The trial whose outcome this one reuses (skip_duplicates): a finished trial or a twin in the batch.
-    same_as: optuna.trial.FrozenTrial | Asked | None = None
-
-    @property
-    def number(self) -> int:
-        return self.trial.number
-
-    def key(self) -> tuple[Any, ...]:
-        """What makes two trials the same training: their parameters and the fixed overrides."""
-        return _param_key(self.params, self.fixed)
 
 
 class SweepRunner:
@@ -240,38 +212,19 @@ class SweepRunner:
 
     def _run_batch(self, study: optuna.Study, batch: list[Asked]) -> list[tuple[int, Result]]:
         """Launch the batch's new trainings, tell every trial; return the launched (number, result)."""
-        to_launch = self._mark_duplicates(study, batch)
+        to_launch = mark_duplicates(study, batch) if self.settings.skip_duplicates else batch
         for a in to_launch:
             self._check_composes(a)
         launched = [a for a in to_launch if a.result is None]
-        for group in _contiguous(launched):
+        for group in contiguous(launched):
             self._launch(group)
         for a in batch:
             if a.same_as is None:
-                self._tell(study, a)
+                record(study, a)
         for a in batch:
             if a.same_as is not None:
-                self._tell_duplicate(study, a)
+                record_duplicate(study, a)
         return [(a.number, a.result) for a in to_launch if a.result is not None]
-
-    def _mark_duplicates(self, study: optuna.Study, batch: list[Asked]) -> list[Asked]:
-        if not self.settings.skip_duplicates:
-            return batch
-        done: dict[tuple[Any, ...], optuna.trial.FrozenTrial] = {}
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            done.setdefault(_param_key(t.params, t.user_attrs.get(ATTR_FIXED, [])), t)
-        first_in_batch: dict[tuple[Any, ...], Asked] = {}
-        to_launch = []
-        for a in batch:
-            key = a.key()
-            if key in done:
-                a.same_as = done[key]
-            elif key in first_in_batch:
-                a.same_as = first_in_batch[key]
-            else:
-                first_in_batch[key] = a
-                to_launch.append(a)
-        return to_launch
 
     def _check_composes(self, a: Asked) -> None:
         """Compose the job's config before launching: a bad override fails this trial, not the sweep.
@@ -306,53 +259,6 @@ class SweepRunner:
             if a.result.outcome is Outcome.COMPLETE and ret.cfg is not None:
                 self.configs[a.number] = ret.cfg
 
-    def _tell(self, study: optuna.Study, a: Asked) -> None:
-        assert a.result is not None
-        r = a.result
-        if a.job_dir:
-            a.trial.set_user_attr(ATTR_JOB_DIR, a.job_dir)
-        if r.outcome is Outcome.COMPLETE:
-            tell(study, a.trial, values=r.values)
-            return
-        if r.outcome is Outcome.PRUNED:
-            a.trial.set_user_attr(ATTR_PRUNE_REASON, r.reason)
-            tell(study, a.trial, state=TrialState.PRUNED)
-            log.info("trial %d pruned: %s", a.number, r.reason)
-            return
-        a.trial.set_user_attr(ATTR_FAIL_REASON, r.reason)
-        tell(study, a.trial, state=TrialState.FAIL)
-        if r.error is not None:
-            log.warning("trial %d failed: %s\n%s", a.number, r.reason, format_traceback(r.error))
-        else:
-            log.warning("trial %d failed: %s", a.number, r.reason)
-
-    def _tell_duplicate(self, study: optuna.Study, a: Asked) -> None:
-        source = a.same_as
-        assert source is not None
-        if isinstance(source, Asked):  # a twin in this batch: its outcome, whatever it was
-            assert source.result is not None
-            result, job_dir = source.result, source.job_dir
-        else:
-            result = Result(Outcome.COMPLETE, values=list(source.values))
-            job_dir = source.user_attrs.get(ATTR_JOB_DIR)
-        a.trial.set_user_attr(ATTR_DUPLICATE_OF, source.number)
-        if job_dir:
-            a.trial.set_user_attr(ATTR_JOB_DIR, job_dir)
-        log.info(
-            "trial %d repeats trial %d's parameters: its %s outcome is reused, not retrained",
-            a.number,
-            source.number,
-            result.outcome.value,
-        )
-        if result.outcome is Outcome.COMPLETE:
-            tell(study, a.trial, values=result.values)
-        elif result.outcome is Outcome.PRUNED:
-            a.trial.set_user_attr(ATTR_PRUNE_REASON, result.reason)
-            tell(study, a.trial, state=TrialState.PRUNED)
-        else:
-            a.trial.set_user_attr(ATTR_FAIL_REASON, result.reason)
-            tell(study, a.trial, state=TrialState.FAIL)
-
     # ------------------------------------------------------------------ stop rules
     def _threshold_reached(self, study: optuna.Study) -> bool:
         threshold = self.settings.stop_threshold
@@ -378,10 +284,6 @@ class SweepRunner:
         return False
 
 
-def _param_key(params: Mapping[str, Any], fixed: Sequence[str]) -> tuple[Any, ...]:
-    return (tuple(sorted((name, repr(value)) for name, value in params.items())), tuple(fixed))
-
-
 def _composition_keys(space: SearchSpace, params: Mapping[str, Any]) -> set[tuple[str, str]]:
     """(name, value) for categorical values, (name, "*") for numeric ones: what a composition check covers."""
     keys = set()
@@ -395,14 +297,3 @@ def _composition_keys(space: SearchSpace, params: Mapping[str, Any]) -> set[tupl
 def _job_dir(ret: JobReturn) -> str | None:
     output_dir = OmegaConf.select(ret.hydra_cfg, "hydra.runtime.output_dir", default=None) if ret.hydra_cfg else None
     return str(output_dir) if output_dir else None
-
-
-def _contiguous(asked: list[Asked]) -> list[list[Asked]]:
-    """Split into runs of consecutive trial numbers (one launch each, so job number = trial number)."""
-    groups: list[list[Asked]] = []
-    for a in sorted(asked, key=lambda x: x.number):
-        if groups and groups[-1][-1].number + 1 == a.number:
-            groups[-1].append(a)
-        else:
-            groups.append([a])
-    return groups

@@ -223,3 +223,13 @@ def test_postgres_sweep(run_toy: Any) -> None:
     from clara_hydra.sweeper.storage import open_storage
 
     optuna.delete_study(study_name=name, storage=open_storage(url))
+
+
+def test_pruning_across_processes_with_the_joblib_launcher(run_toy: Any) -> None:
+    """Jobs in loky worker processes reopen their trial from the journal and are pruned there."""
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="needs hydra-joblib-launcher")
+    sweep = run_toy(
+        "x=interval(0,1)", "steps=4", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.n_trials=8", "hydra.sweeper.pruner.n_startup_trials=2", *BASE,
+    )  # fmt: skip
+    assert "PRUNED" in states(sweep)  # seed 0: trials 2, 3, 4 and 6 are pruned (checked by hand once)

@@ -1,0 +1,140 @@
+"""The trials of one batch: duplicates of finished trials, and telling the study each outcome."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from clara_hydra.sweeper.failures import Outcome, Result, format_traceback
+from clara_hydra.sweeper.results import ATTR_DUPLICATE_OF, ATTR_FAIL_REASON, ATTR_JOB_DIR, ATTR_PRUNE_REASON
+from clara_hydra.sweeper.resume import tell
+
+log = logging.getLogger(__name__)
+ATTR_FIXED = "fixed_overrides"
+
+
+@dataclass
+class Asked:
+    """A trial asked from the study, with the overrides of its job and, later, its outcome.
+
+    Args:
+        trial: the running Optuna trial.
+        params: its parameter values (Optuna values).
+        overrides: the job's overrides (fixed command-line ones first).
+        fixed: the fixed command-line overrides (part of what makes two trainings the same).
+        baseline: whether it is the baseline trial (the defaults, no search override).
+    """
+
+    trial: optuna.Trial
+    params: dict[str, Any]
+    overrides: list[str]
+    fixed: list[str]
+    baseline: bool
+    result: Result | None = None
+    job_dir: str | None = None
+    # The trial whose outcome this one reuses (skip_duplicates): a finished trial or a twin in the batch.
+    same_as: optuna.trial.FrozenTrial | Asked | None = None
+
+    @property
+    def number(self) -> int:
+        return self.trial.number
+
+    def key(self) -> tuple[Any, ...]:
+        """What makes two trials the same training: their parameters and the fixed overrides."""
+        return param_key(self.params, self.fixed)
+
+
+def param_key(params: Mapping[str, Any], fixed: Sequence[str]) -> tuple[Any, ...]:
+    """A hashable identity of a training: sorted (name, repr(value)) pairs and the fixed overrides."""
+    return (tuple(sorted((name, repr(value)) for name, value in params.items())), tuple(fixed))
+
+
+def mark_duplicates(study: optuna.Study, batch: list[Asked]) -> list[Asked]:
+    """Point each trial that repeats a COMPLETE trial (or an earlier trial of the batch) at it.
+
+    Args:
+        study: the study.
+        batch: the asked trials, in order.
+
+    Returns:
+        The trials that must really be trained.
+    """
+    done: dict[tuple[Any, ...], optuna.trial.FrozenTrial] = {}
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        done.setdefault(param_key(t.params, t.user_attrs.get(ATTR_FIXED, [])), t)
+    first_in_batch: dict[tuple[Any, ...], Asked] = {}
+    to_launch = []
+    for a in batch:
+        key = a.key()
+        if key in done:
+            a.same_as = done[key]
+        elif key in first_in_batch:
+            a.same_as = first_in_batch[key]
+        else:
+            first_in_batch[key] = a
+            to_launch.append(a)
+    return to_launch
+
+
+def record(study: optuna.Study, a: Asked) -> None:
+    """Tell the study a launched trial's outcome, with its reason and job folder as user attributes."""
+    assert a.result is not None
+    if a.job_dir:
+        a.trial.set_user_attr(ATTR_JOB_DIR, a.job_dir)
+    _tell_result(study, a.trial, a.result)
+    r = a.result
+    if r.outcome is Outcome.PRUNED:
+        log.info("trial %d pruned: %s", a.number, r.reason)
+    elif r.outcome is Outcome.FAIL and r.error is not None:
+        log.warning("trial %d failed: %s\n%s", a.number, r.reason, format_traceback(r.error))
+    elif r.outcome is Outcome.FAIL:
+        log.warning("trial %d failed: %s", a.number, r.reason)
+
+
+def record_duplicate(study: optuna.Study, a: Asked) -> None:
+    """Tell a duplicate the outcome of the trial it repeats (``duplicate_of``), without training it."""
+    source = a.same_as
+    assert source is not None
+    if isinstance(source, Asked):  # a twin in this batch: its outcome, whatever it was
+        assert source.result is not None
+        result, job_dir = source.result, source.job_dir
+    else:
+        result = Result(Outcome.COMPLETE, values=list(source.values))
+        job_dir = source.user_attrs.get(ATTR_JOB_DIR)
+    a.trial.set_user_attr(ATTR_DUPLICATE_OF, source.number)
+    if job_dir:
+        a.trial.set_user_attr(ATTR_JOB_DIR, job_dir)
+    log.info(
+        "trial %d repeats trial %d's parameters: its %s outcome is reused, not retrained",
+        a.number,
+        source.number,
+        result.outcome.value,
+    )
+    _tell_result(study, a.trial, result)
+
+
+def _tell_result(study: optuna.Study, trial: optuna.Trial, result: Result) -> None:
+    if result.outcome is Outcome.COMPLETE:
+        tell(study, trial, values=result.values)
+    elif result.outcome is Outcome.PRUNED:
+        trial.set_user_attr(ATTR_PRUNE_REASON, result.reason)
+        tell(study, trial, state=TrialState.PRUNED)  # Optuna stores the last reported value with it
+    else:
+        trial.set_user_attr(ATTR_FAIL_REASON, result.reason)
+        tell(study, trial, state=TrialState.FAIL)
+
+
+def contiguous(asked: list[Asked]) -> list[list[Asked]]:
+    """Split into runs of consecutive trial numbers (one launch each, so job number = trial number)."""
+    groups: list[list[Asked]] = []
+    for a in sorted(asked, key=lambda x: x.number):
+        if groups and groups[-1][-1].number + 1 == a.number:
+            groups[-1].append(a)
+        else:
+            groups.append([a])
+    return groups
