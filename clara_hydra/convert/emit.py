@@ -70,6 +70,8 @@ def emit_tree(
     defaults: list[Any] = ["_self_"]
     for g in groups:
         defaults.append({g.name: g.default})
+    # Experiments (conf/experiment/*.yaml, `# @package _global_`) come last so they override everything above.
+    defaults.append({"optional experiment": None})
     defaults.append({"override hydra/sweeper": Sweep.SWEEPER_NAME})
     if plan.dimensions and all(d.type == "enum" for d in plan.dimensions):
         defaults.append({"override hydra/sweeper/sampler": "grid"})
