@@ -27,9 +27,8 @@ from clara_hydra.errors import BuildError, DataError, RefusedTargetError, UserEr
 from clara_hydra.keywords import Clara, Emitted
 
 DEFAULT_ALLOWED: tuple[str, ...] = ("monai", "torch", "ignite", "clara_hydra")
-# Container markers of the emitted tree (README table); read from keywords.Emitted once it has them.
-COMPOSE: str = getattr(Emitted, "COMPOSE", "_compose_")
-LIST: str = getattr(Emitted, "LIST", "_list_")
+COMPOSE = Emitted.COMPOSE
+LIST = Emitted.LIST
 # Hydra's own instantiate keys mean nothing to us; accepted and ignored.
 _IGNORED = ("_convert_", "_recursive_")
 _CONTROL = (*Emitted.MARKERS, COMPOSE, LIST, *_IGNORED)
