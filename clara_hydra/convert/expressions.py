@@ -20,6 +20,7 @@ _TUPLE_ITEM = re.compile(r"(\w+)\[\s*['\"](\w+)['\"]\s*\]")
 _PARAMETERS = re.compile(r"^#\s*@(\w+)\.parameters\(\)$")
 # Engine outputs that are one value for the whole batch: the first decollated item holds it.
 _BATCH_SCALARS = frozenset({"loss"})
+_META_SUFFIX = "_meta_dict"
 
 
 class UnsupportedExpression(ValueError):
@@ -31,6 +32,11 @@ def is_expression(text: str) -> bool:
 
 
 def from_engine(keys: list[str], first: bool = False) -> dict[str, Any]:
+    """``monai.handlers.from_engine(keys, first)``; Clara-era ``<key>_meta_dict`` reads become ``batch_meta``."""
+    if len(keys) == 1 and keys[0].endswith(_META_SUFFIX):
+        # MONAI 1.x keeps metadata on the tensor (MetaTensor.meta): `image_meta_dict` no longer exists in a batch.
+        key = keys[0][: -len(_META_SUFFIX)]
+        return {Emitted.TARGET: "clara_hydra.expressions.batch_meta", Emitted.PARTIAL: True, "key": key}
     node: dict[str, Any] = {Emitted.TARGET: "monai.handlers.from_engine", "keys": list(keys)}
     if first:
         node["first"] = True

@@ -21,6 +21,8 @@ from clara_hydra.convert.search import SearchPlan
 from clara_hydra.errors import Diagnostic, Level, suggest
 from clara_hydra.keywords import Clara, Emitted
 
+_TO_TENSORD = "monai.transforms.ToTensord"
+_ENSURE_TYPED = "monai.transforms.EnsureTyped"
 _VAR = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -35,6 +37,7 @@ class Lowering:
     used_vars: dict[str, str] = field(default_factory=dict)  # variable -> first json path using it
     requirements: set[str] = field(default_factory=set)
     unconverted: list[str] = field(default_factory=list)
+    _inverted: set[str] | None = None
 
     def problem(self, rule: str, message: str, path: str, fix: str = "", level: Level = Level.ERROR) -> None:
         self.diagnostics.append(Diagnostic(rule, message, path, fix, level, self.config.file))
@@ -61,13 +64,27 @@ class Lowering:
         return res.params if res is not None else None
 
     # -- components ----------------------------------------------------------------------------------------------
-    def component(self, comp: Component) -> dict[str, Any]:
-        """The emitted node of one component (refs to train components must be resolved by the caller)."""
+    def component(self, comp: Component, inverted: bool = False) -> dict[str, Any]:
+        """The emitted node of one component (refs to train components must be resolved by the caller).
+
+        ``inverted``: the component sits in a transform chain that an ``Invertd`` inverts.
+        """
         if comp.name is None and comp.class_path is None:
             return self._model_loader(comp)
         res = self.resolve(comp)
         node: dict[str, Any] = {}
         target = res.target if res is not None else None
+        if inverted and target == _TO_TENSORD:
+            # MONAI 1.x: ToTensord's inverse returns NumPy, which breaks the inverse of the spatial transforms
+            # before it; EnsureTyped makes the same tensors and inverts to tensors.
+            target = _ENSURE_TYPED
+            self.problem(
+                "rewrite",
+                f"ToTensord -> {_ENSURE_TYPED}: this chain is inverted by Invertd, and ToTensord's "
+                "inverse returns NumPy in MONAI 1.x",
+                comp.json_path,
+                level=Level.INFO,
+            )
         node[Emitted.TARGET] = target if target else "???"
         self._attributes(comp, node)
         args = dict(res.args) if res is not None else dict(comp.args)
@@ -210,17 +227,23 @@ class Lowering:
             return "${" + names[0] + "}"
         return _VAR.sub(lambda m: "${" + m.group(1) + "}", escaped)
 
-    def ref(self, slot_name: str, section: str | None, path: str) -> dict[str, Any]:
-        """A reference to the object of a slot: current section first, then the other one (SPEC §3)."""
-        order = [section, *[s for s in self.config.sections if s != section]]
-        for sec in order:
+    def lookup(self, slot_name: str, section: str | None) -> str | None:
+        """Hydra key of the slot ``@slot_name`` names: current section first, then the other one (SPEC §3)."""
+        for sec in [section, *[s for s in self.config.sections if s != section]]:
             if self.config.slot(sec, slot_name) is not None:
-                return {Emitted.REF: f"{sec}.{slot_name}" if sec else slot_name}
+                return f"{sec}.{slot_name}" if sec else slot_name
+        return None
+
+    def ref(self, slot_name: str, section: str | None, path: str) -> dict[str, Any]:
+        """A reference to the object of a slot; a dangling one is reported with a did-you-mean."""
+        key = self.lookup(slot_name, section)
+        if key is not None:
+            return {Emitted.REF: key}
         slots = sorted({s.name for s in self.config.slots})
         hint = suggest(slot_name, slots)
         self.problem(
             "dangling-ref",
-            f"reference '@{slot_name}' names no slot in {order}",
+            f"reference '@{slot_name}' names no slot in {list(self.config.sections)}",
             path,
             hint or f"refer to one of {slots}",
         )
@@ -253,17 +276,30 @@ class Lowering:
             )
         return None
 
-    def member(self, comp: Component) -> tuple[str, dict[str, Any]]:
+    def member(self, comp: Component, inverted: bool = False) -> tuple[str, dict[str, Any]]:
         """(key, node) of a slot member, following validate refs."""
         if comp.ref is not None:
             target = self.find_ref(comp)
             if target is None:
                 return comp.key, {Emitted.TARGET: "???"}
-            return target.key, self.component(target)
-        return comp.key, self.component(comp)
+            return target.key, self.component(target, inverted)
+        return comp.key, self.component(comp, inverted)
 
-    def slot(self, slot: Slot, skip: frozenset[str] = frozenset()) -> Any:
-        members = [self.member(c) for c in slot.components]
+    def inverted_slots(self) -> set[str]:
+        """Hydra keys of the transform slots some ``Invertd`` inverts (``"transform": "@pre_transforms"``)."""
+        if self._inverted is None:
+            self._inverted = set()
+            for comp in self.config.components():
+                value = comp.args.get("transform")
+                if comp.name == "Invertd" and isinstance(value, str) and value.startswith(Clara.REF_PREFIX):
+                    key = self.lookup(value[1:], comp.section)
+                    if key is not None:
+                        self._inverted.add(key)
+        return self._inverted
+
+    def slot(self, slot: Slot) -> Any:
+        inverted = slot.kind is SlotKind.TRANSFORMS and slot.hydra_key in self.inverted_slots()
+        members = [self.member(c, inverted) for c in slot.components]
         if slot.kind is SlotKind.METRICS:
             return {self._metric_label(c, key): node for c, (key, node) in zip(slot.components, members, strict=False)}
         if slot.kind is SlotKind.TRANSFORMS:
