@@ -107,6 +107,21 @@ class Builder:
         plain: dict[str, Any] = _plain(self.cfg)
         return plain
 
+    def members(self, path: str) -> list[tuple[str, Any]]:
+        """``(path, node)`` of the enabled members of the ``_compose_``/``_list_`` mapping at ``path``, in order.
+
+        They correspond one to one, in order, to the transforms of the built ``Compose`` (the data cache
+        uses this to find the config of the transforms before the first random one).
+        """
+        node = OmegaConf.select(self.cfg, path, default=None)
+        if not isinstance(node, DictConfig):
+            return []
+        return list(self._members(node, path))
+
+    def locate(self, target: str, path: str) -> Any:
+        """The object a ``_target_`` names, refused outside the allowed modules (see :meth:`build`)."""
+        return self._locate(target, path)
+
     def enabled(self, node: Any, path: str) -> bool:
         """Whether a node is kept in its container: not ``_disabled_: true`` and on this ``_rank_``."""
         if not isinstance(node, DictConfig) or node._is_none():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,11 @@ class DevicePolicy:
         if "device" not in kwargs and _requires(func, "device"):
             kwargs["device"] = self.device
         if self.cuda:
+            dataset = kwargs.get("dataset")
+            if getattr(dataset, "_clara_on_device", False) and kwargs.get("num_workers"):
+                # The data cache put this dataset's items on the GPU: worker processes cannot hold CUDA tensors.
+                log.info("%s: num_workers=0, its cached data is on the GPU", path)
+                kwargs["num_workers"] = 0
             return kwargs
         device = kwargs.get("device")
         if isinstance(device, str) and device.startswith("cuda"):
@@ -78,3 +84,43 @@ def apply_determinism(cfg: Any) -> int | None:
     # set_determinism turns cudnn benchmarking off; the config's flag decides last.
     torch.backends.cudnn.benchmark = bool(cfg.get("cudnn_benchmark", False))
     return None if seed is None else int(seed)
+
+
+ENV_THREADS = "CLARA_HYDRA_THREADS"
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. a container's or a Slurm job's share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def configure_threads(concurrent: int = 1) -> int:
+    """Give torch ``cores // concurrent`` intra-op threads so parallel trials do not oversubscribe the CPU.
+
+    Four trials at once with torch's default thread count (one per core each) ran ~4x slower on two cores
+    (``shared/notes/hydra-monai-pitfalls.md``); one trial at a time keeps every core. ``CLARA_HYDRA_THREADS``
+    sets the number directly. Inter-op threads follow when torch still allows it (only before any parallel
+    work; later calls raise, and the first setting stays).
+
+    Args:
+        concurrent: trials running at once on this machine (the sweep's ``n_jobs`` under a parallel launcher).
+
+    Returns:
+        The intra-op thread count now in effect.
+    """
+    import torch
+
+    wanted = os.environ.get(ENV_THREADS, "")
+    threads = int(wanted) if wanted.isdigit() and int(wanted) > 0 else max(usable_cores() // max(concurrent, 1), 1)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+        log.info("torch threads: %d (%d usable cores, %d trial(s) at once)", threads, usable_cores(), concurrent)
+    try:
+        if torch.get_num_interop_threads() != threads:
+            torch.set_num_interop_threads(threads)
+    except RuntimeError:
+        pass  # inter-op pool already started in this process: torch keeps its first setting
+    return threads

@@ -64,9 +64,15 @@ def run(cfg: DictConfig, job_dir: str | os.PathLike[str] | None = None) -> float
         import torch  # noqa: F401
 
         from clara_hydra.runtime.build import Builder
-        from clara_hydra.runtime.device import DevicePolicy, apply_determinism
+        from clara_hydra.runtime.cache import build_dataset
+        from clara_hydra.runtime.cache_settings import CacheSettings
+        from clara_hydra.runtime.device import DevicePolicy, apply_determinism, configure_threads
+        from clara_hydra.sweeper.trial_report import concurrent_trials
 
     policy = DevicePolicy()
+    if not policy.cuda:
+        configure_threads(concurrent_trials())
+    cache_settings = CacheSettings.from_config(cfg)
     summary.device = policy.device
     seed = apply_determinism(cfg)
     log.info("device %s, seed %s, cudnn_benchmark %s", policy.device, seed, bool(cfg.get("cudnn_benchmark", False)))
@@ -75,8 +81,10 @@ def run(cfg: DictConfig, job_dir: str | os.PathLike[str] | None = None) -> float
     monitor: Monitor | None = None
     try:
         with summary.timed("caching_data"):
-            for path in dataset_paths:
-                _build_logged(builder, path)
+            for path in dataset_paths:  # reused from an earlier trial of this process when its prefix matches
+                t0 = time.perf_counter()
+                dataset = build_dataset(builder, path, cache_settings, device=policy.device)
+                log.info("built %s: %s (%.2f s)", path, type(dataset).__name__, time.perf_counter() - t0)
         evaluator = _build_logged(builder, evaluator_path)
         trainer = _build_logged(builder, trainer_path) if trainer_path else None
         summary.amp = bool(getattr(trainer or evaluator, "amp", False))

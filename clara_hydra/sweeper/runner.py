@@ -39,7 +39,7 @@ from clara_hydra.sweeper.results import (
 from clara_hydra.sweeper.resume import STUDY_ATTR_SWEEP_DIR, budget_used, close_interrupted, close_stale
 from clara_hydra.sweeper.settings import Settings
 from clara_hydra.sweeper.space import SearchSpace
-from clara_hydra.sweeper.storage import open_storage, resolve_storage
+from clara_hydra.sweeper.storage import open_storage, resolve_storage, stable_sweep_root
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,7 @@ class SweepRunner:
         self.sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
         self.sweep_dir_override: list[str] = []
         self.composed: set[tuple[str, str]] = set()
+        self.cache_dir: str | None = None
 
     # ------------------------------------------------------------------ setup
     def run(self, arguments: list[str]) -> None:
@@ -93,6 +94,9 @@ class SweepRunner:
         study_name = s.study_name or str(self.config.hydra.job.name)
         self.spec = resolve_storage(s.storage, study_name, self.config, cwd=str(self.config.hydra.runtime.cwd))
         self.storage = open_storage(self.spec.url)
+        cwd = Path(str(self.config.hydra.runtime.cwd))
+        # Jobs in other processes keep their disk data cache next to the study (clara_hydra.runtime.diskcache).
+        self.cache_dir = str(stable_sweep_root(self.config, cwd) / "cache")
         study = self._open_study(study_name)
         existing = study.get_trials(deepcopy=False)
         closed = close_stale(study, self.storage, s.retry_interrupted)
@@ -244,7 +248,9 @@ class SweepRunner:
         self.composed |= seen
 
     def _job_overrides(self, a: Asked) -> list[str]:
-        env = trial_report.identity_env(self.spec.url, a.trial.study.study_name, a.trial._trial_id, a.number)
+        env = trial_report.identity_env(
+            self.spec.url, a.trial.study.study_name, a.trial._trial_id, a.number, cache_dir=self.cache_dir
+        )
         return a.overrides + self.sweep_dir_override + trial_report.identity_overrides(env)
 
     def _launch(self, group: list[Asked]) -> None:

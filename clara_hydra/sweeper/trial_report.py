@@ -42,7 +42,9 @@ _live: dict[int, optuna.Trial] = {}
 _reopened: dict[tuple[str, str, int], optuna.Trial] = {}
 
 
-def identity_env(storage_url: str, study_name: str, trial_id: int, number: int) -> dict[str, str]:
+def identity_env(
+    storage_url: str, study_name: str, trial_id: int, number: int, cache_dir: str | None = None
+) -> dict[str, str]:
     """The environment variable that tells a job which trial it is.
 
     Args:
@@ -50,11 +52,14 @@ def identity_env(storage_url: str, study_name: str, trial_id: int, number: int) 
         study_name: the study's name.
         trial_id: Optuna's storage-wide trial id.
         number: the trial's number in the study.
+        cache_dir: the sweep's data cache folder (``<stable sweep root>/cache``), for jobs in other processes.
 
     Returns:
         Variable name -> value.
     """
-    identity = {"number": number, "trial_id": trial_id, "study": study_name, "storage": storage_url}
+    identity: dict[str, Any] = {"number": number, "trial_id": trial_id, "study": study_name, "storage": storage_url}
+    if cache_dir is not None:
+        identity["cache_dir"] = cache_dir
     return {ENV_TRIAL: json.dumps(identity)}
 
 
@@ -85,6 +90,28 @@ def live_trial(trial: optuna.Trial) -> Iterator[None]:
 def in_sweep() -> bool:
     """Whether this code runs inside a trial of the ``clara_optuna`` sweeper."""
     return ENV_TRIAL in os.environ
+
+
+def runs_in_sweeper_process() -> bool:
+    """Whether the current trial runs in the sweeper's own process (its live trial is registered here)."""
+    ident = identity()
+    try:
+        return ident is not None and int(ident["trial_id"]) in _live
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def concurrent_trials() -> int:
+    """How many trials of this sweep run at once: 1 in the sweeper's process (Hydra's basic launcher runs
+    jobs one after another), else the sweeper's ``n_jobs`` (a parallel launcher runs a batch at once)."""
+    if not in_sweep() or runs_in_sweeper_process():
+        return 1
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return 1
+    n_jobs = HydraConfig.get().sweeper.get("n_jobs")
+    return max(int(n_jobs or 1), 1)
 
 
 def identity() -> dict[str, Any] | None:
