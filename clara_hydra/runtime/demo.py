@@ -19,23 +19,28 @@ SPHERE_HU = 120.0
 NOISE_SD = 30.0
 
 
-def _volume(rng: Any, size: int) -> tuple[Any, Any]:
-    """One image/label pair: 1-3 spheres of radius 5-9 voxels, Gaussian noise everywhere."""
+def _volume(rng: Any, size: int, radius: tuple[float, float] = (5.0, 9.0)) -> tuple[Any, Any]:
+    """One image/label pair: 1-3 spheres of radius ``radius`` voxels (5-9), Gaussian noise everywhere."""
     import numpy as np
 
     grid = np.stack(np.meshgrid(*(np.arange(size),) * 3, indexing="ij")).astype(np.float32)
     label = np.zeros((size,) * 3, dtype=np.uint8)
     for _ in range(int(rng.integers(1, 4))):
-        radius = float(rng.uniform(5, 9))
-        centre = rng.uniform(radius + 2, size - radius - 2, size=3).astype(np.float32)
+        r = float(rng.uniform(*radius))
+        centre = rng.uniform(r + 2, size - r - 2, size=3).astype(np.float32)
         dist = np.sqrt(((grid - centre[:, None, None, None]) ** 2).sum(axis=0))
-        label[dist <= radius] = 1
+        label[dist <= r] = 1
     image = np.where(label > 0, SPHERE_HU, BACKGROUND_HU) + rng.normal(0.0, NOISE_SD, size=label.shape)
     return image.astype(np.float32), label
 
 
 def make_demo_data(
-    root: str | os.PathLike[str], n_train: int = 8, n_val: int = 4, size: int = 48, seed: int = 0
+    root: str | os.PathLike[str],
+    n_train: int = 8,
+    n_val: int = 4,
+    size: int = 48,
+    seed: int = 0,
+    radius: tuple[float, float] = (5.0, 9.0),
 ) -> Path:
     """Write the demo data set into ``root`` (deterministic for a given seed) and return ``root``.
 
@@ -48,6 +53,7 @@ def make_demo_data(
         n_val: number of validation volumes.
         size: edge length of the cubic volumes, in voxels (1 mm spacing).
         seed: NumPy random seed.
+        radius: range of the sphere radii in voxels (the benchmark's 128^3 volumes use larger ones).
 
     Returns:
         The folder that holds ``dataset.json``.
@@ -69,7 +75,7 @@ def make_demo_data(
     rng = np.random.default_rng(seed)
     entries = []
     for i in range(n_train + n_val):
-        image, label = _volume(rng, size)
+        image, label = _volume(rng, size, radius)
         name = f"sphere_{i:03d}.nii.gz"
         nib.save(nib.Nifti1Image(image, np.eye(4)), tmp / "imagesTr" / name)
         nib.save(nib.Nifti1Image(label, np.eye(4)), tmp / "labelsTr" / name)

@@ -38,18 +38,22 @@ def disk_wanted(settings: CacheSettings) -> bool:
     """
     if settings.disk is not None:
         return settings.disk
-    from clara_hydra.sweeper import trial_report
-
-    return trial_report.in_sweep() and not trial_report.runs_in_sweeper_process()
+    try:
+        from clara_hydra.sweeper.trial_report import in_sweep, runs_in_sweeper_process
+    except ImportError:  # the sweeper is optional for the runtime
+        return False
+    return in_sweep() and not runs_in_sweeper_process()
 
 
 def default_root(settings: CacheSettings) -> Path:
     """``settings.dir``, else the sweep's ``<stable root>/cache`` (sent by the sweeper), else the user cache."""
     if settings.dir is not None:
         return settings.dir
-    from clara_hydra.sweeper import trial_report
-
-    ident = trial_report.identity() or {}
+    try:
+        from clara_hydra.sweeper.trial_report import identity
+    except ImportError:
+        identity = dict
+    ident = identity() or {}
     if ident.get("cache_dir"):
         return Path(str(ident["cache_dir"]))
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")

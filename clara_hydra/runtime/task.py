@@ -67,11 +67,10 @@ def run(cfg: DictConfig, job_dir: str | os.PathLike[str] | None = None) -> float
         from clara_hydra.runtime.cache import build_dataset
         from clara_hydra.runtime.cache_settings import CacheSettings
         from clara_hydra.runtime.device import DevicePolicy, apply_determinism, configure_threads
-        from clara_hydra.sweeper.trial_report import concurrent_trials
 
     policy = DevicePolicy()
     if not policy.cuda:
-        configure_threads(concurrent_trials())
+        configure_threads(_concurrent_trials())
     cache_settings = CacheSettings.from_config(cfg)
     summary.device = policy.device
     seed = apply_determinism(cfg)
@@ -146,6 +145,15 @@ def _build_logged(builder: Any, path: str) -> Any:
     obj = builder.build(path)
     log.info("built %s: %s (%.2f s)", path, type(obj).__name__, time.perf_counter() - t0)
     return obj
+
+
+def _concurrent_trials() -> int:
+    """Trials of this sweep running at once (1 outside a sweep, or when the sweeper is not importable)."""
+    try:
+        from clara_hydra.sweeper.trial_report import concurrent_trials
+    except ImportError:
+        return 1
+    return concurrent_trials()
 
 
 def _rank() -> int:
