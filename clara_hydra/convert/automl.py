@@ -19,7 +19,13 @@ def parse_automl(doc: Any, file: str) -> tuple[AutomlSettings, list[Diagnostic]]
         diags.append(Diagnostic(rule, msg, path, fix, level, file))
 
     if not isinstance(doc, dict):
-        note("not-an-object", f"config_automl.json must be a JSON object, got {type(doc).__name__}", "$", Level.ERROR)
+        note(
+            "not-an-object",
+            f"config_automl.json must be a JSON object, got {type(doc).__name__}",
+            "$",
+            Level.ERROR,
+            '{"handlers": [...], "executor": {...}, "controller": {...}}',
+        )
         return AutomlSettings(), diags
     max_rounds = stop = keep = None
     remove = None
@@ -27,7 +33,13 @@ def parse_automl(doc: Any, file: str) -> tuple[AutomlSettings, list[Diagnostic]]
     for i, handler in enumerate(doc.get("handlers") or []):
         path = join("handlers", i)
         if not isinstance(handler, dict):
-            note("bad-component", "an AutoML handler is an object", path, Level.ERROR)
+            note(
+                "bad-component",
+                "an AutoML handler is an object",
+                path,
+                Level.ERROR,
+                '{"name": "MMARHandler", "args": {"num_mmars_to_keep": 5}}',
+            )
             continue
         name = handler.get("name") or handler.get("path")
         args = handler.get("args") or {}

@@ -77,7 +77,15 @@ def convert_documents(
         env_doc = env.load()
         if not isinstance(env_doc, dict):
             raise ConfigError(
-                [Diagnostic("not-an-object", "environment.json must be a JSON object", "$", file=env.name)]
+                [
+                    Diagnostic(
+                        "not-an-object",
+                        "environment.json must be a JSON object",
+                        "$",
+                        '{"DATA_ROOT": "/data", "DATASET_JSON": "/data/dataset.json"}',
+                        file=env.name,
+                    )
+                ]
             )
         env_values = {k: v for k, v in env_doc.items() if not k.startswith(("_", "/"))}
     settings: AutomlSettings | None = None
