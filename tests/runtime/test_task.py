@@ -43,11 +43,13 @@ def test_pruned_trial_stops_cleanly(
         reports.append((value, step))
         raise optuna.TrialPruned(f"pruned at step {step}")
 
+    # Compose first: Hydra's plugin discovery imports the sweeper plugin, which needs the real trial_report module.
+    cfg = compose_cfg("epochs=3")
     fake = types.ModuleType("clara_hydra.sweeper.trial_report")
     fake.report = report  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "clara_hydra.sweeper.trial_report", fake)
     with pytest.raises(optuna.TrialPruned):
-        task.run(compose_cfg("epochs=3"), job_dir=tmp_path / "job")
+        task.run(cfg, job_dir=tmp_path / "job")
     assert [step for _, step in reports] == [1], "the trainer stopped after the first validation"
     summary = json.loads((tmp_path / "job" / "trial_summary.json").read_text())
     assert summary["status"] == "pruned" and summary["epochs_validated"] == 1
