@@ -180,3 +180,14 @@ def test_train_py_resolves_alias_at_both_sites() -> None:
     assert job.train.pre_transforms.rand_shift_intensityd.prob == 0.3
     assert job.train.pre_transforms.rand_gaussian_noised.prob == 0.3
     assert job.train.optimizer.lr == 0.0005
+
+
+def test_example_copies_match_the_shared_originals() -> None:
+    # tests/data/clara_examples is a verbatim copy of ../shared/clara/examples (provenance in its README); when the
+    # shared folder is present, the copy must not drift from it.
+    shared = ROOT.parent / "shared" / "clara" / "examples"
+    if not shared.is_dir():
+        pytest.skip("../shared/clara/examples is not next to this checkout")
+    for original in shared.iterdir():
+        copy = ROOT / "tests" / "data" / "clara_examples" / original.name
+        assert copy.read_bytes() == original.read_bytes(), original.name
