@@ -134,7 +134,7 @@ POINTS = [
 ]
 
 
-@pytest.mark.parametrize("point", [*POINTS[::3], POINTS[-1]])
+@pytest.mark.parametrize("point", POINTS)
 def test_seed_every_point_composes_to_clara_arguments(seed_cfg_dir: Path, point: tuple[Any, ...]) -> None:
     loss, ch, nru, (amin, amax), lr, prob = point
     overrides = [
