@@ -70,7 +70,9 @@ class Lowering:
         ``inverted``: the component sits in a transform chain that an ``Invertd`` inverts.
         """
         if comp.name is None and comp.class_path is None:
-            return self._model_loader(comp)
+            if Clara.TS_PATH in comp.attributes or Clara.CKPT_PATH in comp.attributes:
+                return self._model_loader(comp)
+            return {Emitted.TARGET: "???"}  # reported by the parser (missing-name)
         res = self.resolve(comp)
         node: dict[str, Any] = {}
         target = res.target if res is not None else None
@@ -180,21 +182,31 @@ class Lowering:
         if isinstance(value, list):
             return [self.value(v, comp, join(path, i)) for i, v in enumerate(value)]
         if isinstance(value, dict):
-            if Clara.NAME in value or Clara.PATH in value:
+            if isinstance(value.get(Clara.NAME), str) or isinstance(value.get(Clara.PATH), str):
                 return self._nested(value, comp, path)
             return {k: self.value(v, comp, join(path, k)) for k, v in value.items() if not k.startswith(("_", "/"))}
         return value
 
     def _nested(self, value: Mapping[str, Any], owner: Component | None, path: str) -> dict[str, Any]:
-        name = value.get(Clara.NAME)
+        """A component written inside another one's ``args`` (SPEC §1), shape-checked like a top-level one."""
+        name, class_path, args = value.get(Clara.NAME), value.get(Clara.PATH), value.get(Clara.ARGS) or {}
+        texts = [v for v in (name, class_path) if v is not None]
+        if not texts or not all(isinstance(v, str) and v.strip() for v in texts) or not isinstance(args, dict):
+            self.problem(
+                "bad-component",
+                "a nested component needs a non-empty 'name' or 'path' string and 'args' as an object",
+                path,
+                'write it as {"name": "ClassName", "args": {...}}',
+            )
+            return {Emitted.TARGET: "???"}
         nested = Component(
             path,
             owner.section if owner else None,
             owner.slot if owner else "",
             "nested",
-            name if isinstance(name, str) else None,
-            value.get(Clara.PATH),
-            args=value.get(Clara.ARGS) or {},
+            name,
+            class_path,
+            args=args,
             attributes={k: value[k] for k in Clara.ATTRIBUTES if k in value},
         )
         return self.component(nested)

@@ -16,6 +16,7 @@ from typing import Any
 
 from clara_hydra.convert.jsonpath import join
 from clara_hydra.convert.model import ClaraConfig, Component, SearchSpec
+from clara_hydra.convert.parse_search import freeze
 from clara_hydra.errors import Diagnostic, Level, suggest
 from clara_hydra.keywords import Clara
 
@@ -320,7 +321,8 @@ def _without(spec: SearchSpec, names: set[str]) -> SearchSpec | None:
         return None
     if spec.type == "float":
         return spec
-    choices = tuple(dict.fromkeys(tuple(c[i] for i in keep) for c in spec.targets))
+    picked = [tuple(c[i] for i in keep) for c in spec.targets]
+    choices = tuple({freeze(c): c for c in picked}.values())  # values may be lists: dedupe on a hashable form
     return replace(spec, args=tuple(spec.args[i] for i in keep), targets=choices)
 
 

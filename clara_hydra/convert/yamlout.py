@@ -52,9 +52,11 @@ def _plain_ok(text: str, flow: bool) -> bool:
         return False
     if ": " in text or " #" in text or text.endswith(":") or ("\\" in text and not text.startswith("\\$")):
         return False
-    if flow and any(c in text for c in ",[]{}"):
+    if flow and (any(c in text for c in ",[]{}") or text.startswith("?")):  # `? ` starts a flow mapping key
         return False
     try:
+        if flow:  # read it back where it will stand: inside a flow sequence and a flow mapping
+            return bool(yaml.safe_load(f"[{text}]") == [text] and yaml.safe_load(f"{{k: {text}}}") == {"k": text})
         return bool(yaml.safe_load(text) == text)
     except yaml.YAMLError:
         return False

@@ -84,6 +84,9 @@ def test_3x_examples_convert_their_search_space_and_report_gaps() -> None:
             assert "params:" in conv.files["config.yaml"]
         if conv.unconverted:
             assert "Not carried over" in conv.report
+        for rel, text in conv.files.items():  # `_target_: ???` nodes and all: the YAML reads back
+            if rel.endswith(".yaml"):
+                assert OmegaConf.create(text) is not None, (source.name, rel)
 
 
 # -- the seed example: issue 2's acceptance ------------------------------------------------------------------------
