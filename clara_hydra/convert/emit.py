@@ -14,7 +14,7 @@ from clara_hydra.convert.alternatives import Group
 from clara_hydra.convert.lower import Lowering
 from clara_hydra.convert.model import AutomlSettings, ClaraConfig, SlotKind
 from clara_hydra.convert.search import Dimension
-from clara_hydra.convert.yamlout import dump, override_value, scalar
+from clara_hydra.convert.yamlout import dump, override_value
 from clara_hydra.keywords import Emitted, Sweep
 
 #: Clara output variables whose relative values live inside the Hydra job's output folder.
@@ -177,7 +177,3 @@ def _split_metrics(slot: Any, value: Mapping[str, Any]) -> tuple[dict[str, Any],
         label = next(iter(others))
         key_metric[label] = others.pop(label)
     return key_metric, others
-
-
-def render_scalar(value: Any) -> str:
-    return scalar(value)
