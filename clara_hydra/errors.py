@@ -28,6 +28,27 @@ class Level(str, Enum):
     INFO = "info"
 
 
+FIX_PREFIX = "\n    fix: "
+
+
+def shorten(value: object, limit: int = 120) -> str:
+    """``repr``-like text of a user's value, cut in the middle beyond ``limit`` characters (messages stay short)."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) <= limit:
+        return text
+    keep = max(limit // 2 - 10, 8)
+    return f"{text[:keep]}... ({len(text)} characters) ...{text[-keep:]}"
+
+
+def with_fix(message: str, fix: str = "") -> str:
+    """The one layout of a problem's text and its fix, shared by the converter, the runtime and the sweeper.
+
+    >>> with_fix("hydra.sweeper.n_trials: must be >= 1, got 0", "set n_trials: 1 or more")
+    'hydra.sweeper.n_trials: must be >= 1, got 0\\n    fix: set n_trials: 1 or more'
+    """
+    return f"{message}{FIX_PREFIX}{fix}" if fix else message
+
+
 def format_location(file: str | None, json_path: str | None, hydra_key: str | None = None) -> str:
     """The one place where a diagnostic's location is spelled out, so no message can forget it."""
     parts = []
@@ -65,10 +86,7 @@ class Diagnostic:
 
     def render(self) -> str:
         where = format_location(self.file, self.json_path, self.hydra_key)
-        text = f"{self.level.value}[{self.rule}] {where}\n    {self.message}"
-        if self.fix:
-            text += f"\n    fix: {self.fix}"
-        return text
+        return with_fix(f"{self.level.value}[{self.rule}] {where}\n    {self.message}", self.fix)
 
     def sort_key(self) -> tuple[str, tuple[tuple[int, str], ...], str]:
         # List indices sort as numbers, so pre_transforms[2] comes before pre_transforms[10] (file order).
