@@ -139,6 +139,10 @@ class SweepError(UserError, RuntimeError):
     """Raised when a sweep cannot go on (every trial failed, bad sweeper settings, unreadable storage)."""
 
 
+class ExportError(UserError, ValueError):
+    """Raised when a trial cannot be exported (no such trial or study, no checkpoint, a node with no equivalent)."""
+
+
 E = TypeVar("E", bound=BaseException)
 
 
