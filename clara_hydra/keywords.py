@@ -6,7 +6,17 @@ Keep this module free of heavy imports: the runtime, the sweeper and the convert
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Final
+
+
+class SlotKind(str, Enum):
+    """How a slot holds its components."""
+
+    SINGLE = "single"  # one object; a list there is alternatives (exactly one enabled)
+    TRANSFORMS = "transforms"  # a list composed in order
+    LIST = "list"  # a list of objects (handlers)
+    METRICS = "metrics"  # metrics keyed by log label
 
 
 class Clara:
@@ -55,23 +65,41 @@ class Clara:
         "ts_path",
         "ckpt_path",
     )
-    # Slots that hold one object (a list there means alternatives, exactly one enabled).
-    SINGLE_SLOTS: Final = (
-        "loss",
-        "optimizer",
-        "lr_scheduler",
-        "model",
-        "dataset",
-        "dataloader",
-        "inferer",
-        "key_metric",
-        "trainer",
-        "evaluator",
-    )
-    # Slots that hold a list of transforms (composed in order where a transform is expected).
-    TRANSFORM_SLOTS: Final = ("pre_transforms", "post_transforms")
-    # Slots that hold a list of other objects.
-    LIST_SLOTS: Final = ("handlers", "additional_metrics", "metrics")
+    # Keys that make an object a component (4.1 validation model loaders have only ts_path/ckpt_path).
+    COMPONENT_KEYS: Final = ("name", "path", "ref", "ts_path", "ckpt_path")
+    # Keys of a component besides its attributes.
+    STRUCTURE_KEYS: Final = ("name", "path", "ref", "args", "search", "apply")
+    COMMENT_PREFIXES: Final = ("_", "/")  # keys starting so are comments (Clara ignored them)
+    # Clara 3.x (TensorFlow-era) slot names: a file with them is 3.x.
+    LEGACY_3X_SLOTS: Final = ("lr_policy", "image_pipeline", "aux_ops")
+    # Every slot Clara knows and how it holds its components: the one table (parser, lowering, runtime).
+    SLOT_KINDS: Final = {
+        "loss": SlotKind.SINGLE,
+        "optimizer": SlotKind.SINGLE,
+        "lr_scheduler": SlotKind.SINGLE,
+        "model": SlotKind.SINGLE,
+        "dataset": SlotKind.SINGLE,
+        "dataloader": SlotKind.SINGLE,
+        "inferer": SlotKind.SINGLE,
+        "trainer": SlotKind.SINGLE,
+        "evaluator": SlotKind.SINGLE,
+        "pre_transforms": SlotKind.TRANSFORMS,
+        "post_transforms": SlotKind.TRANSFORMS,
+        "handlers": SlotKind.LIST,
+        # Metrics are keyed by their log label, the key metric too (engines take {label: metric}).
+        "key_metric": SlotKind.METRICS,
+        "additional_metrics": SlotKind.METRICS,
+        "metrics": SlotKind.METRICS,
+    }
+    # Views of SLOT_KINDS.
+    SINGLE_SLOTS: Final = tuple(k for k, v in SLOT_KINDS.items() if v is SlotKind.SINGLE)
+    TRANSFORM_SLOTS: Final = tuple(k for k, v in SLOT_KINDS.items() if v is SlotKind.TRANSFORMS)
+    LIST_SLOTS: Final = tuple(k for k, v in SLOT_KINDS.items() if v in (SlotKind.LIST, SlotKind.METRICS))
+
+    @staticmethod
+    def is_comment(key: str) -> bool:
+        """Keys starting with ``_`` or ``/`` are comments in Clara files."""
+        return key.startswith(Clara.COMMENT_PREFIXES)
 
 
 class Emitted:
@@ -103,6 +131,11 @@ class Emitted:
     COMPOSE: Final = "_compose_"
     LIST: Final = "_list_"
     ALLOW: Final = "_allow_"
+    CONVERT: Final = "_convert_"  # Hydra's instantiate option; the builder ignores it
+    RECURSIVE: Final = "_recursive_"  # Hydra's instantiate option; the builder ignores it
+    UNKNOWN: Final = "???"  # OmegaConf's missing value: what could not be carried over
+    # Top-level keys of the emitted config.yaml that no Clara name may take.
+    RESERVED_TOP: Final = ("hydra", "defaults", "train", "validate", "_allow_")
     MARKERS: Final = (
         "_target_",
         "_partial_",

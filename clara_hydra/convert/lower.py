@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clara_hydra.convert import wiring
-from clara_hydra.convert.catalog import Resolution, resolve_component
+from clara_hydra.convert.catalog import Resolution
 from clara_hydra.convert.expressions import UnsupportedExpression, is_expression, lower_expression
 from clara_hydra.convert.jsonpath import join
 from clara_hydra.convert.model import ClaraConfig, Component, Era, Slot, SlotKind
+from clara_hydra.convert.resolve import resolve_one
 from clara_hydra.convert.search import SearchPlan
 from clara_hydra.errors import Diagnostic, Level, suggest
 from clara_hydra.keywords import Clara, Emitted
@@ -28,40 +29,33 @@ _VAR = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 @dataclass
 class Lowering:
-    """State of the lowering pass for one config."""
+    """State of the lowering pass for one config: the resolutions and the bound search space are its inputs."""
 
     config: ClaraConfig
     plan: SearchPlan
-    resolutions: dict[str, Resolution] = field(default_factory=dict)
+    resolutions: Mapping[str, Resolution]
     diagnostics: list[Diagnostic] = field(default_factory=list)
     used_vars: dict[str, str] = field(default_factory=dict)  # variable -> first json path using it
-    requirements: set[str] = field(default_factory=set)
-    unconverted: list[str] = field(default_factory=list)
     _inverted: set[str] | None = None
+    _found: dict[str, Component | None] = field(default_factory=dict)  # validate ref path -> train component
 
     def problem(self, rule: str, message: str, path: str, fix: str = "", level: Level = Level.ERROR) -> None:
         self.diagnostics.append(Diagnostic(rule, message, path, fix, level, self.config.file))
 
-    # -- class resolution ----------------------------------------------------------------------------------------
     def resolve(self, comp: Component) -> Resolution | None:
-        if comp.json_path in self.resolutions:
-            return self.resolutions[comp.json_path]
-        if comp.ref is not None or (comp.name is None and comp.class_path is None):
-            return None
-        res = resolve_component(
-            comp.name, comp.class_path, comp.args, json_path=comp.json_path, slot=comp.slot, era=self.config.era.value
-        )
-        self.resolutions[comp.json_path] = res
-        self.diagnostics.extend(_with_file(res.diagnostics, self.config.file))
-        if res.requirement:
-            self.requirements.add(res.requirement)
-        if res.target is None and not any(d.level is Level.ERROR for d in res.diagnostics):
-            self.unconverted.append(f"{comp.json_path}: {comp.display}")
+        """The resolve pass's result for ``comp``."""
+        res = self.resolutions.get(comp.json_path)
+        if (
+            res is None
+            and comp.json_path not in self.resolutions
+            and comp.ref is None
+            and (comp.name or comp.class_path)
+        ):
+            # A component that only a legacy rewrite created inside a value: resolved here, once.
+            res = resolve_one(comp, self.config)
+            if res is not None:
+                self.diagnostics.extend(res.diagnostics)
         return res
-
-    def params_of(self, comp: Component) -> frozenset[str] | None:
-        res = self.resolve(comp)
-        return res.params if res is not None else None
 
     # -- components ----------------------------------------------------------------------------------------------
     def component(self, comp: Component, inverted: bool = False) -> dict[str, Any]:
@@ -117,11 +111,12 @@ class Lowering:
                         join(comp.json_path, Clara.ARGS),
                         "search the new argument instead",
                     )
+        written = {new: old for old, new in arg_map.items()}  # messages name the argument as the Clara file does
         for name, value in args.items():
             if name in bound:
                 node[name] = "${" + bound[name] + "}"
             else:
-                node[name] = self.value(value, comp, join(join(comp.json_path, Clara.ARGS), name))
+                node[name] = self.value(value, comp, join(join(comp.json_path, Clara.ARGS), written.get(name, name)))
         for name, key in bound.items():
             node.setdefault(name, "${" + key + "}")
         datalist = self._datalist(comp)
@@ -188,27 +183,10 @@ class Lowering:
         return value
 
     def _nested(self, value: Mapping[str, Any], owner: Component | None, path: str) -> dict[str, Any]:
-        """A component written inside another one's ``args`` (SPEC §1), shape-checked like a top-level one."""
-        name, class_path, args = value.get(Clara.NAME), value.get(Clara.PATH), value.get(Clara.ARGS) or {}
-        texts = [v for v in (name, class_path) if v is not None]
-        if not texts or not all(isinstance(v, str) and v.strip() for v in texts) or not isinstance(args, dict):
-            self.problem(
-                "bad-component",
-                "a nested component needs a non-empty 'name' or 'path' string and 'args' as an object",
-                path,
-                'write it as {"name": "ClassName", "args": {...}}',
-            )
-            return {Emitted.TARGET: "???"}
-        nested = Component(
-            path,
-            owner.section if owner else None,
-            owner.slot if owner else "",
-            "nested",
-            name,
-            class_path,
-            args=args,
-            attributes={k: value[k] for k in Clara.ATTRIBUTES if k in value},
-        )
+        """A component written inside another one's ``args`` (SPEC §1), as the parser registered it."""
+        nested = self.config.nested.get(path)
+        if nested is None:
+            return {Emitted.TARGET: Emitted.UNKNOWN}  # its shape was reported by the parser
         return self.component(nested)
 
     def _string(self, text: str, comp: Component | None, path: str) -> Any:
@@ -264,6 +242,12 @@ class Lowering:
     # -- slots ---------------------------------------------------------------------------------------------------
     def find_ref(self, comp: Component) -> Component | None:
         """The train component a validate ``{"ref": X}`` stands for (by class name, path or 3.x label)."""
+        assert comp.ref is not None
+        if comp.json_path not in self._found:  # asked for the node and for the metric label: reported once
+            self._found[comp.json_path] = self._find_ref(comp)
+        return self._found[comp.json_path]
+
+    def _find_ref(self, comp: Component) -> Component | None:
         assert comp.ref is not None
         target = comp.ref.split(Clara.ALIAS_SEP, 1)[-1]
         pool = [c for c in self.config.components() if c.section == Clara.TRAIN and c.ref is None]
@@ -328,9 +312,3 @@ class Lowering:
             target = self.find_ref(comp)
             label = label or (target.attributes.get(Clara.LOG_LABEL) if target else None)
         return str(label) if label else key
-
-
-def _with_file(diags: tuple[Diagnostic, ...], file: str) -> list[Diagnostic]:
-    from dataclasses import replace
-
-    return [d if d.file else replace(d, file=file) for d in diags]

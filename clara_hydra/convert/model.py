@@ -11,6 +11,19 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from clara_hydra.keywords import SlotKind
+
+__all__ = [
+    "AutomlSettings",
+    "ClaraConfig",
+    "Component",
+    "Era",
+    "SearchArg",
+    "SearchSpec",
+    "Slot",
+    "SlotKind",
+]
+
 
 class Era(str, Enum):
     """Which Clara generation a config follows (SPEC §2-3)."""
@@ -18,15 +31,6 @@ class Era(str, Enum):
     V41 = "4.1"
     V40 = "4.0"
     V3X = "3.x"
-
-
-class SlotKind(str, Enum):
-    """How a slot holds its components."""
-
-    SINGLE = "single"  # one object; a list there is alternatives (exactly one enabled)
-    TRANSFORMS = "transforms"  # a list composed in order
-    LIST = "list"  # a list of objects (handlers)
-    METRICS = "metrics"  # metrics keyed by log label
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,8 @@ class ClaraConfig:
     searches: tuple[SearchSpec, ...]  # first-level searches
     unknown_sections: Mapping[str, Any] = field(default_factory=dict)  # non-component top-level objects kept verbatim
     rejected_names: frozenset[str] = frozenset()  # aliases/names of search entries already reported as invalid
+    # Components written inside other values (a transform in RandomOrder's args), by JSON path.
+    nested: Mapping[str, Component] = field(default_factory=dict)
 
     def slot(self, section: str | None, name: str) -> Slot | None:
         for s in self.slots:
@@ -112,7 +118,12 @@ class ClaraConfig:
         return None
 
     def components(self) -> list[Component]:
+        """The components of the slots, in file order (nested ones excluded)."""
         return [c for s in self.slots for c in s.components]
+
+    def all_components(self) -> list[Component]:
+        """Slot components, then the nested ones (each owner before what it holds)."""
+        return [*self.components(), *self.nested.values()]
 
     @property
     def sections(self) -> tuple[str | None, ...]:

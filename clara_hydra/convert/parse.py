@@ -14,23 +14,20 @@ from clara_hydra.convert.jsonpath import join, snake
 from clara_hydra.convert.model import ClaraConfig, Component, Era, SearchSpec, Slot, SlotKind
 from clara_hydra.convert.parse_search import SearchEntryParser, short
 from clara_hydra.convert.parse_search import kind as json_kind
-from clara_hydra.errors import Level
+from clara_hydra.errors import Level, shorten, suggest
 from clara_hydra.keywords import Clara
 
-_SLOT_KINDS: dict[str, SlotKind] = {
-    **{s: SlotKind.SINGLE for s in Clara.SINGLE_SLOTS},
-    **{s: SlotKind.TRANSFORMS for s in Clara.TRANSFORM_SLOTS},
-    "handlers": SlotKind.LIST,
-    "key_metric": SlotKind.METRICS,
-    "additional_metrics": SlotKind.METRICS,
-    "metrics": SlotKind.METRICS,
-}
-_COMPONENT_KEYS = frozenset({Clara.NAME, Clara.PATH, Clara.REF, Clara.TS_PATH, Clara.CKPT_PATH})
-_3X_SLOTS = frozenset({"lr_policy", "image_pipeline", "aux_ops"})
+# Keys that make a dict a component written without 'name' (reported, never passed through as a plain value).
+_COMPONENT_PARTS = frozenset({Clara.ARGS, Clara.SEARCH, Clara.APPLY})
+_KNOWN_SLOTS = frozenset({*Clara.SLOT_KINDS, *Clara.LEGACY_3X_SLOTS})
 
 
 class Parser(SearchEntryParser):
     """Turns one loaded Clara JSON document into a :class:`ClaraConfig` plus diagnostics."""
+
+    def __init__(self, file: str) -> None:
+        super().__init__(file)
+        self.nested: dict[str, Component] = {}
 
     # -- entry point -------------------------------------------------------------------------------------------------
     def parse(self, doc: Any, text: bytes) -> ClaraConfig:
@@ -49,7 +46,7 @@ class Parser(SearchEntryParser):
         unknown: dict[str, Any] = {}
         searches: list[SearchSpec] = []
         for key, value in doc.items():
-            if _is_comment(key):
+            if Clara.is_comment(key):
                 continue
             if key in sections:
                 if not isinstance(value, dict):
@@ -61,33 +58,63 @@ class Parser(SearchEntryParser):
                     )
                     continue
                 for slot_name, slot_value in value.items():
-                    if _is_comment(slot_name):
+                    if Clara.is_comment(slot_name):
                         continue
                     slot = self._slot(key, slot_name, slot_value, join(key, slot_name))
                     if slot is not None:
                         slots.append(slot)
                     else:
+                        self._not_a_slot(key, slot_name, slot_value)
                         unknown[f"{key}.{slot_name}"] = slot_value
             elif key == Clara.SEARCH:
                 searches.extend(self.searches(value, Clara.SEARCH, owner=None))
             elif key == Clara.LEGACY_LR_SEARCH:
                 searches.extend(self.lr_search(value))
-            elif not sections and _holds_components(value):
+            elif not sections and (key in _KNOWN_SLOTS or _holds_components(value)):
                 slot = self._slot(None, key, value, key)
                 if slot is not None:
                     slots.append(slot)
             else:
                 first_level[key] = value
+                self.nested_in(value, None, "", key)
+        if not slots and not self.diagnostics:
+            self.problem(
+                "no-components",
+                "this config has no components: no 'train'/'validate' section and no first-level slot "
+                f"(keys seen: {short(sorted(doc), 120)})",
+                "$",
+                'a training config holds sections: {"epochs": 10, "train": {"model": {...}, ...}, "validate": {...}}',
+            )
         era = detect_era(doc, slots)
         return ClaraConfig(
-            self.file, sha, era, first_level, tuple(slots), tuple(searches), unknown, frozenset(self.rejected_names)
+            self.file,
+            sha,
+            era,
+            first_level,
+            tuple(slots),
+            tuple(searches),
+            unknown,
+            frozenset(self.rejected_names),
+            dict(self.nested),
         )
+
+    def _not_a_slot(self, section: str, name: str, value: Any) -> None:
+        """Report a section value that is neither a slot nor a component (kept verbatim in the tree)."""
+        self.problem(
+            "not-a-slot",
+            f"'{section}.{name}' is not a Clara slot and holds no component; it is kept verbatim "
+            f"as {section}.{name} in the tree ({json_kind(value)})",
+            join(section, name),
+            suggest(name, sorted(Clara.SLOT_KINDS)) or "remove it if Clara ignored it",
+            Level.WARNING,
+        )
+        self.nested_in(value, section, name, join(section, name))
 
     # -- slots and components ------------------------------------------------------------------------------------
     def _slot(self, section: str | None, name: str, value: Any, path: str) -> Slot | None:
-        kind = _SLOT_KINDS.get(name)
+        kind = Clara.SLOT_KINDS.get(name)
         if kind is None:
-            if not _holds_components(value):
+            if not _holds_components(value) and name not in Clara.LEGACY_3X_SLOTS:
                 return None
             kind = SlotKind.LIST if isinstance(value, list) else SlotKind.SINGLE
         items = value if isinstance(value, list) else [value]
@@ -124,13 +151,15 @@ class Parser(SearchEntryParser):
                     'e.g. "name": "UNet" or "path": "my_pkg.nets.MyNet"',
                 )
                 return None
+        if not self._known_keys(item, path):
+            return None
         if isinstance(name, str) and Clara.ALIAS_SEP in name:
             name, label = name.split(Clara.ALIAS_SEP, 1)
         loader = Clara.TS_PATH in item or Clara.CKPT_PATH in item  # 4.1 validation model loaders have no name
         if name is None and class_path is None and ref is None and not loader:
             self.problem(
                 "missing-name",
-                f"a component needs 'name' or 'path'; keys seen: {sorted(item)}",
+                f"a component needs 'name' or 'path'; keys seen: {shorten(sorted(item))}",
                 path,
                 'add "name": "ClassName" (MONAI/torch short name) or "path": "pkg.module.Class"',
             )
@@ -156,15 +185,6 @@ class Parser(SearchEntryParser):
             )
             apply = {}
         attributes = {k: item[k] for k in Clara.ATTRIBUTES if k in item}
-        for key in item:
-            if key not in _KNOWN_COMPONENT_KEYS and not _is_comment(key):
-                self.problem(
-                    "unknown-key",
-                    f"unknown component key '{key}' (kept out of the conversion)",
-                    join(path, key),
-                    "move constructor arguments into 'args'; keys starting with '_' are comments",
-                    Level.WARNING,
-                )
         base = label or name or (class_path.rsplit(".", 1)[-1] if class_path else None) or ref
         if base is None:
             base = "ts_model" if Clara.TS_PATH in item else "ckpt_model"
@@ -175,12 +195,67 @@ class Parser(SearchEntryParser):
         if used[key] > 1:
             key = f"{key}_{used[key]}"
         searches = self.searches(item.get(Clara.SEARCH, []), join(path, Clara.SEARCH), owner=path)
-        return Component(
+        comp = Component(
             path, section, slot, key, name, class_path, label, args, attributes, tuple(searches), apply, ref
         )
+        for arg, value in args.items():  # the lowering reads each argument's value, never 'args' as a whole
+            self.nested_in(value, section, slot, join(join(path, Clara.ARGS), arg))
+        return comp
+
+    def _known_keys(self, item: Mapping[str, Any], path: str) -> bool:
+        """Report unknown component keys; False when one is a misspelt structural key (``Args``, ``serach``)."""
+        ok = True
+        for key in item:
+            if key in _KNOWN_COMPONENT_KEYS or Clara.is_comment(key):
+                continue
+            hint = suggest(key, sorted(_KNOWN_COMPONENT_KEYS))
+            if any(f"'{k}'" in hint for k in Clara.STRUCTURE_KEYS):
+                ok = False
+                self.problem(
+                    "misspelled-key",
+                    f"unknown component key {short(key)}: it looks like a Clara key, and taking it as a comment "
+                    "would silently drop what it holds",
+                    join(path, key),
+                    hint,
+                )
+                continue
+            self.problem(
+                "unknown-key",
+                f"unknown component key {short(key)} (kept out of the conversion)",
+                join(path, key),
+                hint or "move constructor arguments into 'args'; keys starting with '_' are comments",
+                Level.WARNING,
+            )
+        return ok
+
+    # -- components inside values --------------------------------------------------------------------------------
+    def nested_in(self, value: Any, section: str | None, slot: str, path: str) -> None:
+        """Register every component written inside ``value`` (SPEC §1: a transform in ``RandomOrder``'s args)."""
+        if isinstance(value, list):
+            for i, v in enumerate(value):
+                self.nested_in(v, section, slot, join(path, i))
+        elif isinstance(value, dict):
+            if not _names_component(value):
+                for k, v in value.items():
+                    if not Clara.is_comment(k):
+                        self.nested_in(v, section, slot, join(path, k))
+                return
+            name, class_path, args = value.get(Clara.NAME), value.get(Clara.PATH), value.get(Clara.ARGS) or {}
+            texts = [v for v in (name, class_path) if v is not None]
+            if not all(isinstance(v, str) and v.strip() for v in texts) or not isinstance(args, dict):
+                self.problem(
+                    "bad-component",
+                    "a nested component needs a non-empty 'name' or 'path' string and 'args' as an object",
+                    path,
+                    'write it as {"name": "ClassName", "args": {...}}',
+                )
+                return
+            comp = self._component(section, slot, value, path, {})
+            if comp is not None:
+                self.nested[path] = comp
 
 
-_KNOWN_COMPONENT_KEYS = frozenset({*_COMPONENT_KEYS, Clara.ARGS, Clara.SEARCH, Clara.APPLY, *Clara.ATTRIBUTES})
+_KNOWN_COMPONENT_KEYS = frozenset({*Clara.COMPONENT_KEYS, *Clara.STRUCTURE_KEYS, *Clara.ATTRIBUTES})
 
 
 def detect_era(doc: Mapping[str, Any], slots: list[Slot] | tuple[Slot, ...]) -> Era:
@@ -188,7 +263,7 @@ def detect_era(doc: Mapping[str, Any], slots: list[Slot] | tuple[Slot, ...]) -> 
     version = str(doc.get("CLARA_TRAIN_VERSION", ""))
     if version.startswith("4.1") or version.startswith("4.2"):
         return Era.V41
-    if any(s.name in _3X_SLOTS for s in slots) or "lr_search" in doc or "use_amp" in doc:
+    if any(s.name in Clara.LEGACY_3X_SLOTS for s in slots) or "lr_search" in doc or "use_amp" in doc:
         return Era.V3X
     if any("fields" in c.args for s in slots for c in s.components):
         return Era.V3X
@@ -208,15 +283,19 @@ def _uses_refs(value: Any) -> bool:
     return False
 
 
+def _names_component(value: Mapping[str, Any]) -> bool:
+    """A dict inside a value is a component when it names a class (what the lowering turns into a node)."""
+    return isinstance(value.get(Clara.NAME), str) or isinstance(value.get(Clara.PATH), str)
+
+
 def _holds_components(value: Any) -> bool:
+    """A slot value: a component (or a list of them), with or without its 'name' (a missing one is reported)."""
+
+    def one(v: Any) -> bool:
+        return isinstance(v, dict) and bool(
+            {*Clara.COMPONENT_KEYS, *_COMPONENT_PARTS} & {k for k in v if not Clara.is_comment(k)}
+        )
+
     if isinstance(value, dict):
-        return bool(_COMPONENT_KEYS & value.keys())
-    return (
-        isinstance(value, list)
-        and bool(value)
-        and all(isinstance(v, dict) and _COMPONENT_KEYS & v.keys() for v in value)
-    )
-
-
-def _is_comment(key: str) -> bool:
-    return key.startswith(("_", "/"))
+        return one(value)
+    return isinstance(value, list) and bool(value) and all(one(v) for v in value)

@@ -1,60 +1,93 @@
 """The converter as one pure function: documents in, ``{relative path: text}`` out (plus the report).
 
-parse -> typed model -> passes (resolve classes, bind the search space, check alternatives, lower groups) -> emit.
+A tuple of passes run in order, each a function of the previous one's typed output (:mod:`.stages`), as sqlglot's
+optimizer runs its ``RULES``::
+
+    parse -> resolve (classes, signatures) -> bind (search space) -> check -> lower (Hydra nodes) -> emit (print)
+
+Every pass adds its diagnostics to what it received; ``emit`` raises them as one error before printing anything.
 No file I/O here: :mod:`clara_hydra.convert.io` reads and writes.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from clara_hydra.convert.alternatives import check_alternatives, lower_groups
+from clara_hydra.convert.alternatives import check_alternatives
 from clara_hydra.convert.automl import parse_automl
-from clara_hydra.convert.emit import JOB_DIR_VARIABLES, Variables, emit_tree
-from clara_hydra.convert.lower import Lowering
-from clara_hydra.convert.model import AutomlSettings, ClaraConfig
+from clara_hydra.convert.emit import emit
+from clara_hydra.convert.jsonload import Document
+from clara_hydra.convert.model import AutomlSettings
 from clara_hydra.convert.parse import Parser
-from clara_hydra.convert.report import render_report
-from clara_hydra.convert.search import RESERVED_KEYS, SearchBinder, SearchPlan, discrete_size, values_of
-from clara_hydra.errors import ConfigError, Diagnostic, InputFileError, Level
+from clara_hydra.convert.resolve import resolve
+from clara_hydra.convert.search import SearchBinder, values_of
+from clara_hydra.convert.stages import Bound, Checked, Conversion, Inputs, Parsed, Resolved
+from clara_hydra.convert.tree import lower
+from clara_hydra.errors import ConfigError, Diagnostic
+
+__all__ = ["PASSES", "Conversion", "Document", "Inputs", "convert_documents", "run_passes"]
 
 
-@dataclass(frozen=True)
-class Document:
-    """One input file: its name (for messages) and its bytes."""
+def parse(inputs: Inputs) -> Parsed:
+    """Read the documents and parse the training config into the typed model."""
+    doc, diagnostics = inputs.train.load()
+    _check_kind(doc, inputs.train.name)
+    parser = Parser(inputs.train.name)
+    config = parser.parse(doc, inputs.train.data)
+    diagnostics += parser.diagnostics
+    env_values: dict[str, Any] = {}
+    if inputs.env is not None:
+        env_doc, env_diags = inputs.env.load()
+        diagnostics += env_diags
+        if not isinstance(env_doc, dict):
+            raise ConfigError(
+                [
+                    Diagnostic(
+                        "not-an-object",
+                        "environment.json must be a JSON object",
+                        "$",
+                        '{"DATA_ROOT": "/data", "DATASET_JSON": "/data/dataset.json"}',
+                        file=inputs.env.name,
+                    )
+                ]
+            )
+        env_values = {k: v for k, v in env_doc.items() if not k.startswith(("_", "/"))}
+    settings: AutomlSettings | None = None
+    if inputs.automl is not None:
+        automl_doc, automl_diags = inputs.automl.load()
+        settings, more = parse_automl(automl_doc, inputs.automl.name)
+        diagnostics += automl_diags + more
+    return Parsed(inputs, config, env_values, settings, tuple(diagnostics))
 
-    name: str
-    data: bytes
 
-    def load(self) -> Any:
-        try:
-            return json.loads(self.data)
-        except UnicodeDecodeError as exc:
-            raise InputFileError(f"{self.name}: not UTF-8 text ({exc})") from None
-        except json.JSONDecodeError as exc:
-            raise InputFileError(
-                f"{self.name}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}; "
-                "fix the syntax (Clara files are plain JSON: no comments, no trailing commas)"
-            ) from None
+def bind(resolved: Resolved) -> Bound:
+    """Bind the search space: every searched or applied value gets its top-level key."""
+    parsed = resolved.parsed
+    params = {path: res.params for path, res in resolved.resolutions.items()}
+    binder = SearchBinder(parsed.config, params, frozenset(parsed.env_values) | frozenset(parsed.inputs.sets))
+    plan = binder.run()
+    return Bound(resolved, plan, (*resolved.diagnostics, *binder.diagnostics))
 
 
-@dataclass
-class Conversion:
-    """The result of converting one Clara config."""
+def check(bound: Bound) -> Checked:
+    """Check the rules over the whole space, at the defaults and at every discrete point."""
+    parsed = bound.resolved.parsed
+    defaults = {**parsed.env_values, **values_of(bound.plan, parsed.config.first_level), **parsed.inputs.sets}
+    found = check_alternatives(parsed.config, bound.plan, defaults)
+    return Checked(bound, defaults, (*bound.diagnostics, *found))
 
-    files: dict[str, str]
-    report: str
-    diagnostics: list[Diagnostic]
-    config: ClaraConfig
-    plan: SearchPlan
-    required: tuple[str, ...] = ()
-    points: int = 1
-    dimensions: int = 0
-    unconverted: list[str] = field(default_factory=list)
+
+#: The passes, in order; each takes the previous one's output.
+PASSES: tuple[Callable[[Any], Any], ...] = (parse, resolve, bind, check, lower, emit)
+
+
+def run_passes(inputs: Inputs, passes: tuple[Callable[[Any], Any], ...] = PASSES) -> Any:
+    """Run ``passes`` in order from ``inputs`` (a prefix of :data:`PASSES` gives that stage's output)."""
+    value: Any = inputs
+    for step in passes:
+        value = step(value)
+    return value
 
 
 def convert_documents(
@@ -66,105 +99,7 @@ def convert_documents(
         ConfigError: the config breaks one or more rules; every problem found is listed.
         InputFileError: a document is not valid JSON.
     """
-    sets = dict(sets or {})
-    doc = train.load()
-    _check_kind(doc, train.name)
-    parser = Parser(train.name)
-    config = parser.parse(doc, train.data)
-    diagnostics = list(parser.diagnostics)
-    env_values: dict[str, Any] = {}
-    if env is not None:
-        env_doc = env.load()
-        if not isinstance(env_doc, dict):
-            raise ConfigError(
-                [
-                    Diagnostic(
-                        "not-an-object",
-                        "environment.json must be a JSON object",
-                        "$",
-                        '{"DATA_ROOT": "/data", "DATASET_JSON": "/data/dataset.json"}',
-                        file=env.name,
-                    )
-                ]
-            )
-        env_values = {k: v for k, v in env_doc.items() if not k.startswith(("_", "/"))}
-    settings: AutomlSettings | None = None
-    if automl is not None:
-        settings, automl_diags = parse_automl(automl.load(), automl.name)
-        diagnostics.extend(automl_diags)
-
-    low = Lowering(config, SearchPlan())
-    binder = SearchBinder(config, low.params_of, frozenset(env_values) | frozenset(sets))
-    plan = binder.run()
-    low.plan = plan
-    diagnostics.extend(binder.diagnostics)
-    defaults = {**env_values, **values_of(plan, config.first_level), **sets}
-    diagnostics.extend(check_alternatives(config, plan, defaults))
-    taken = set(config.first_level) | set(plan.variables) | set(env_values) | set(sets) | set(RESERVED_KEYS)
-    groups = lower_groups(config, plan, defaults, taken)
-
-    job_dir: list[str] = []
-    required: list[str] = []
-
-    def variables_of() -> Variables:
-        values: dict[str, Any] = {}
-        names = [*low.used_vars, *[k for k in env_values if k not in low.used_vars]]
-        for name in names:
-            if name in config.first_level or name in plan.variables:
-                continue
-            value = sets.get(name, env_values.get(name, "???"))
-            if name in JOB_DIR_VARIABLES and (value == "???" or (isinstance(value, str) and not os.path.isabs(value))):
-                rel = JOB_DIR_VARIABLES[name] if value == "???" else value
-                value = "${clara.job_dir:" + rel + "}"
-                job_dir.append(name)
-            elif value == "???":
-                required.append(name)
-            values[name] = value
-        return Variables(values, tuple(required), tuple(job_dir))
-
-    study = os.path.splitext(os.path.basename(train.name))[0]
-    files = emit_tree(low, groups, variables_of, settings, study, sets)
-    diagnostics.extend(low.diagnostics)
-    for name in job_dir:
-        diagnostics.append(
-            Diagnostic(
-                "job-folder",
-                f"{name} points into the Hydra job's output folder "
-                f"(${{clara.job_dir:...}}), so every trial keeps its own outputs",
-                name,
-                level=Level.INFO,
-                file=train.name,
-            )
-        )
-    for name in required:
-        diagnostics.append(
-            Diagnostic(
-                "required-value",
-                f"variable '{name}' has no value (first used at {low.used_vars.get(name, '?')})",
-                name,
-                f"set it: `python train.py {name}=...`, or convert with --set {name}=... or --env environment.json",
-                Level.INFO,
-                train.name,
-            )
-        )
-    errors = [d for d in diagnostics if d.level is Level.ERROR]
-    if errors:
-        raise ConfigError(
-            errors + [d for d in diagnostics if d.level is Level.WARNING], f"{len(errors)} error(s) in {train.name}"
-        )
-    conv = Conversion(
-        files,
-        "",
-        diagnostics,
-        config,
-        plan,
-        tuple(required),
-        discrete_size(plan.dimensions),
-        len(plan.dimensions),
-        list(low.unconverted),
-    )
-    conv.report = render_report(conv, groups, settings)
-    conv.files["conversion_report.md"] = conv.report
+    conv: Conversion = run_passes(Inputs(train, env, automl, dict(sets or {})))
     return conv
 
 

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from clara_hydra.convert.alternatives import Group
-from clara_hydra.convert.emit import sweep_expression
 from clara_hydra.convert.model import AutomlSettings
+from clara_hydra.convert.stages import Conversion
+from clara_hydra.convert.sweeps import sweep_expression
 from clara_hydra.errors import Level
-
-if TYPE_CHECKING:
-    from clara_hydra.convert.pipeline import Conversion
 
 
 def render_report(conv: Conversion, groups: list[Group], automl: AutomlSettings | None) -> str:

@@ -10,7 +10,7 @@ arguments or ``@disabled``; searched names without a value take the first choice
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -18,9 +18,9 @@ from clara_hydra.convert.jsonpath import join
 from clara_hydra.convert.model import ClaraConfig, Component, SearchSpec
 from clara_hydra.convert.parse_search import freeze
 from clara_hydra.errors import Diagnostic, Level, suggest
-from clara_hydra.keywords import Clara
+from clara_hydra.keywords import Clara, Emitted
 
-RESERVED_KEYS = frozenset({"hydra", "defaults", "train", "validate", "_allow_"})
+RESERVED_KEYS = frozenset(Emitted.RESERVED_TOP)
 
 
 @dataclass(frozen=True)
@@ -64,15 +64,20 @@ class SearchPlan:
         return None
 
 
-ParamsOf = Callable[[Component], "frozenset[str] | None"]
-
-
 class SearchBinder:
-    """Runs the binding pass, collecting diagnostics."""
+    """Runs the binding pass, collecting diagnostics.
 
-    def __init__(self, config: ClaraConfig, params_of: ParamsOf, env_names: frozenset[str]) -> None:
+    Args:
+        config: the parsed config.
+        params: keyword parameters of each resolved component's target, by JSON path (None: unknown/``**kwargs``).
+        env_names: names the environment and ``--set`` define (a searched name may not take them).
+    """
+
+    def __init__(
+        self, config: ClaraConfig, params: Mapping[str, frozenset[str] | None], env_names: frozenset[str]
+    ) -> None:
         self.config = config
-        self.params_of = params_of
+        self.params = params
         self.env_names = env_names
         self.plan = SearchPlan()
         self.diagnostics: list[Diagnostic] = []
@@ -83,7 +88,7 @@ class SearchBinder:
 
     def run(self) -> SearchPlan:
         first_level_names = self._first_level()
-        comps = [c for c in self.config.components() if c.ref is None]
+        comps = [c for c in self.config.all_components() if c.ref is None]
         self._declare_aliases(comps)
         for comp in comps:
             later: dict[str, str] = {}  # arg -> json path of the last entry searching it
@@ -109,6 +114,9 @@ class SearchBinder:
         for comp in comps:
             self._apply(comp, first_level_names)
         return self.plan
+
+    def params_of(self, comp: Component) -> frozenset[str] | None:
+        return self.params.get(comp.json_path)
 
     # -- first level ---------------------------------------------------------------------------------------------
     def _first_level(self) -> set[str]:

@@ -1,0 +1,50 @@
+"""The resolve pass: every component's class name and arguments, resolved once and checked against the real signature.
+
+Later passes read the result by JSON path (the binder for the parameters a search may name, the lowering for the
+target and the rewritten arguments); none of them resolves anything itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from clara_hydra.convert.catalog import Resolution, resolve_component
+from clara_hydra.convert.model import ClaraConfig, Component
+from clara_hydra.convert.stages import Parsed, Resolved
+from clara_hydra.errors import Diagnostic, Level
+
+
+def resolve_one(comp: Component, config: ClaraConfig) -> Resolution | None:
+    """The resolution of one component; None for a ``ref`` placeholder or a nameless model loader."""
+    if comp.ref is not None or (comp.name is None and comp.class_path is None):
+        return None
+    res = resolve_component(
+        comp.name, comp.class_path, comp.args, json_path=comp.json_path, slot=comp.slot, era=config.era.value
+    )
+    return replace(res, diagnostics=tuple(_with_file(res.diagnostics, config.file)))
+
+
+def resolve(parsed: Parsed) -> Resolved:
+    """Resolve every component of the slots and every nested one."""
+    config = parsed.config
+    resolutions: dict[str, Resolution] = {}
+    diagnostics: list[Diagnostic] = []
+    requirements: set[str] = set()
+    unconverted: list[str] = []
+    for comp in config.all_components():
+        res = resolve_one(comp, config)
+        if res is None:
+            continue
+        resolutions[comp.json_path] = res
+        diagnostics.extend(res.diagnostics)
+        if res.requirement:
+            requirements.add(res.requirement)
+        if res.target is None and not any(d.level is Level.ERROR for d in res.diagnostics):
+            unconverted.append(f"{comp.json_path}: {comp.display}")
+    return Resolved(
+        parsed, resolutions, frozenset(requirements), tuple(unconverted), (*parsed.diagnostics, *diagnostics)
+    )
+
+
+def _with_file(diags: tuple[Diagnostic, ...], file: str) -> list[Diagnostic]:
+    return [d if d.file else replace(d, file=file) for d in diags]
