@@ -1,4 +1,8 @@
-"""Rewrite tables: Clara-era MONAI (0.5-0.8) and Clara 3.x (TensorFlow) components to the MONAI 1.6 API.
+"""Curated rewrite rules: Clara-era MONAI (0.5-0.8) names whose rewrite needs more than a rename.
+
+The names and arguments MONAI itself renamed are in the generated table (:mod:`.history`); the rules here
+add what a table cannot say (an added ``channel_dim``, a value fold). Clara 3.x's own components are in
+:mod:`.tf`.
 
 Everything here is data: each :class:`Rule` says which legacy component becomes which current class, how
 its arguments are renamed or folded, what is added, what is dropped, and *why*. :func:`apply_rule` runs a
@@ -36,7 +40,12 @@ def is_concrete(value: Any) -> bool:
     return not isinstance(value, dict)
 
 
-def _concrete(value: Any, arg: str) -> Any:
+def concrete(value: Any, arg: str) -> Any:
+    """``value`` itself when a fold may compute with it.
+
+    Raises:
+        Unfoldable: it is a placeholder, an expression or a component.
+    """
     if not is_concrete(value):
         raise Unfoldable(f"'{arg}' is {value!r}, not a literal value")
     return value
@@ -66,13 +75,13 @@ def _onehot(v: Mapping[str, Any]) -> dict[str, Any]:
         return {}
     if n is None and not is_concrete(v["to_onehot"]):
         return {"to_onehot": v["to_onehot"]}  # a placeholder alone is today's spelling already: leave it
-    onehot = _concrete(v["to_onehot"], "to_onehot")
+    onehot = concrete(v["to_onehot"], "to_onehot")
 
     def one(flag: Any) -> Any:
         if flag is True:
             if n is None:
                 raise Unfoldable("'to_onehot: true' needs the number of classes (n_classes)")
-            return _concrete(n, "n_classes")
+            return concrete(n, "n_classes")
         return None if flag is False else flag
 
     return {"to_onehot": _each(onehot, one)}
@@ -80,52 +89,12 @@ def _onehot(v: Mapping[str, Any]) -> dict[str, Any]:
 
 def _threshold(v: Mapping[str, Any]) -> dict[str, Any]:
     # MONAI 0.8 merged `threshold_values: true` + `logit_thresh: t` into `threshold: t`.
-    flags = _concrete(v.get("threshold_values", False), "threshold_values")
-    thresh = _concrete(v.get("logit_thresh", 0.5), "logit_thresh")
+    flags = concrete(v.get("threshold_values", False), "threshold_values")
+    thresh = concrete(v.get("logit_thresh", 0.5), "logit_thresh")
     if isinstance(flags, list):
         threshs = thresh if isinstance(thresh, list) else [thresh] * len(flags)
         return {"threshold": [t if f else None for f, t in zip(flags, threshs, strict=False)]}
     return {"threshold": thresh if flags else None}
-
-
-def _negate(old: str, new: str) -> Fold:
-    def func(v: Mapping[str, Any]) -> dict[str, Any]:
-        return {new: not _concrete(v[old], old)}
-
-    return Fold((old,), func, f"'{old}: x' means '{new}: not x'")
-
-
-def _spacing_mode(v: Mapping[str, Any]) -> dict[str, Any]:
-    # Clara resampled labels with nearest neighbour; MONAI's Spacingd chooses by `mode`.
-    return {"mode": "nearest" if _concrete(v["is_label"], "is_label") else "bilinear"}
-
-
-def _as_list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list | tuple) else [value]
-
-
-def _crop_keys(image_arg: str) -> Fold:
-    # Clara cropped the image field(s) *and* the label field together; MONAI crops exactly `keys`.
-    def func(v: Mapping[str, Any]) -> dict[str, Any]:
-        label = v.get("label_field", "label")
-        keys = _as_list(v.get(image_arg, "image"))
-        return {"keys": keys + ([label] if label not in keys else []), "label_key": label}
-
-    return Fold((image_arg, "label_field"), func, "Clara cropped the image and the label field together")
-
-
-def _comma_ints(arg: str) -> Fold:
-    def func(v: Mapping[str, Any]) -> dict[str, Any]:
-        raw = _concrete(v[arg], arg)
-        return {arg: [int(x) for x in raw.split(",")] if isinstance(raw, str) else raw}
-
-    return Fold((arg,), func, f"Clara wrote '{arg}' as a comma-separated string; MONAI takes a sequence")
-
-
-def _group_norm(v: Mapping[str, Any]) -> dict[str, Any]:
-    if not _concrete(v.get("use_group_norm", True), "use_group_norm"):
-        return {"norm": "BATCH"}
-    return {"norm": ["GROUP", {"num_groups": _concrete(v.get("use_group_normG", 8), "use_group_normG")}]}
 
 
 # ---------------------------------------------------------------------------------------------- rules
@@ -202,129 +171,7 @@ ARG_RENAMES: Mapping[str, tuple[str, str]] = {
     "do_softmax": ("softmax", "losses renamed 'do_softmax' to 'softmax' in MONAI 0.3"),
 }
 
-_FINAL_ACT = "MONAI networks return logits: add sigmoid/softmax to the loss and an Activationsd post-transform"
-
-
-def _tf(old: str, new: str, why: str, *, fields: bool = True, prob: bool = False, **kw: Any) -> Rule:
-    """A 3.x rule. ``fields``/``prob``: the target takes ``keys``/``prob`` for 3.x ``fields``/``probability``."""
-    common = {"fields": "keys"} if fields else {}
-    if prob:
-        common["probability"] = "prob"
-    return Rule(old, new, why, renames={**common, **kw.pop("renames", {})}, drop_unknown=True, **kw)
-
-
-# Clara 3.x (TensorFlow) components with an evident MONAI counterpart. Applied only to 3.x configs, before
-# the name is looked up (3.x `Dice`, `Unet` mean Clara's classes, not MONAI's aliases of the same name).
-TF_RULES: tuple[Rule, ...] = (
-    _tf("LoadNifti", _T + "LoadImaged", "reads NIfTI into the fields"),
-    _tf("ConvertToChannelsFirst", _T + "EnsureChannelFirstd", "moves or adds the channel axis first"),
-    _tf("ScaleIntensityRange", _T + "ScaleIntensityRanged", "same linear window, same args"),
-    _tf(
-        "ScaleByResolution",
-        _T + "Spacingd",
-        "resamples to a voxel size",
-        renames={"target_resolution": "pixdim", "is_label": "mode"},
-        folds=(Fold(("is_label",), _spacing_mode, "labels are resampled with nearest"),),
-    ),
-    _tf(
-        "CropFixedSizeRandomCenter",
-        _T + "RandSpatialCropd",
-        "fixed-size crop at a random centre",
-        renames={"size": "roi_size"},
-        add={"random_size": False},
-    ),
-    _tf(
-        "FastCropByPosNegRatio",
-        _T + "RandCropByPosNegLabeld",
-        "crops centred on foreground/background with ratio pos:neg",
-        renames={"fields": "keys", "label_field": "label_key", "size": "spatial_size", "batch_size": "num_samples"},
-        folds=(_crop_keys("fields"),),
-    ),
-    _tf(
-        "FastPosNegRatioCropROI",
-        _T + "RandCropByPosNegLabeld",
-        "crops centred on foreground/background with ratio pos:neg",
-        fields=False,
-        renames={
-            "image_field": "keys",
-            "label_field": "label_key",
-            "size": "spatial_size",
-            "batch_size": "num_samples",
-        },
-        folds=(_crop_keys("image_field"),),
-        drop={
-            a: "its built-in augmentation has no place in a MONAI crop: add RandRotated/RandZoomd/Rand3DElasticd"
-            for a in ("deform", "rotation", "rotation_degree", "scale", "scale_factor", "fast_crop")
-        },
-    ),
-    _tf("RandomAxisFlip", _T + "RandAxisFlipd", "flips along one random axis", prob=True),
-    _tf("RandomSpatialFlip", _T + "RandFlipd", "random flip of the spatial axes", prob=True),
-    _tf("AddGaussianNoise", _T + "RandGaussianNoised", "adds Gaussian noise with a probability", prob=True),
-    _tf(
-        "Dice",
-        "monai.losses.DiceLoss",
-        "soft Dice loss",
-        fields=False,
-        renames={"skip_background": "include_background", "is_onehot_targets": "to_onehot_y"},
-        folds=(_negate("skip_background", "include_background"), _negate("is_onehot_targets", "to_onehot_y")),
-        caveat="Clara's Dice took activated outputs; set sigmoid or softmax on DiceLoss if the network returns logits",
-    ),
-    _tf(
-        "Focal",
-        "monai.losses.FocalLoss",
-        "focal loss",
-        fields=False,
-        renames={"skip_background": "include_background"},
-        folds=(_negate("skip_background", "include_background"),),
-    ),
-    _tf(
-        "SegResnet",
-        "monai.networks.nets.SegResNet",
-        "the same residual encoder-decoder (without the VAE branch)",
-        fields=False,
-        renames={"num_classes": "out_channels", "use_group_norm": "norm", "use_group_normG": "norm"},
-        folds=(
-            _comma_ints("blocks_down"),
-            _comma_ints("blocks_up"),
-            Fold(("use_group_norm", "use_group_normG"), _group_norm, "MONAI takes the norm layer by name"),
-        ),
-        drop={
-            "final_activation": _FINAL_ACT,
-            "use_vae": "the VAE branch is MONAI's SegResNetVAE; use it by hand if use_vae was true",
-            "reg_weight": "the VAE regularisation weight belongs to SegResNetVAE",
-        },
-    ),
-    _tf(
-        "ReducePoly",
-        "torch.optim.lr_scheduler.PolynomialLR",
-        "polynomial decay of the learning rate",
-        fields=False,
-        renames={"poly_power": "power"},
-        add={"total_iters": "{epochs}"},
-        caveat="total_iters is set to {epochs}: the decay reaches zero at the last epoch, as Clara's did",
-    ),
-)
-
-# Clara 3.x components with no evident MONAI counterpart: reported, never guessed.
-TF_NO_COUNTERPART: Mapping[str, str] = {
-    "SegAhnet": "Clara's AH-Net variant with 2D-pretrained weights; MONAI's AHNet differs in args and weights",
-    "Unet": "Clara's TF U-Net (nf_enc/nf_dec); MONAI's UNet has another architecture",
-    "TFSimpleInferer": "TensorFlow inferer; pick a MONAI inferer (SimpleInferer) by hand",
-    "TFScanWindowInferer": "TensorFlow inferer; pick MONAI's SlidingWindowInferer by hand",
-    "SegmentationImagePipeline": "3.x data pipeline; MONAI uses dataset + dataloader + transforms",
-    "ClassificationImagePipeline": "3.x data pipeline; MONAI uses dataset + dataloader + transforms",
-    "DiceMaskedOutput": "3.x auxiliary op; no MONAI counterpart",
-    "NegLoss": "3.x auxiliary op; no MONAI counterpart",
-    "ComputeAverage": "3.x metric over a tensor tag; use a MONAI handler metric instead",
-    "ComputeAverageDice": "3.x metric; MONAI's MeanDice handler is the usual replacement",
-    "RandomRotate3D": "3.x rotation by multiples of 90 degrees on random axes; MONAI's RandRotate90d differs",
-    "RandomZoom": "3.x zoom; MONAI's RandZoomd differs in probability and interpolation",
-    "ScaleIntensityOscillation": "3.x intensity oscillation; semantics differ from RandScaleIntensityd",
-    "ScaleShiftIntensity": "3.x fixed scale+shift; MONAI splits it into two transforms",
-}
-
 MONAI_BY_NAME: Mapping[str, Rule] = {r.old: r for r in MONAI_RULES}
-TF_BY_NAME: Mapping[str, Rule] = {r.old: r for r in TF_RULES}
 
 
 # ---------------------------------------------------------------------------------------------- applying
