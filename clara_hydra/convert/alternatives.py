@@ -85,10 +85,14 @@ def check_alternatives(config: ClaraConfig, plan: SearchPlan, defaults: Mapping[
 
 
 def lower_groups(config: ClaraConfig, plan: SearchPlan, defaults: Mapping[str, Any], taken: set[str]) -> list[Group]:
-    """Config groups for every joint enum (one-hot ones named for their slot)."""
+    """Config groups for every joint enum (one-hot ones named for their slot), and for enums with a ``null`` choice.
+
+    Hydra's ``choice(...)`` refuses a bare ``null`` element, so an enum that offers ``null`` is a group whose
+    options set the key (``roi_size_choice: choice(none, v96x96x96)``).
+    """
     groups: list[Group] = []
     for dim in plan.dimensions:
-        if not dim.joint:
+        if not (dim.joint or (dim.type == "enum" and any(v is None for choice in dim.targets for v in choice))):
             continue
         group = _one_hot(config, plan, dim, defaults, taken) or _generic(dim, taken)
         taken.add(group.name)

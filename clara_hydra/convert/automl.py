@@ -6,7 +6,7 @@ from typing import Any
 
 from clara_hydra.convert.jsonpath import join
 from clara_hydra.convert.model import AutomlSettings
-from clara_hydra.errors import Diagnostic, Level
+from clara_hydra.errors import Diagnostic, Level, shorten
 
 _KNOWN_HANDLERS = {"MMARHandler", "StatsHandler", "MMARStatsHandler"}
 
@@ -55,7 +55,7 @@ def parse_automl(doc: Any, file: str) -> tuple[AutomlSettings, list[Diagnostic]]
         elif name not in _KNOWN_HANDLERS:
             note(
                 "automl-not-carried",
-                f"AutoML handler {name!r} is not carried over",
+                f"AutoML handler {shorten(repr(name))} is not carried over",
                 path,
                 Level.WARNING,
                 "re-implement it as an Optuna callback if you need it",
@@ -77,7 +77,7 @@ def parse_automl(doc: Any, file: str) -> tuple[AutomlSettings, list[Diagnostic]]
         if ctrl.get("path"):
             note(
                 "automl-not-carried",
-                f"your own controller {ctrl['path']!r} is replaced by Optuna's sampler",
+                f"your own controller {shorten(repr(ctrl['path']))} is replaced by Optuna's sampler",
                 "controller.path",
                 Level.WARNING,
                 "choose hydra/sweeper/sampler=tpe|random|grid|cmaes|...",
@@ -95,5 +95,5 @@ def parse_automl(doc: Any, file: str) -> tuple[AutomlSettings, list[Diagnostic]]
         ("num_mmars_to_keep", keep),
     ):
         if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
-            note("bad-automl-value", f"{key} must be a number, got {value!r}", key, Level.ERROR)
+            note("bad-automl-value", f"{key} must be a number, got {shorten(repr(value))}", key, Level.ERROR)
     return AutomlSettings(max_rounds, stop, keep, remove, controller), diags

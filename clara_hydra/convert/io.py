@@ -72,7 +72,8 @@ def write_tree(files: Mapping[str, str], out_dir: str | Path) -> list[Path]:
         target = out / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".yaml")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        # backslashreplace: YAML values are escaped already; this keeps a header's odd file name from failing
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as fh:
             fh.write(text)
         os.replace(tmp, target)
         written.append(target)

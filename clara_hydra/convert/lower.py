@@ -19,7 +19,7 @@ from clara_hydra.convert.jsonpath import join
 from clara_hydra.convert.model import ClaraConfig, Component, Era, Slot, SlotKind
 from clara_hydra.convert.resolve import resolve_one
 from clara_hydra.convert.search import SearchPlan
-from clara_hydra.errors import Diagnostic, Level, suggest
+from clara_hydra.errors import Diagnostic, Level, shorten, suggest
 from clara_hydra.keywords import Clara, Emitted
 
 _TO_TENSORD = "monai.transforms.ToTensord"
@@ -139,7 +139,7 @@ class Lowering:
             if not isinstance(value, bool) and not (isinstance(value, str) and value.startswith("${")):
                 self.problem(
                     "disabled-not-bool",
-                    f"'disabled' must be true, false or a \"{{VAR}}\", got {raw!r}",
+                    f"'disabled' must be true, false or a \"{{VAR}}\", got {shorten(repr(raw))}",
                     path,
                     'use true, false or a variable: "disabled": "{dont_use_it}"',
                 )
@@ -201,7 +201,7 @@ class Lowering:
             except UnsupportedExpression:
                 self.problem(
                     "unsupported-expression",
-                    f"expression {text!r} matches no known Clara pattern and is never evaluated",
+                    f"expression {shorten(repr(text))} matches no known Clara pattern and is never evaluated",
                     path,
                     'replace it with an importable function: {"path": "my_pkg.module.function", ...}',
                 )

@@ -7,11 +7,12 @@ the rules for one entry (args and aliases, float bounds, enum arity, ``@disabled
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from clara_hydra.convert.jsonpath import join
 from clara_hydra.convert.model import SearchArg, SearchSpec
-from clara_hydra.errors import Diagnostic, Level
+from clara_hydra.errors import Diagnostic, Level, shorten
 from clara_hydra.keywords import Clara
 
 
@@ -66,9 +67,12 @@ class SearchEntryParser:
             Level.WARNING,
         )
         lo, hi = value
-        if lo > hi:
+        if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
             self.problem(
-                "float-bounds", f"float search needs min <= max, got min={lo} max={hi}", path, "swap the bounds"
+                "float-bounds",
+                f"float search needs finite min <= max, got min={lo} max={hi}",
+                path,
+                "give finite bounds, smaller first",
             )
             return []
         return [SearchSpec(path, "lr", "float", (SearchArg("learning_rate"),), (lo, hi), None, True)]
@@ -96,7 +100,7 @@ class SearchEntryParser:
         if domain not in Clara.DOMAINS:
             self.problem(
                 "unknown-domain",
-                f"search domain {entry.get(Clara.DOMAIN)!r} is not one of {list(Clara.DOMAINS)}",
+                f"search domain {shorten(repr(entry.get(Clara.DOMAIN)))} is not one of {list(Clara.DOMAINS)}",
                 join(path, Clara.DOMAIN),
                 "use lr, net or transform (the domain is only a label)",
                 Level.WARNING,
@@ -111,7 +115,10 @@ class SearchEntryParser:
         if typ not in Clara.TYPES:
             fix = 'integers are searched with "enum"' if typ == "int" else 'use "float" or "enum"'
             self.problem(
-                "bad-search-type", f"search type must be 'float' or 'enum', got {typ!r}", join(path, Clara.TYPE), fix
+                "bad-search-type",
+                f"search type must be 'float' or 'enum', got {shorten(repr(typ))}",
+                join(path, Clara.TYPE),
+                fix,
             )
             return None
         targets = entry.get(Clara.TARGETS)
@@ -158,7 +165,7 @@ class SearchEntryParser:
             if not name or (sep and (not alias or Clara.ALIAS_SEP in alias)):
                 self.problem(
                     "bad-alias",
-                    f"search arg {text!r} is not 'arg' or 'arg#alias'",
+                    f"search arg {shorten(repr(text))} is not 'arg' or 'arg#alias'",
                     join(join(path, Clara.ARGS), j),
                     "write the argument, then '#', then the alias: \"prob#myProb\"",
                 )
@@ -193,6 +200,14 @@ class SearchEntryParser:
             )
             return None
         lo, hi = targets
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            self.problem(
+                "float-bounds",
+                f"float search bounds must be finite numbers, got min={lo} max={hi}",
+                tpath,
+                "give real bounds (NaN and Infinity are not JSON and cannot be sampled)",
+            )
+            return None
         if lo > hi:
             self.problem(
                 "float-bounds", f"float search needs min <= max, got min={lo} max={hi}", tpath, "swap the bounds"
@@ -238,6 +253,14 @@ class SearchEntryParser:
                     "use true or false (JSON booleans, not strings)",
                 )
                 return None
+            if not _finite(choice):
+                self.problem(
+                    "enum-targets",
+                    f"enum choice {k} holds NaN or Infinity, which no sampler can offer: {short(choice)}",
+                    join(tpath, k),
+                    "use finite numbers (NaN and Infinity are not JSON)",
+                )
+                return None
             choices.append(tuple(choice))
         if shorthand:
             self.problem(
@@ -263,6 +286,17 @@ def is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
+def _finite(v: Any) -> bool:
+    """No NaN or Infinity anywhere in a JSON value (Python's json reads them; JSON has none)."""
+    if isinstance(v, float):
+        return math.isfinite(v)
+    if isinstance(v, list | tuple):
+        return all(_finite(x) for x in v)
+    if isinstance(v, dict):
+        return all(_finite(x) for x in v.values())
+    return True
+
+
 def kind(v: Any) -> str:
     """``an object``, ``a list``, ... for messages."""
     names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
@@ -270,9 +304,8 @@ def kind(v: Any) -> str:
 
 
 def short(v: Any, limit: int = 80) -> str:
-    """Compact JSON of a value for messages."""
-    text = json.dumps(v)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    """Compact JSON of a value for messages, cut in the middle when long (:func:`clara_hydra.errors.shorten`)."""
+    return shorten(json.dumps(v, ensure_ascii=False, default=repr), limit)
 
 
 def freeze(v: Any) -> Any:

@@ -6,7 +6,7 @@ from clara_hydra.convert.alternatives import Group
 from clara_hydra.convert.model import AutomlSettings
 from clara_hydra.convert.stages import Conversion
 from clara_hydra.convert.sweeps import sweep_expression
-from clara_hydra.errors import Level
+from clara_hydra.errors import Level, shorten
 
 
 def render_report(conv: Conversion, groups: list[Group], automl: AutomlSettings | None) -> str:
@@ -37,7 +37,9 @@ def render_report(conv: Conversion, groups: list[Group], automl: AutomlSettings 
             lines.append("")
             lines.append(
                 f"Group `{g.name}` (default `{g.default}`): "
-                + "; ".join(f"`{o}` = " + ", ".join(f"{k}={v!r}" for k, v in vals.items()) for o, vals in g.options)
+                + "; ".join(
+                    f"`{o}` = " + ", ".join(f"{k}={shorten(repr(v))}" for k, v in vals.items()) for o, vals in g.options
+                )
             )
     else:
         lines.append("No search: the config converts to one training run.")
@@ -64,4 +66,6 @@ def render_report(conv: Conversion, groups: list[Group], automl: AutomlSettings 
     if conv.unconverted:
         lines += ["", "## Not carried over (no MONAI counterpart; `_target_: ???` in the tree)", ""]
         lines += [f"- `{u}`" for u in sorted(conv.unconverted)]
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    # Messages quote the user's values; a lone surrogate among them could neither be written as UTF-8 nor printed.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -17,7 +17,7 @@ from typing import Any
 from clara_hydra.convert.jsonpath import join
 from clara_hydra.convert.model import ClaraConfig, Component, SearchSpec
 from clara_hydra.convert.parse_search import freeze
-from clara_hydra.errors import Diagnostic, Level, suggest
+from clara_hydra.errors import Diagnostic, Level, shorten, suggest
 from clara_hydra.keywords import Clara, Emitted
 
 RESERVED_KEYS = frozenset(Emitted.RESERVED_TOP)
@@ -151,7 +151,7 @@ class SearchBinder:
                     self.problem(
                         "default-chosen",
                         f"searched name '{arg.name}' has no value of its own; its default "
-                        f"is the first choice: {default!r}",
+                        f"is the first choice: {shorten(repr(default))}",
                         where,
                         level=Level.INFO,
                     )
@@ -244,7 +244,7 @@ class SearchBinder:
         self.problem(
             "default-chosen",
             f"searched arg '{arg}' of {comp.display} is not set in 'args'; its default "
-            f"is the first choice: {default!r}",
+            f"is the first choice: {shorten(repr(default))}",
             spec.json_path,
             level=Level.INFO,
         )

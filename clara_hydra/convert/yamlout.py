@@ -6,14 +6,15 @@ markers) and its flow/block choice is not stable enough for golden files.
 
 from __future__ import annotations
 
-import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
+from clara_hydra.quoting import SIMPLE_KEY_LIMIT, override_quoted, yaml_string
 
 _FLOW_LIMIT = 100
+_OVERRIDE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def scalar(value: Any, flow: bool = False) -> str:
@@ -34,32 +35,7 @@ def scalar(value: Any, flow: bool = False) -> str:
             mant, exp = text.split("e")
             text = f"{mant}.0e{exp}"  # YAML 1.1 needs the dot to read it as a float
         return text
-    text = str(value)
-    if _plain_ok(text, flow):
-        return text
-    return json.dumps(text)
-
-
-def _plain_ok(text: str, flow: bool) -> bool:
-    if (
-        not text
-        or text != text.strip()
-        or (
-            text.startswith(("!", "&", "*", "'", '"', "%", "@", "`", "|", ">", "#", "-", "?", "[", "{", ","))
-            and text != "???"
-        )
-    ):
-        return False
-    if ": " in text or " #" in text or text.endswith(":") or ("\\" in text and not text.startswith("\\$")):
-        return False
-    if flow and (any(c in text for c in ",[]{}") or text.startswith("?")):  # `? ` starts a flow mapping key
-        return False
-    try:
-        if flow:  # read it back where it will stand: inside a flow sequence and a flow mapping
-            return bool(yaml.safe_load(f"[{text}]") == [text] and yaml.safe_load(f"{{k: {text}}}") == {"k": text})
-        return bool(yaml.safe_load(text) == text)
-    except yaml.YAMLError:
-        return False
+    return yaml_string(str(value), flow)
 
 
 def _is_scalar(v: Any) -> bool:
@@ -97,6 +73,9 @@ def _mapping(data: Mapping[str, Any], indent: int, prefix: str, lines: list[str]
         if dotted in comments:
             lines.append(f"{pad}# {comments[dotted]}")
         k = scalar(key)
+        if len(k) > SIMPLE_KEY_LIMIT - 24:  # YAML's simple keys stop at 1024 characters: an explicit `? key`
+            lines.append(f"{pad}? {k}")
+            k = ""
         inline = _flow(value)
         if inline is not None:
             lines.append(f"{pad}{k}: {inline}")
@@ -145,10 +124,6 @@ def override_value(value: Any) -> str:
     if isinstance(value, Mapping):
         return "{" + ", ".join(f"{k}: {override_value(v)}" for k, v in value.items()) + "}"
     text = str(value)
-    import re
-
-    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text) and text.lower() not in {"true", "false", "null", "nan", "inf"}:
+    if _OVERRIDE_WORD.fullmatch(text) and text.lower() not in {"true", "false", "null", "nan", "inf"}:
         return text
-    # Hydra's quoted strings: backslashes are escaped only where they precede a quote (or the closing quote).
-    body = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), text)
-    return "'" + body + "'"
+    return override_quoted(text)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from clara_hydra.errors import SweepError
 from clara_hydra.keywords import Sweep
+from clara_hydra.quoting import override_quoted
 
 if TYPE_CHECKING:
     from hydra.core.override_parser.types import Override
@@ -99,8 +100,8 @@ def format_element(value: Any) -> str:
 
 
 def quote(text: str) -> str:
-    """Single-quote a string for Hydra's override grammar (backslashes and quotes escaped)."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    """Single-quote a string for Hydra's override grammar (:func:`clara_hydra.quoting.override_quoted`)."""
+    return override_quoted(text)
 
 
 def _reads_back(text: str, value: Any) -> bool:
