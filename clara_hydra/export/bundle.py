@@ -1,0 +1,289 @@
+"""``clara-hydra export SWEEP --to bundle OUT/``: one trial as a MONAI bundle.
+
+Layout (MONAI's bundle specification)::
+
+    OUT/configs/train.json       the trial's training, MONAI bundle syntax, no `$` expression
+    OUT/configs/inference.json   its validation section as inference: loads models/model.pt, saves predictions
+    OUT/configs/metadata.json    checked against MONAI's metadata schema (shipped: schema/)
+    OUT/models/model.pt          the trial's network weights (a state_dict)
+    OUT/LICENSE, OUT/docs/README.md
+
+``python -m monai.bundle run --config_file OUT/configs/train.json --meta_file OUT/configs/metadata.json``
+trains it again; ``python -m monai.bundle ckpt_export network_def --filepath OUT/models/model.ts
+--ckpt_file OUT/models/model.pt --meta_file OUT/configs/metadata.json --config_file OUT/configs/inference.json``
+makes TorchScript of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clara_hydra.errors import ExportError, with_fix
+from clara_hydra.export import bundle_docs
+from clara_hydra.export.bundle_syntax import (
+    DEVICE_ID,
+    MODEL_PATH,
+    NETWORK_ID,
+    SEP,
+    BundleTranslator,
+    absolute,
+    references,
+)
+from clara_hydra.export.checkpoint import find_checkpoint, load_weights
+from clara_hydra.export.metadata import build_metadata, validate_metadata
+from clara_hydra.export.select import SelectedTrial
+from clara_hydra.export.trial_config import TrialConfig, load_trial_config
+
+RESERVED_IDS = (
+    "bundle_root",
+    DEVICE_ID,
+    NETWORK_ID,
+    "ckpt_path",
+    "output_dir",
+    "initialize",
+    "run",
+    "train",
+    "validate",
+)
+# Handlers an inference run has no use for: it saves no checkpoint and writes no training curves.
+_NOT_FOR_INFERENCE = ("CheckpointSaver", "TensorBoardStatsHandler", "TensorBoardImageHandler", "ValidationHandler")
+
+
+@dataclass
+class BundleExport:
+    """What :func:`export_bundle` wrote.
+
+    Args:
+        root: the bundle folder.
+        checkpoint: the trial's checkpoint the weights came from.
+        files: the files written, relative to ``root``.
+        notes: things the user should know (e.g. a clara-hydra callable the bundle needs).
+    """
+
+    root: Path
+    checkpoint: Path
+    files: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def export_bundle(trial: SelectedTrial, out: str | os.PathLike[str], *, force: bool = False) -> BundleExport:
+    """Write ``trial`` as a MONAI bundle into ``out``.
+
+    Args:
+        trial: the trial (see :func:`clara_hydra.export.select.select_trial`).
+        out: the bundle folder; created.
+        force: write into a non-empty folder.
+
+    Returns:
+        What was written.
+
+    Raises:
+        ExportError: the folder is not empty, the trial has no checkpoint, a node has no bundle form,
+            the weights do not fit the exported network, the metadata breaks MONAI's schema.
+    """
+    root = Path(out).resolve()
+    if root.exists() and any(root.iterdir()) and not force:
+        raise ExportError(with_fix(f"{root} is not empty", "choose a new folder, or pass --force to write into it"))
+    checkpoint = find_checkpoint(trial.job_dir)
+    tc = load_trial_config(trial, job_dir_base=root)
+    for section, slot in (("train", "trainer"), ("train", "model")):
+        if not isinstance(tc.resolved.get(section), dict) or slot not in tc.resolved[section]:
+            raise ExportError(f"trial {trial.number}: its config has no {section}.{slot}: not a training config")
+    variables = tc.variables()
+    clash = sorted(set(variables) & set(RESERVED_IDS))
+    if clash:
+        raise ExportError(f"top-level name(s) {clash} are ids the bundle needs itself ({list(RESERVED_IDS)})")
+    t = BundleTranslator(tc, variables)
+    common = _common(t, tc, root, variables)
+    train = _train_config(t, tc, common)
+    inference = _inference_config(t, tc, common, root)
+
+    weights = load_weights(checkpoint)
+    _check_weights(train, weights, checkpoint)
+    result = BundleExport(root=root, checkpoint=checkpoint)
+    if t.uses_clara_hydra:
+        result.notes.append("the configs name clara_hydra callables (discard_output, ...): install clara-hydra")
+    meta = _metadata(tc, trial, t.uses_clara_hydra)
+    validate_metadata(meta)
+
+    import torch
+
+    (root / "configs").mkdir(parents=True, exist_ok=True)
+    (root / "models").mkdir(parents=True, exist_ok=True)
+    (root / "docs").mkdir(parents=True, exist_ok=True)
+    _write_json(root / "configs" / "train.json", train)
+    result.files.append("configs/train.json")
+    if inference is not None:
+        _write_json(root / "configs" / "inference.json", inference)
+        result.files.append("configs/inference.json")
+    else:
+        result.notes.append("no validate section: no configs/inference.json")
+    _write_json(root / "configs" / "metadata.json", meta)
+    torch.save(weights, root / "models" / "model.pt")
+    (root / "LICENSE").write_text(bundle_docs.license_text(trial))
+    (root / "docs" / "README.md").write_text(bundle_docs.readme(trial, checkpoint, variables, result.notes))
+    result.files += ["configs/metadata.json", "models/model.pt", "LICENSE", "docs/README.md"]
+    return result
+
+
+def _common(t: BundleTranslator, tc: TrialConfig, root: Path, variables: list[str]) -> dict[str, Any]:
+    """The ids both configs start with: the bundle root, the device, the trial's variables, the network."""
+    common: dict[str, Any] = {
+        "bundle_root": absolute(root),
+        # CUDA when there is one, else the CPU: an importable callable instead of a `$torch.device(...)` expression.
+        DEVICE_ID: {"_target_": "ignite.distributed.device"},
+    }
+    for name in variables:
+        common[name] = t.variable_value(name)
+    common[NETWORK_ID] = t.node(MODEL_PATH)
+    return common
+
+
+def _initialize(tc: TrialConfig) -> list[Any]:
+    seed = (tc.resolved.get("determinism") or {}).get("random_seed") if isinstance(tc.resolved, dict) else None
+    if seed is None:
+        return []
+    return [{"_target_": "monai.utils.set_determinism", "seed": f"@determinism{SEP}random_seed"}]
+
+
+def _train_config(t: BundleTranslator, tc: TrialConfig, common: dict[str, Any]) -> dict[str, Any]:
+    config = dict(common)
+    for section in ("train", "validate"):
+        if isinstance(tc.resolved.get(section), dict):
+            config[section] = {
+                slot: t.node(f"{section}.{slot}") for slot in tc.resolved[section] if f"{section}.{slot}" != MODEL_PATH
+            }
+    trainer_target = tc.resolved["train"]["trainer"]["_target_"]
+    config["initialize"] = _initialize(tc)
+    # `Workflow.run` as an importable callable with the trainer as `self`: no `$@train::trainer.run()`.
+    config["run"] = [{"_target_": f"{trainer_target}.run", "self": f"@train{SEP}trainer"}]
+    return config
+
+
+def _inference_config(
+    t: BundleTranslator, tc: TrialConfig, common: dict[str, Any], root: Path
+) -> dict[str, Any] | None:
+    validate = tc.resolved.get("validate")
+    if not isinstance(validate, dict) or "evaluator" not in validate:
+        return None
+    config = dict(common)
+    config["ckpt_path"] = absolute(root / "models" / "model.pt")
+    config["output_dir"] = absolute(root / "eval")
+    section = {slot: t.node(f"validate.{slot}") for slot in validate}
+    handlers = section.get("handlers")
+    kept = [h for h in handlers if not _is_handler(h, _NOT_FOR_INFERENCE)] if isinstance(handlers, list) else []
+    loader = {
+        "_target_": "monai.handlers.CheckpointLoader",
+        "load_path": "@ckpt_path",
+        "load_dict": {"model": f"@{NETWORK_ID}"},
+        "map_location": "cpu",
+    }
+    section["handlers"] = [loader, *kept]
+    post = section.get("post_transforms")
+    if isinstance(post, dict) and isinstance(post.get("transforms"), list):
+        post["transforms"].append(
+            {
+                "_target_": "monai.transforms.SaveImaged",
+                "keys": "pred",
+                "output_dir": "@output_dir",
+                "output_postfix": "seg",
+                "separate_folder": False,
+                "print_log": False,
+            }
+        )
+    config["validate"] = section
+    # The validate section may use train slots besides the network (rare): carry those over too.
+    train = _referenced_train_slots(t, tc, config)
+    if train:
+        config["train"] = train
+    config["initialize"] = _initialize(tc)
+    evaluator_target = validate["evaluator"]["_target_"]
+    config["run"] = [{"_target_": f"{evaluator_target}.run", "self": f"@validate{SEP}evaluator"}]
+    return config
+
+
+def _referenced_train_slots(t: BundleTranslator, tc: TrialConfig, config: dict[str, Any]) -> dict[str, Any]:
+    train: dict[str, Any] = {}
+    pending = references(config)
+    while pending:
+        ref = pending.pop()
+        section, _, slot = ref.partition(SEP)
+        if section != "train" or not slot or SEP in slot or slot in train:
+            continue
+        train[slot] = t.node(f"train.{slot}")
+        pending |= references(train[slot])
+    return train
+
+
+def _is_handler(node: Any, names: tuple[str, ...]) -> bool:
+    target = node.get("_target_", "") if isinstance(node, dict) else ""
+    return isinstance(target, str) and target.rsplit(".", 1)[-1] in names
+
+
+def _check_weights(train: dict[str, Any], weights: dict[str, Any], checkpoint: Path) -> None:
+    """Build the exported network with MONAI's own parser and load the weights strictly: a mistranslated
+    network argument fails here, not in the user's ``ckpt_export``."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser({k: v for k, v in train.items() if k not in ("train", "validate", "run", "initialize")})
+    try:
+        network = parser.get_parsed_content(NETWORK_ID)
+        network.load_state_dict(weights, strict=True)
+    except Exception as exc:
+        raise ExportError(
+            f"{checkpoint}: the weights do not fit the exported network_def: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0]}"
+        ) from exc
+
+
+def _metadata(tc: TrialConfig, trial: SelectedTrial, needs_clara_hydra: bool) -> dict[str, Any]:
+    model = tc.resolved["train"]["model"]
+    in_channels = int(model.get("in_channels", 1)) if isinstance(model, dict) else 1
+    out_channels = int(model.get("out_channels", 1)) if isinstance(model, dict) else 1
+    dims = int(model.get("spatial_dims", 3)) if isinstance(model, dict) else 3
+    roi = (tc.resolved.get("validate") or {}).get("inferer", {})
+    roi_size = roi.get("roi_size") if isinstance(roi, dict) else None
+    spatial: list[Any] = list(roi_size) if isinstance(roi_size, list) else []
+    if not spatial or not all(isinstance(s, int) for s in spatial):
+        spatial = ["*"] * dims
+    summary = _summary(trial.job_dir)
+    metric = str(summary.get("objective", {}).get("name") or "key_metric")
+    return build_metadata(
+        study=trial.study_name,
+        trial=trial.number,
+        metric=metric,
+        value=trial.value,
+        overrides=trial.overrides,
+        in_channels=in_channels,
+        out_channels=out_channels,
+        spatial=spatial,
+        input_range=_input_range(tc),
+        data_source=str(tc.resolved.get("DATASET_JSON") or tc.resolved.get("DATA_ROOT") or "see docs/README.md"),
+        needs_clara_hydra=needs_clara_hydra,
+    )
+
+
+def _input_range(tc: TrialConfig) -> list[float]:
+    """``[b_min, b_max]`` of the first intensity scaling in the training transforms, else empty (unknown)."""
+    pre = (tc.resolved.get("train") or {}).get("pre_transforms")
+    for node in pre.values() if isinstance(pre, dict) else []:
+        if isinstance(node, dict) and isinstance(node.get("b_min"), int | float) and "b_max" in node:
+            return [float(node["b_min"]), float(node["b_max"])]
+    return []
+
+
+def _summary(job_dir: Path) -> dict[str, Any]:
+    path = job_dir / "trial_summary.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_json(path: Path, content: Any) -> None:
+    path.write_text(json.dumps(content, indent=2) + "\n")
