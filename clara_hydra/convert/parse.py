@@ -213,8 +213,8 @@ class Parser(SearchEntryParser):
                 ok = False
                 self.problem(
                     "misspelled-key",
-                    f"unknown component key {short(key)}: it looks like a Clara key, and taking it as a comment "
-                    "would silently drop what it holds",
+                    f"unknown component key {short(key)} looks like a misspelt Clara key; "
+                    "converting without it would silently drop what it holds",
                     join(path, key),
                     hint,
                 )

@@ -178,6 +178,13 @@ _ROWS = [
         "swap the bounds",
     ),
     ("error_collect-all_natural_order.json", ("unknown-argument",), f"{P}[2].args.a_mn", "did you mean 'a_min'"),
+    # inputs that must never break the converter (issue 10, item 5)
+    ("error_too-deep.json", ("too-deep",), "notes" + "[0]" * 63, "more than 64 levels deep"),
+    ("error_no-components.json", ("no-components",), "$", "no 'train'/'validate' section"),
+    ("error_misspelled-key.json", ("misspelled-key",), "train.model.Args", "did you mean 'args'?"),
+    ("error_float-bounds_nan.json", ("float-bounds",), "search[0].targets", "max=nan"),
+    ("error_missing-name_3x_slot.json", ("missing-name",), "train.lr_policy", "keys seen: ['args']"),
+    ("error_dangling-ref_metric.json", ("dangling-ref",), "validate.key_metric.ref", "'MeanDicee'"),
 ]
 
 
@@ -200,6 +207,7 @@ WARNINGS = [
     ("warning_legacy-form_args_disabled.json", "legacy-form", f"{P}[5].search[0].args", '"args": "DISABLED"'),
     ("warning_legacy-form_scalar_enum_targets.json", "legacy-form", "train.model.search[1].targets", "lists of one"),
     ("warning_unknown-domain.json", "unknown-domain", "train.model.search[1].domain", "'network'"),
+    ("warning_duplicate-key.json", "duplicate-key", "epochs", "the last value wins"),
 ]
 
 
@@ -225,6 +233,13 @@ def test_error_table(name: str, rules: tuple[str, ...], json_path: str, fragment
     hits = [d for d in errors if d.rule == rules[0] and d.json_path == json_path]
     assert hits, f"no {rules[0]} at {json_path}: {[d.render() for d in errors]}"
     assert any(fragment in f"{d.message}\n{d.fix}" for d in hits), [d.render() for d in hits]
+
+
+@pytest.mark.parametrize("name", sorted({_case_file(row) for row in ERRORS}))
+def test_each_problem_is_reported_once(name: str) -> None:
+    """No pass reports what another already did (a dangling ref in a metric slot was reported twice)."""
+    counts = Counter((d.rule, d.json_path, d.message) for d in _errors_of(name))
+    assert all(n == 1 for n in counts.values()), counts
 
 
 def test_collect_all_reports_every_problem_sorted_by_location() -> None:
