@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
-from clara_hydra.errors import DataError
+from clara_hydra.errors import DataError, shorten, with_fix
 
 # Entries whose values are file names relative to the base folder (as in MONAI's load_decathlon_datalist).
 _FILE_KEYS = ("image", "label")
 _MAX_LISTED = 5
+_TRANSFORM = re.compile(r"applying transform <([\w.]+) object")
 
 
 def _absolute(path: str | os.PathLike[str]) -> Path:
@@ -89,3 +91,76 @@ def load_datalist(
             f"(data_file_base_dir={data_file_base_dir!r}): {shown}"
         )
     return items
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception of a chain (MONAI wraps the reader's error in ``applying transform ...``)."""
+    seen = {id(exc)}
+    while (inner := exc.__cause__ or exc.__context__) is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        exc = inner
+    return exc
+
+
+def _failed_transform(exc: BaseException) -> str | None:
+    """The class name of the MONAI transform that raised, from its ``applying transform <...>`` wrapper."""
+    link: BaseException | None = exc
+    found = None
+    while link is not None:
+        match = _TRANSFORM.search(str(link))
+        found = match.group(1).rsplit(".", 1)[-1] if match else found
+        link = link.__cause__ or link.__context__
+        if link is exc:
+            break
+    return found
+
+
+def broken_files(item: Any) -> list[str]:
+    """The files named by a datalist entry that cannot be read on their own (an empty list when all can).
+
+    Only called after loading the entry failed, so the cost of reading them again is paid on the error path.
+    """
+    from monai.transforms import LoadImage
+
+    values = item.values() if isinstance(item, dict) else [item]
+    broken = []
+    for path in (v for v in values if isinstance(v, str) and os.path.isfile(v)):
+        try:
+            LoadImage(image_only=True)(path)
+        except Exception:
+            broken.append(path)
+    return broken
+
+
+def load_error(where: str, index: int, item: Any, exc: BaseException) -> DataError:
+    """A :class:`DataError` for a datalist entry whose loading or preprocessing failed.
+
+    It names the dataset's config key, the entry, the file that cannot be read (tried one by one), the
+    transform that raised and the root cause (``EOFError: Compressed file ended ...``).
+
+    Args:
+        where: the dataset's config key (``train.dataset``).
+        index: the entry's index in the datalist.
+        item: the entry (``{"image": path, "label": path}``).
+        exc: what loading raised.
+    """
+    if isinstance(exc, DataError):
+        return exc
+    cause = _root_cause(exc)
+    reason = f"{type(cause).__name__}: {shorten(str(cause), 300)}"
+    transform = _failed_transform(exc)
+    in_transform = f" in {transform}" if transform else ""
+    broken = broken_files(item)
+    if broken:
+        return DataError(
+            with_fix(
+                f"{where}: cannot read {', '.join(broken)} (datalist entry {index}){in_transform}: {reason}",
+                "the file is truncated or corrupt: copy it again, or remove its entry from the datalist",
+            )
+        )
+    return DataError(
+        with_fix(
+            f"{where}: datalist entry {index} {shorten(item, 300)} failed{in_transform}: {reason}",
+            "check this entry's files and the transform's arguments",
+        )
+    )

@@ -17,6 +17,7 @@ from enum import Enum
 from typing import TypeVar
 
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a process stopped by Ctrl-C
 FULL_ERROR_ENV = "CLARA_HYDRA_FULL_ERROR"
 
 
@@ -139,6 +140,10 @@ class SweepError(UserError, RuntimeError):
     """Raised when a sweep cannot go on (every trial failed, bad sweeper settings, unreadable storage)."""
 
 
+class DivergedError(UserError, ArithmeticError):
+    """Raised when the training loss becomes NaN or infinite; the message starts ``diverged at epoch N``."""
+
+
 class ExportError(UserError, ValueError):
     """Raised when a trial cannot be exported (no such trial or study, no checkpoint, a node with no equivalent)."""
 
@@ -162,13 +167,36 @@ def suggest(name: str, candidates: Iterable[str], n: int = 3) -> str:
     return "did you mean " + " or ".join(repr(c) for c in close) + "?"
 
 
+def report_user_error(exc: UserError) -> int:
+    """Print a user error as one compact block on stderr; return its exit code (2)."""
+    print(f"clara-hydra: {exc}", file=sys.stderr)
+    print(f"(set {FULL_ERROR_ENV}=1 for the traceback)", file=sys.stderr)
+    return EXIT_USER_ERROR
+
+
+def exit_code_for(exc: BaseException) -> int | None:
+    """The error contract of every command: print ``exc`` compactly and return the exit code, or ``None``.
+
+    A :class:`UserError` is one block on stderr, exit code 2; Ctrl-C (``KeyboardInterrupt``) is one line, exit
+    code 130. ``None`` means "let it propagate with its traceback": any other exception (a bug), or any
+    exception at all when ``CLARA_HYDRA_FULL_ERROR=1`` is set.
+    """
+    if os.environ.get(FULL_ERROR_ENV):
+        return None
+    if isinstance(exc, UserError):
+        return report_user_error(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        print("\nclara-hydra: interrupted (Ctrl-C)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return None
+
+
 def run_and_report(func: Callable[[], int | None]) -> int:
-    """Run an entry point; print user errors compactly (exit 2), keep tracebacks for bugs."""
+    """Run an entry point under :func:`exit_code_for`'s contract and return its exit code."""
     try:
         return int(func() or 0)
-    except UserError as exc:
-        if os.environ.get(FULL_ERROR_ENV):
+    except (UserError, KeyboardInterrupt) as exc:
+        code = exit_code_for(exc)
+        if code is None:
             raise
-        print(f"clara-hydra: {exc}", file=sys.stderr)
-        print(f"(set {FULL_ERROR_ENV}=1 for the traceback)", file=sys.stderr)
-        return EXIT_USER_ERROR
+        return code

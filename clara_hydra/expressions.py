@@ -76,7 +76,7 @@ def model_from_checkpoint(ckpt_path: str, model_path: str = "train.model", key: 
         )
     conf = OmegaConf.create(checkpoint["train_conf"])
     assert isinstance(conf, DictConfig)
-    model = Builder(conf).build(model_path)
+    model = Builder(conf, trusted=False).build(model_path)  # a checkpoint never grants permissions
     model.load_state_dict(checkpoint[key])
     return model
 

@@ -5,6 +5,11 @@ Why not ``hydra.utils.instantiate``: it builds a fresh object for every occurren
 the checkpoint saver all hold the *same* model. It also leaves OmegaConf containers inside objects by default.
 So we walk the tree ourselves, memoised by config path, and only borrow Hydra's target lookup.
 
+Which targets may be built is :mod:`clara_hydra.targets`' business (judged by the module that defines the
+object). Only the top config and the command line grant more (``_allow_``): a builder created while another
+one is building (``clara_hydra.expressions.model_from_checkpoint`` rebuilding a network from a checkpoint's
+``train_conf``) inherits the outer builder's permissions and ignores the ``_allow_`` of the config it reads.
+
 Example:
     >>> builder = Builder(cfg)                      # doctest: +SKIP
     >>> trainer = builder.build("train.trainer")    # doctest: +SKIP
@@ -14,8 +19,10 @@ Example:
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import importlib
+import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -23,10 +30,13 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from clara_hydra.errors import BuildError, DataError, RefusedTargetError, UserError, suggest
+from clara_hydra.errors import BuildError, DataError, UserError, suggest
 from clara_hydra.keywords import Clara, Emitted
+from clara_hydra.targets import DEFAULT_ALLOWED, Permissions
 
-DEFAULT_ALLOWED: tuple[str, ...] = ("monai", "torch", "ignite", "clara_hydra")
+__all__ = ["DEFAULT_ALLOWED", "Builder", "StoredDict", "build_all", "slot_paths"]
+
+log = logging.getLogger(__name__)
 COMPOSE = Emitted.COMPOSE
 LIST = Emitted.LIST
 # Hydra's own instantiate keys mean nothing to us; accepted and ignored.
@@ -36,6 +46,9 @@ _CHECKPOINT_DICTS = ("save_dict", "load_dict")  # ignite/MONAI checkpoint handle
 _MISSING_KEY = re.compile(r"Missing mandatory value: ([\w.\[\]]+)")
 
 KwargsPolicy = Callable[[str, Any, dict[str, Any]], dict[str, Any]]  # (path, callable, kwargs) -> kwargs
+
+# The permissions of the builder now building, so a builder created inside a build cannot widen them.
+_BUILDING: contextvars.ContextVar[Permissions | None] = contextvars.ContextVar("clara_hydra_building", default=None)
 
 
 def _is_marker(key: object) -> bool:
@@ -54,9 +67,12 @@ class Builder:
     Args:
         cfg: the composed config (root; ``_ref_`` paths are taken from it).
         rank: this process's distributed rank; members with another ``_rank_`` are dropped.
-        allow: extra module prefixes whose targets may be built, on top of ``DEFAULT_ALLOWED`` and the
-            config's top-level ``_allow_``.
+        allow: extra user entries (packages, modules or exact names) whose targets may be built, on top of
+            ``DEFAULT_ALLOWED`` and the config's top-level ``_allow_``.
         kwargs_policy: called as ``policy(path, callable, kwargs)`` before each call (device/AMP rules).
+        trusted: whether ``cfg`` is the user's own config, whose ``_allow_`` counts. ``False`` for a config
+            read from a checkpoint, a cache or a storage. Inside another builder's build the outer builder's
+            permissions apply and ``cfg``'s ``_allow_`` is ignored either way.
     """
 
     def __init__(
@@ -66,11 +82,23 @@ class Builder:
         rank: int = 0,
         allow: Iterable[str] = (),
         kwargs_policy: KwargsPolicy | None = None,
+        trusted: bool = True,
     ) -> None:
         self.cfg = cfg
         self.rank = rank
-        self.config_allow = [str(m) for m in (cfg.get(Emitted.ALLOW) or [])]
-        self.allowed = (*DEFAULT_ALLOWED, *self.config_allow, *allow)
+        outer = _BUILDING.get()
+        own = _allow_entries(cfg)
+        if outer is not None or not trusted:
+            if own:
+                log.warning(
+                    "ignoring _allow_=%s of a config read from a file (a checkpoint's train_conf?): only the "
+                    "command line and the top config grant permissions",
+                    own,
+                )
+            own = []
+        self.config_allow = own
+        self.permissions = (outer or Permissions()).with_user([*own, *allow])
+        self.allowed = self.permissions.allowed
         self.kwargs_policy = kwargs_policy
         self.built: dict[str, Any] = {}
         self._active: list[tuple[str, bool]] = []  # (path, entered through a _ref_)
@@ -87,6 +115,13 @@ class Builder:
         """
         if path in self.built:
             return self.built[path]
+        token = _BUILDING.set(self.permissions)
+        try:
+            return self._build(path)
+        finally:
+            _BUILDING.reset(token)
+
+    def _build(self, path: str) -> Any:
         try:
             node = OmegaConf.select(self.cfg, path, throw_on_missing=True, default=_ABSENT)
         except MissingMandatoryValue as exc:
@@ -245,20 +280,9 @@ class Builder:
         return [(_join(args_path, i), self._get(values, i, args_path)) for i in range(len(values))]
 
     def _locate(self, target: str, path: str) -> Any:
-        if not any(target == m or target.startswith(m + ".") for m in self.allowed):
-            module = target.rsplit(".", 1)[0] if "." in target else target
-            top = module.split(".")[0]
-            allow = [*self.config_allow, top]
-            how = f"'_allow_={allow}'" if self.config_allow else f"'+_allow_=[{top}]'"
-            raise RefusedTargetError(
-                f"{path}: refusing to build {target!r}: only targets in {list(self.allowed)} are built. "
-                f"If you trust this code, add `_allow_: [{top}]` at the top of the config or run with {how}"
-            )
-        from hydra.utils import get_object
-
         try:
-            return get_object(target)
-        except Exception as exc:
+            return self.permissions.locate(target, path)
+        except ImportError as exc:
             raise BuildError(f"{path}: cannot import _target_ {target!r}{_did_you_mean(target)}") from exc
 
     # -- OmegaConf access with located errors ------------------------------------------------------------
@@ -322,6 +346,18 @@ class _Absent:
 
 
 _ABSENT = _Absent()
+
+
+def _allow_entries(cfg: DictConfig) -> list[str]:
+    """The config's top-level ``_allow_`` (a list, or one string) as strings."""
+    value = cfg.get(Emitted.ALLOW) if isinstance(cfg, DictConfig) else None
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, ListConfig | list | tuple):
+        raise BuildError(f"_allow_: expected a list of packages or names, got {value!r}; e.g. '+_allow_=[my_pkg]'")
+    return [str(v) for v in value]
 
 
 def _did_you_mean(target: str) -> str:

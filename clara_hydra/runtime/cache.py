@@ -6,7 +6,9 @@ configured the same produce the same cached items, so the second one need not lo
 The key of a cache entry is the sha256 of:
 
 - the resolved config of that deterministic prefix (every member's ``_target_`` and arguments, in order),
-- the datalist items, with the size and mtime of every file they name (an edited file is a new key),
+- the datalist items, with the size, mtime, inode and ctime of every file they name: an edited file is a new
+  key, and so is a file replaced by ``cp -p`` or ``rsync -a`` (they keep size and mtime, but the replacing
+  file has another inode or, when written in place, a new ctime, which no copy tool can set),
 - the dataset's arguments that change the cached content (``cache_num``, ``cache_rate``, ``as_contiguous``).
 
 The seed example's searched ``a_min``/``a_max`` (``ScaleIntensityRanged``, in the prefix) thus makes one
@@ -15,7 +17,8 @@ entry per choice, while ``myProb`` (``RandShiftIntensityd.prob``, after the firs
 Why MONAI's ``runtime_cache`` and not our own dataset class: ``CacheDataset(runtime_cache=<list>)`` takes a
 caller-provided list as its cache and runs only the random suffix on its items, exactly as it does for the
 cache it fills itself (same ``copy_cache`` deepcopy, same ``_transform``). The first trial of a key fills
-the list with MONAI's own ``_fill_cache`` (thread pool, ``as_contiguous``); later trials construct their
+the list with MONAI's own ``_load_cache_item`` (``as_contiguous`` too) on our thread pool
+(:mod:`clara_hydra.runtime.loading`: it names a broken file and waits for its threads); later trials construct their
 ``CacheDataset`` around the same list, so nothing is re-implemented and results are identical.
 
 Across processes (joblib/submitit launchers, separate ``python train.py`` runs) a disk copy with the same
@@ -150,11 +153,14 @@ def prefix_config(members: list[tuple[str, Any]], n_prefix: int) -> list[Any]:
     return out
 
 
+KEY_COVERS = "prefix config, dataset arguments, datalist entries, and per file path+size+mtime+inode+ctime"
+
+
 def _file_stat(value: Any) -> Any:
-    """A datalist value, with (size, mtime) when it names an existing file."""
+    """A datalist value, with (size, mtime, device, inode, ctime) when it names an existing file."""
     if isinstance(value, str) and os.path.isfile(value):
         st = os.stat(value)
-        return [value, st.st_size, st.st_mtime_ns]
+        return [value, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, st.st_ctime_ns]
     if isinstance(value, list | tuple):
         return [_file_stat(v) for v in value]
     if isinstance(value, dict):
@@ -163,7 +169,10 @@ def _file_stat(value: Any) -> Any:
 
 
 def cache_key(target: str, content_args: dict[str, Any], prefix: list[Any], data: list[Any]) -> str:
-    """sha256 of the dataset class and content arguments, the prefix config and the datalist with file stats."""
+    """sha256 of the dataset class and content arguments, the prefix config and the datalist with file stats.
+
+    What it covers is :data:`KEY_COVERS` (the log lines say so).
+    """
     payload = {
         "dataset": target,
         "args": content_args,
@@ -271,9 +280,15 @@ def build_dataset(
     """
     settings = settings or CacheSettings.from_config(builder.cfg)
     cache = CACHE if cache is None else cache
-    p = plan(builder, path) if settings.enabled else None
+    # Planned even with the cache off: our fill (runtime.loading) names a broken file and joins its threads.
+    p = plan(builder, path)
     if p is None:
         return builder.build(path)
+    if not settings.enabled:
+        dataset = p.cls(data=p.data, transform=p.transform, **p.kwargs, runtime_cache=True)
+        dataset._cache[:] = _compute(dataset, p)
+        builder.built[path] = dataset
+        return dataset
     t0 = time.perf_counter()
     items = cache.get(p.key)
     if items is not None:
@@ -281,9 +296,10 @@ def build_dataset(
         if dataset.cache_num == len(items):
             cache.stats.hits += 1
             log.info(
-                "data cache hit for %s (key %s, %d items, %.2f GB): loading and %s skipped",
+                "data cache hit for %s (key %s of %s; %d items, %.2f GB): loading and %s skipped",
                 path,
                 p.key[:12],
+                KEY_COVERS,
                 len(items),
                 nbytes_of(items) / GB,
                 "+".join(p.prefix) or "no preprocessing",
@@ -297,9 +313,10 @@ def build_dataset(
     from_disk = _fill(dataset, items, p, settings, cache)
     size = nbytes_of(items)
     log.info(
-        "data cache miss for %s (key %s): %d items %s in %.1f s (%.2f GB; %s)",
+        "data cache miss for %s (key %s of %s): %d items %s in %.1f s (%.2f GB; %s)",
         path,
         p.key[:12],
+        KEY_COVERS,
         len(items),
         f"read from the disk cache ({from_disk})" if from_disk else "loaded and preprocessed",
         time.perf_counter() - t0,
@@ -356,10 +373,17 @@ def _fill(dataset: Any, items: list[Any], p: Plan, settings: CacheSettings, cach
         return 0
     if disk_wanted(settings):
         disk = DiskCache.for_key(p.key, settings)
-        loaded, computed = disk.fill(dataset, items)
+        loaded, computed = disk.fill(dataset, items, p.path)
         cache.stats.items_from_disk += loaded
         cache.stats.items_computed += computed
         return loaded
-    items[:] = dataset._fill_cache(list(range(dataset.cache_num)))  # MONAI's thread pool and progress bar
+    items[:] = _compute(dataset, p)
     cache.stats.items_computed += len(items)
     return 0
+
+
+def _compute(dataset: Any, p: Plan) -> list[Any]:
+    """The dataset's first ``cache_num`` items through the deterministic prefix (MONAI's own item function)."""
+    from clara_hydra.runtime.loading import load_items
+
+    return load_items(dataset, list(range(dataset.cache_num)), p.path)

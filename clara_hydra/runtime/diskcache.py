@@ -11,23 +11,125 @@ still writing it. Here each writer writes a temporary file *inside the entry's f
 into place, which is atomic on POSIX: a reader sees no file or a complete one. Two writers of the same item
 both write complete, identical files and the last rename wins, so concurrent trials need no lock.
 
-Files are read with ``torch.load(weights_only=False)`` because cached items are MONAI ``MetaTensor``s with
-their metadata; only files this module wrote in the user's own cache folder are read.
+A cache folder is not trusted (another user, a shared disk, a crafted ``item_*.pt``): files are read with
+``torch.load(weights_only=True)``, which builds tensors and plain containers only and never runs code. So
+items are written as plain data (:func:`encode`): a ``MetaTensor`` becomes its tensor, metadata and applied
+operations; a NumPy array a tensor and its dtype; an enum its class name and value, restored only for MONAI's
+own enums. An item holding anything else is not written (it stays in memory). A file that does not decode
+is recomputed and overwritten, with a warning.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import tempfile
 from dataclasses import dataclass
-from multiprocessing.pool import ThreadPool
 from pathlib import Path
 from typing import Any
 
 from clara_hydra.runtime.cache_settings import CacheSettings
 
 log = logging.getLogger(__name__)
+
+FORMAT = 2  # 1: pickled MetaTensors (torch.load(weights_only=False)), never read again
+_TAG = "__clara_cache__"  # marks an encoded non-plain value: {_TAG: kind, ...}
+_ENUM_PACKAGES = ("monai",)  # enums restored from the cache must be defined here
+_PLAIN = (bool, int, float, str, bytes)
+
+
+class Unstorable(TypeError):
+    """Raised by :func:`encode` for a value the plain-data format cannot hold (the item is not written)."""
+
+
+def encode(value: Any) -> Any:
+    """``value`` as tensors, numbers, strings and plain containers only (what ``weights_only=True`` loads).
+
+    Raises:
+        Unstorable: a value of another type.
+    """
+    import numpy as np
+    import torch
+    from monai.data import MetaTensor
+
+    if value is None or type(value) in _PLAIN:  # exact types: a StrEnum is a str, but must come back an enum
+        return value
+    if isinstance(value, enum.Enum):
+        cls = type(value)
+        return {_TAG: "enum", "cls": f"{cls.__module__}.{cls.__qualname__}", "value": encode(value.value)}
+    if isinstance(value, MetaTensor):
+        return {
+            _TAG: "meta",
+            "data": value.as_tensor().detach().clone(memory_format=torch.contiguous_format),
+            "meta": encode(dict(value.meta)),
+            "ops": encode(list(value.applied_operations)),
+            "is_batch": bool(value.is_batch),
+        }
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    if isinstance(value, np.ndarray):
+        if value.dtype == object:
+            raise Unstorable("a NumPy array of Python objects")
+        raw = value.tobytes(order="C")  # as bytes: any dtype and byte order, 0-d arrays stay 0-d
+        data = torch.frombuffer(bytearray(raw), dtype=torch.uint8) if raw else torch.empty(0, dtype=torch.uint8)
+        return {_TAG: "ndarray", "data": data, "dtype": value.dtype.str, "shape": list(value.shape)}
+    if isinstance(value, np.generic):
+        return {_TAG: "npscalar", "dtype": str(value.dtype), "value": value.item()}
+    if isinstance(value, dict):
+        if _TAG in value:
+            raise Unstorable(f"a dict with the reserved key {_TAG!r}")
+        if all(type(k) in (str, int) for k in value):
+            return {k: encode(v) for k, v in value.items()}
+        return {_TAG: "dict", "items": [[encode(k), encode(v)] for k, v in value.items()]}  # enum keys (TraceKeys)
+    if isinstance(value, list | tuple):
+        items = [encode(v) for v in value]
+        return items if isinstance(value, list) else {_TAG: "tuple", "items": items}
+    raise Unstorable(f"a {type(value).__module__}.{type(value).__qualname__}")
+
+
+def decode(value: Any) -> Any:
+    """The inverse of :func:`encode`.
+
+    Raises:
+        ValueError: an encoded value that is not ours (an enum outside MONAI, an unknown tag).
+    """
+    import numpy as np
+    from monai.data import MetaTensor
+
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    kind = value.get(_TAG)
+    if kind is None:
+        return {k: decode(v) for k, v in value.items()}
+    if kind == "meta":
+        tensor = MetaTensor(value["data"], meta=decode(value["meta"]), applied_operations=decode(value["ops"]))
+        tensor.is_batch = bool(value["is_batch"])
+        return tensor
+    if kind == "ndarray":
+        raw = value["data"].numpy().tobytes()
+        return np.frombuffer(raw, dtype=np.dtype(value["dtype"])).reshape(value["shape"]).copy()
+    if kind == "npscalar":
+        return np.dtype(value["dtype"]).type(value["value"])
+    if kind == "tuple":
+        return tuple(decode(v) for v in value["items"])
+    if kind == "dict":
+        return {decode(k): decode(v) for k, v in value["items"]}
+    if kind == "enum":
+        return _enum(str(value["cls"]))(decode(value["value"]))
+    raise ValueError(f"unknown encoded value {kind!r}")
+
+
+def _enum(name: str) -> type[enum.Enum]:
+    """A MONAI enum class by name; anything else is refused before it is imported."""
+    from clara_hydra.targets import Permissions
+
+    cls = Permissions(base=_ENUM_PACKAGES, denied={}).locate(name, "disk cache") if "." in name else None
+    if not (isinstance(cls, type) and issubclass(cls, enum.Enum)):
+        raise ValueError(f"{name!r} is not an enum")
+    return cls
 
 
 def disk_wanted(settings: CacheSettings) -> bool:
@@ -39,7 +141,7 @@ def disk_wanted(settings: CacheSettings) -> bool:
     if settings.disk is not None:
         return settings.disk
     try:
-        from clara_hydra.sweeper.trial_report import in_sweep, runs_in_sweeper_process
+        from clara_hydra.trial_context import in_sweep, runs_in_sweeper_process
     except ImportError:  # the sweeper is optional for the runtime
         return False
     return in_sweep() and not runs_in_sweeper_process()
@@ -50,7 +152,7 @@ def default_root(settings: CacheSettings) -> Path:
     if settings.dir is not None:
         return settings.dir
     try:
-        from clara_hydra.sweeper.trial_report import identity
+        from clara_hydra.trial_context import identity
     except ImportError:
         identity = dict
     ident = identity() or {}
@@ -81,16 +183,21 @@ class DiskCache:
         """The file of item ``index``."""
         return self.folder / f"item_{index:05d}.pt"
 
-    def fill(self, dataset: Any, items: list[Any]) -> tuple[int, int]:
+    def fill(self, dataset: Any, items: list[Any], where: str = "dataset") -> tuple[int, int]:
         """Fill ``items`` (a ``CacheDataset``'s cache list) from disk, computing missing items with the dataset.
 
         Args:
             dataset: a MONAI ``CacheDataset``; its ``_load_cache_item`` runs the deterministic prefix.
             items: the list to fill, ``cache_num`` long.
+            where: the dataset's config key, for messages.
 
         Returns:
             (items read from disk, items computed and written).
+
+        Raises:
+            DataError: an item cannot be loaded (names the file, see :mod:`clara_hydra.runtime.loading`).
         """
+        from clara_hydra.runtime.loading import load_items
 
         def one(index: int) -> tuple[Any, bool]:
             value = self.load(index)
@@ -100,9 +207,7 @@ class DiskCache:
             self.save(index, value)
             return value, False
 
-        workers = max(int(getattr(dataset, "num_workers", 1) or 1), 1)
-        with ThreadPool(workers) as pool:
-            results = pool.map(one, range(len(items)))
+        results = load_items(dataset, list(range(len(items))), where, load_one=one)
         items[:] = [value for value, _ in results]
         loaded = sum(1 for _, from_disk in results if from_disk)
         return loaded, len(results) - loaded
@@ -115,19 +220,27 @@ class DiskCache:
         if not path.is_file():
             return None
         try:
-            return torch.load(path, weights_only=False)  # our own files: MetaTensors need full unpickling
-        except Exception as exc:  # a file from an older torch/MONAI: recompute and overwrite
-            log.warning("disk cache: cannot read %s (%s: %s); recomputing it", path, type(exc).__name__, exc)
+            stored = torch.load(path, map_location="cpu", weights_only=True)  # plain data only: never runs code
+            if not isinstance(stored, dict) or stored.get("format") != FORMAT:
+                raise ValueError(f"not a format-{FORMAT} cache file")
+            return decode(stored["item"])
+        except Exception as exc:  # crafted, corrupt or from an older version: recompute and overwrite
+            log.warning("disk cache: not using %s (%s: %s); recomputing it", path, type(exc).__name__, str(exc)[:200])
             return None
 
     def save(self, index: int, value: Any) -> None:
         """Write item ``index`` atomically: a temporary file in the same folder, then ``os.replace``."""
         import torch
 
+        try:
+            payload = {"format": FORMAT, "item": encode(value)}
+        except Unstorable as exc:
+            log.warning("disk cache: item %d is not written (it holds %s); it stays in memory only", index, exc)
+            return
         fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".item_{index:05d}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                torch.save(value, f)
+                torch.save(payload, f)
             os.replace(tmp, self.item_path(index))
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

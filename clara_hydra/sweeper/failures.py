@@ -4,6 +4,9 @@ The failure policy (issue 4): a job that raises, returns NaN/inf or a non-number
 memory is a failed *trial*, never a failed sweep; ``optuna.TrialPruned`` raised by the job (through
 :func:`clara_hydra.sweeper.trial_report.report`) is a pruned trial. Only :class:`FailFast` and
 ``max_failure_rate`` stop a sweep, with the first error shown.
+
+A :class:`~clara_hydra.errors.UserError` (a corrupt image, a diverged training, a bad value) is already
+worded for the user: its message alone is the reason (``diverged at epoch 2: ...``), without the class name.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from clara_hydra.errors import SweepError
+from clara_hydra.errors import SweepError, UserError, with_fix
 
 # The reason stored for trials a dead or interrupted run left unfinished (resume looks for it).
 INTERRUPTED = "interrupted"
@@ -82,7 +85,7 @@ def _from_exception(exc: Any) -> Result:
         return Result(Outcome.PRUNED, reason=_short(str(exc)) or "pruned", error=exc)
     if not isinstance(exc, BaseException):
         return Result(Outcome.FAIL, reason=f"the job failed without an exception ({exc!r})")
-    text = f"{type(exc).__name__}: {exc}"
+    text = str(exc) if isinstance(exc, UserError) and str(exc) else f"{type(exc).__name__}: {exc}"
     if is_out_of_memory(exc):
         return Result(Outcome.FAIL, reason="out of memory: " + _short(text), error=exc)
     return Result(Outcome.FAIL, reason=_short(text), error=exc)
@@ -144,9 +147,11 @@ class FailFast:
         if self.failed == self.limit and self.first is not None:
             first_number, first = self.first
             raise SweepError(
-                f"the first {self.limit} trial(s) of this sweep all failed; stopping early. "
-                f"First error (trial {first_number}): {first.reason}\n"
-                "    fix: run the configuration once without -m to see the full error (a data path, a missing value?)"
+                with_fix(
+                    f"the first {self.limit} trial(s) of this sweep all failed; stopping early. "
+                    f"First error (trial {first_number}): {first.reason}",
+                    "run the configuration once without -m to see the full error (a data path, a missing value?)",
+                )
             ) from first.error
 
 
@@ -165,7 +170,9 @@ def check_failure_rate(results: Sequence[tuple[int, Result]], max_failure_rate: 
         return
     number, first = failed[0]
     raise SweepError(
-        f"{len(failed)} of {len(results)} trial(s) in the last batch failed, above "
-        f"hydra.sweeper.max_failure_rate={max_failure_rate}. First failure (trial {number}): {first.reason}\n"
-        "    fix: raise max_failure_rate (1.0 never stops) or fix the failing configuration"
+        with_fix(
+            f"{len(failed)} of {len(results)} trial(s) in the last batch failed, above "
+            f"hydra.sweeper.max_failure_rate={max_failure_rate}. First failure (trial {number}): {first.reason}",
+            "raise max_failure_rate (1.0 never stops) or fix the failing configuration",
+        )
     ) from first.error

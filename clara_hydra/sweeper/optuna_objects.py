@@ -7,12 +7,15 @@ A ``null`` argument means "Optuna's default" and is dropped before the call, so 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import contextvars
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from clara_hydra.errors import SweepError
+from clara_hydra.errors import SweepError, with_fix
+from clara_hydra.targets import Permissions
 
 if TYPE_CHECKING:
     import optuna
@@ -21,6 +24,45 @@ if TYPE_CHECKING:
 
 DIRECTIONS = ("minimize", "maximize")
 _ALIASES = {"min": "minimize", "max": "maximize"}
+OPTUNA: tuple[str, ...] = ("optuna",)  # samplers and pruners are Optuna's, plus what the user allows
+_USER_ALLOW: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("clara_hydra_sweep_allow", default=())
+
+
+@contextlib.contextmanager
+def user_allowed(entries: Iterable[Any] | None) -> Iterator[None]:
+    """Within the block, sampler and pruner targets may also come from ``entries`` (the user's ``_allow_``).
+
+    The plugin sets it from the composed config's top-level ``_allow_`` (command line or top config).
+    """
+    token = _USER_ALLOW.set(tuple(str(e) for e in (entries or [])))
+    try:
+        yield
+    finally:
+        _USER_ALLOW.reset(token)
+
+
+def check_targets(node: Any, what: str, permissions: Permissions | None = None) -> None:
+    """Refuse every ``_target_`` in ``node`` (nested ones too) that is not Optuna's or allowed by the user.
+
+    Args:
+        node: a plain sampler or pruner node.
+        what: its config key (``hydra.sweeper.sampler``).
+        permissions: default: Optuna's packages plus the user's ``_allow_`` (:func:`user_allowed`).
+
+    Raises:
+        RefusedTargetError: a target outside them; nothing has been called.
+    """
+    permissions = permissions or Permissions.of(_USER_ALLOW.get(), base=OPTUNA)
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            where = f"{what}.{key}"
+            if key == "_target_":
+                permissions.locate(str(value), where)
+            else:
+                check_targets(value, where, permissions)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            check_targets(value, f"{what}[{i}]", permissions)
 
 
 def drop_nulls(node: Any) -> Any:
@@ -54,6 +96,7 @@ def instantiate_dropping_nulls(node: Any, what: str, **extra: Any) -> Any:
 
     Raises:
         SweepError: the node cannot be built (unknown argument, missing package such as ``cmaes``).
+        RefusedTargetError: a ``_target_`` that is not Optuna's nor allowed by the user (see :func:`check_targets`).
     """
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
@@ -61,6 +104,10 @@ def instantiate_dropping_nulls(node: Any, what: str, **extra: Any) -> Any:
     plain = drop_nulls(node)
     if not isinstance(plain, dict) or "_target_" not in plain:
         raise SweepError(f"{what}: expected a node with _target_, got {plain!r}")
+    try:
+        check_targets(plain, what)
+    except ImportError as exc:
+        raise SweepError(f"{what}: cannot import _target_ {plain['_target_']!r}: {exc}") from exc
     plain.update(extra)
     try:
         return instantiate(plain, _convert_="all")
@@ -129,10 +176,12 @@ def parse_directions(direction: Any) -> list[str]:
         name = _ALIASES.get(name, name)
         if name not in DIRECTIONS:
             raise SweepError(
-                f"hydra.sweeper.direction: unknown direction {item!r}\n"
-                "    fix: minimize or maximize, or a list of them for a multi-objective study"
+                with_fix(
+                    f"hydra.sweeper.direction: unknown direction {item!r}",
+                    "minimize or maximize, or a list of them for a multi-objective study",
+                )
             )
         result.append(name)
     if not result:
-        raise SweepError("hydra.sweeper.direction: empty list\n    fix: minimize or maximize")
+        raise SweepError(with_fix("hydra.sweeper.direction: empty list", "minimize or maximize"))
     return result
