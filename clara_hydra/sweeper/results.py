@@ -70,7 +70,7 @@ def write_all(
     trials = study.get_trials(deepcopy=False)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     _atomic_write(sweep_dir / TRIALS_FILE, trials_csv(trials, len(study.directions)))
-    summary = results_summary(study, trials, storage_display)
+    summary = results_summary(study, trials, storage_display, configs)
     _atomic_write(sweep_dir / RESULTS_FILE, yaml.safe_dump(summary, sort_keys=False, allow_unicode=True))
     best = summary.get("best_trial")
     if isinstance(best, int):
@@ -81,9 +81,18 @@ def write_all(
 
 
 def results_summary(
-    study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial], storage_display: str
+    study: optuna.Study,
+    trials: Sequence[optuna.trial.FrozenTrial],
+    storage_display: str,
+    configs: Mapping[int, DictConfig] | None = None,
 ) -> dict[str, Any]:
-    """The content of ``optimization_results.yaml`` (upstream's ``name``/``best_params``/``best_value`` kept)."""
+    """The content of ``optimization_results.yaml``.
+
+    Upstream's keys keep their meaning: ``name``, ``best_params`` (every searched parameter, also for the
+    baseline trial, whose defaults outside the space are filled in from the config it ran with) and
+    ``best_value``; a multi-objective study has upstream's ``solutions`` (``params``, ``values``) and our
+    ``pareto_front`` (with trial numbers and folders).
+    """
     from optuna.trial import TrialState
 
     counts: dict[str, int] = {}
@@ -104,7 +113,7 @@ def results_summary(
         best = study.best_trial
         out.update(
             best_value=best.value,
-            best_params=_plain(best.params),
+            best_params=_plain(complete_params(best, trials, configs or {})),
             best_trial=best.number,
             best_job_dir=best.user_attrs.get(ATTR_JOB_DIR),
             best_overrides=best.user_attrs.get(ATTR_OVERRIDES, []),
@@ -117,9 +126,13 @@ def results_summary(
                 "values": list(t.values),
                 "params": _plain(t.params),
                 "job_dir": t.user_attrs.get(ATTR_JOB_DIR),
+        front = study.best_trials
+        out["solutions"] = [
+            {"params": _plain(complete_params(t, trials, configs or {})), "values": list(t.values)} for t in front
+        ]
                 "overrides": t.user_attrs.get(ATTR_OVERRIDES, []),
             }
-            for t in study.best_trials
+            for t in front
         ]
     return out
 
@@ -130,6 +143,47 @@ def trials_csv(trials: Sequence[optuna.trial.FrozenTrial], n_objectives: int) ->
     names: list[str] = []
     for t in trials:
         names.extend(n for n in t.params if n not in names)
+def complete_params(
+    trial: optuna.trial.FrozenTrial,
+    trials: Sequence[optuna.trial.FrozenTrial],
+    configs: Mapping[int, DictConfig],
+) -> dict[str, Any]:
+    """``trial.params`` plus, for a baseline trial, the defaults it ran with for dimensions it did not suggest.
+
+    The baseline trial suggests only the dimensions whose default lies in the space (Optuna cannot record
+    a value outside a distribution); it ran with the composed default of the others, read here from its
+    config (a config group's option from its ``.hydra/hydra.yaml``), so ``best_params`` names every
+    searched parameter, as upstream's does.
+    """
+    params = dict(trial.params)
+    if not trial.user_attrs.get(ATTR_BASELINE):
+        return params
+    missing = [n for t in trials for n in t.params if n not in params]
+    if not missing:
+        return params
+    job_dir = trial.user_attrs.get(ATTR_JOB_DIR)
+    cfg = configs.get(trial.number)
+    if cfg is None and job_dir and (Path(job_dir) / ".hydra" / "config.yaml").is_file():
+        cfg = OmegaConf.load(Path(job_dir) / ".hydra" / "config.yaml")  # type: ignore[assignment]
+    hydra_file = Path(job_dir) / ".hydra" / "hydra.yaml" if job_dir else None
+    choices = (
+        OmegaConf.select(OmegaConf.load(hydra_file), "hydra.runtime.choices", default=None) or {}
+        if hydra_file is not None and hydra_file.is_file()
+        else {}
+    )
+    for name in dict.fromkeys(missing):
+        key = name.lstrip("+~")
+        if key in choices:
+            params[name] = choices[key]
+        elif cfg is not None:
+            try:
+                value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
+                params[name] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+            except Exception:  # an interpolation that only resolves inside the job: leave the name out
+                continue
+    return params
+
+
     header = ["number", "state", *value_cols, "duration_s", *(f"params_{n}" for n in names)]
     header += ["reason", "job_dir", "baseline", "duplicate_of", "retry_of"]
     buf = io.StringIO()

@@ -8,8 +8,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from clara_hydra.errors import SweepError
+from clara_hydra.errors import SweepError, with_fix
 from clara_hydra.sweeper.config import ClaraOptunaSweeperConf
+from clara_hydra.sweeper.deprecated_space import resolve_params
 from clara_hydra.sweeper.optuna_objects import parse_directions
 
 
@@ -61,11 +62,15 @@ class Settings:
                 else value
             )
 
-        if get("search_space"):
-            raise SweepError(
-                "hydra.sweeper.search_space: this upstream key was removed\n"
-                "    fix: write the dimensions under hydra.sweeper.params, e.g. lr: interval(1e-4, 1e-2)"
-            )
+        search_space = node.get("search_space")
+        if isinstance(search_space, DictConfig):
+            search_space = OmegaConf.to_container(search_space, resolve=True)
+        params = resolve_params(get("params"), search_space)  # type: ignore[arg-type]
+        # An explicit max_failure_rate is upstream's rule alone (fail_fast off unless set too); unset, ours.
+        rate = get("max_failure_rate")
+        fail_fast = get("fail_fast")
+        if fail_fast is None:
+            fail_fast = 3 if rate is None else 0
         directions = parse_directions(get("direction"))
         settings = cls(
             sampler=get("sampler"),
@@ -75,20 +80,22 @@ class Settings:
             study_name=get("study_name"),
             n_trials=_int(get("n_trials"), "n_trials", minimum=0),
             n_jobs=_int(get("n_jobs"), "n_jobs", minimum=1),
-            max_failure_rate=float(get("max_failure_rate")),
-            params=get("params"),
+            max_failure_rate=1.0 if rate is None else float(rate),
+            params=params,
             custom_search_space=get("custom_search_space"),
             baseline_trial=bool(get("baseline_trial")),
             skip_duplicates=bool(get("skip_duplicates")),
             stop_threshold=None if get("stop_threshold") is None else float(get("stop_threshold")),
             keep_best=None if get("keep_best") is None else _int(get("keep_best"), "keep_best", minimum=1),
-            fail_fast=_int(get("fail_fast"), "fail_fast", minimum=0),
+            fail_fast=_int(fail_fast, "fail_fast", minimum=0),
             retry_interrupted=bool(get("retry_interrupted")),
         )
         if not 0.0 <= settings.max_failure_rate <= 1.0:
             raise SweepError(
-                f"hydra.sweeper.max_failure_rate: must lie in [0, 1], got {settings.max_failure_rate}\n"
-                "    fix: 1.0 never stops the sweep for failures, 0.0 stops at the first failed trial"
+                with_fix(
+                    f"hydra.sweeper.max_failure_rate: must lie in [0, 1], got {settings.max_failure_rate}",
+                    "1.0 never stops the sweep for failures, 0.0 stops at the first failed trial",
+                )
             )
         if len(directions) > 1:
             for key in ("stop_threshold", "keep_best"):

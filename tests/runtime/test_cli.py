@@ -9,16 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from clara_hydra.runtime.argv import config_dir_as_primary
-
 REPO = Path(__file__).resolve().parents[2]
-
-
-def test_config_dir_becomes_the_primary_config_path(tmp_path: Path) -> None:
-    absolute = f"--config-path={os.path.abspath('my_conf')}"
-    assert config_dir_as_primary(["train.py", "-cd", "my_conf", "a=1"]) == ["train.py", absolute, "a=1"]
-    assert config_dir_as_primary(["train.py", "--config-dir=my_conf"]) == ["train.py", absolute]
-    assert config_dir_as_primary(["train.py", "-cp", "x", "-cd", "y"]) == ["train.py", "-cp", "x", "-cd", "y"]
 
 
 @pytest.mark.slow
