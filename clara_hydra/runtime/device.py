@@ -124,3 +124,60 @@ def configure_threads(concurrent: int = 1) -> int:
     except RuntimeError:
         pass  # inter-op pool already started in this process: torch keeps its first setting
     return threads
+
+
+ENV_VISIBLE = "CUDA_VISIBLE_DEVICES"
+
+
+def visible_devices_env(gpus: list[str] | None) -> dict[str, str]:
+    """The environment that pins a process to ``gpus`` (``{"CUDA_VISIBLE_DEVICES": "2,3"}``; empty for None).
+
+    CUDA reads the variable once, when it initialises, so it must be in the environment a process
+    *starts* with (the sweep workers get it that way), never set after torch touched the GPU.
+    """
+    return {} if gpus is None else {ENV_VISIBLE: ",".join(str(g) for g in gpus)}
+
+
+def pin_devices(gpus: list[str] | None) -> bool:
+    """Pin this process to ``gpus`` if CUDA is not initialised yet; return whether the pin holds.
+
+    Args:
+        gpus: GPU ids, or ``None`` to leave the environment alone.
+
+    Returns:
+        True when ``CUDA_VISIBLE_DEVICES`` now names exactly ``gpus`` and CUDA had not started.
+    """
+    import sys
+
+    if gpus is None:
+        return True
+    wanted = visible_devices_env(gpus)[ENV_VISIBLE]
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        ok = os.environ.get(ENV_VISIBLE) == wanted
+        if not ok:
+            log.warning("CUDA is already initialised: cannot pin this process to GPU(s) %s", wanted)
+        return ok
+    os.environ[ENV_VISIBLE] = wanted
+    return True
+
+
+_warned_multi_gpu = False
+
+
+def warn_multi_gpu(cfg: Any) -> bool:
+    """Say once per process that ``multi_gpu: true`` is not honoured (a trial trains on one device).
+
+    Returns:
+        Whether the warning was given now.
+    """
+    global _warned_multi_gpu
+    flag = cfg.get("multi_gpu", False) if hasattr(cfg, "get") else False
+    if flag is not True or _warned_multi_gpu:
+        return False
+    _warned_multi_gpu = True
+    log.warning(
+        "multi_gpu: true is not supported yet: each trial trains on one device. For several GPUs, run one "
+        "sweep worker per GPU (hydra.sweeper.gpus='0:1')"
+    )
+    return True

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clara_hydra.trial_context import given_devices
+
 SUMMARY_FILE = "trial_summary.json"
 
 
@@ -29,6 +31,8 @@ class TrialSummary:
     best_value: float | None = None
     best_epoch: int | None = None
     device: str = "cpu"
+    # What this process was given (CUDA_VISIBLE_DEVICES, the sweep worker and its GPUs), read at start.
+    devices: dict[str, Any] = field(default_factory=given_devices)
     amp: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -67,6 +71,7 @@ class TrialSummary:
             "epochs_validated": len(self.history),
             "history": [{"epoch": e, "value": v} for e, v in self.history],
             "device": self.device,
+            "devices": self.devices,
             "amp": self.amp,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
             "error": error,

@@ -150,7 +150,7 @@ def _build_logged(builder: Any, path: str) -> Any:
 def _concurrent_trials() -> int:
     """Trials of this sweep running at once (1 outside a sweep, or when the sweeper is not importable)."""
     try:
-        from clara_hydra.sweeper.trial_report import concurrent_trials
+        from clara_hydra.trial_context import concurrent_trials
     except ImportError:
         return 1
     return concurrent_trials()

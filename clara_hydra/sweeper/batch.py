@@ -55,7 +55,8 @@ def param_key(params: Mapping[str, Any], fixed: Sequence[str]) -> tuple[Any, ...
 
 
 def mark_duplicates(study: optuna.Study, batch: list[Asked]) -> list[Asked]:
-    """Point each trial that repeats a COMPLETE trial (or an earlier trial of the batch) at it.
+    """Point each trial that repeats another training at it: a COMPLETE or PRUNED trial, a trial another
+    worker is RUNNING now (its outcome is awaited), or an earlier trial of the batch.
 
     Args:
         study: the study.
@@ -65,8 +66,15 @@ def mark_duplicates(study: optuna.Study, batch: list[Asked]) -> list[Asked]:
         The trials that must really be trained.
     """
     done: dict[tuple[Any, ...], optuna.trial.FrozenTrial] = {}
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        done.setdefault(param_key(t.params, t.user_attrs.get(ATTR_FIXED, [])), t)
+    mine = {a.trial._trial_id for a in batch}
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    for t in study.get_trials(deepcopy=False, states=states):
+        if t._trial_id in mine or ATTR_DUPLICATE_OF in t.user_attrs:
+            continue
+        key = param_key(t.params, t.user_attrs.get(ATTR_FIXED, []))
+        # A finished original beats a running one (no wait); among equals, the first.
+        if key not in done or (done[key].state == TrialState.RUNNING and t.state != TrialState.RUNNING):
+            done[key] = t
     first_in_batch: dict[tuple[Any, ...], Asked] = {}
     to_launch = []
     for a in batch:
@@ -81,12 +89,26 @@ def mark_duplicates(study: optuna.Study, batch: list[Asked]) -> list[Asked]:
     return to_launch
 
 
-def record(study: optuna.Study, a: Asked) -> None:
-    """Tell the study a launched trial's outcome, with its reason and job folder as user attributes."""
+def record(study: optuna.Study, a: Asked) -> bool:
+    """Tell the study a launched trial's outcome, with its reason and job folder as user attributes.
+
+    Returns:
+        False when the trial was already finished by another worker (failed as stale while this one
+        was unreachable): the outcome is then discarded, with a warning.
+    """
     assert a.result is not None
-    if a.job_dir:
-        a.trial.set_user_attr(ATTR_JOB_DIR, a.job_dir)
-    _tell_result(study, a.trial, a.result)
+    try:
+        if a.job_dir:
+            a.trial.set_user_attr(ATTR_JOB_DIR, a.job_dir)
+        _tell_result(study, a.trial, a.result)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        log.warning(
+            "trial %d was failed as interrupted by another worker while this one ran it (no heartbeat "
+            "reached the storage in time); its %s outcome is discarded, its retry counts instead",
+            a.number,
+            a.result.outcome.value,
+        )
+        return False
     r = a.result
     if r.outcome is Outcome.PRUNED:
         log.info("trial %d pruned: %s", a.number, r.reason)
@@ -94,6 +116,7 @@ def record(study: optuna.Study, a: Asked) -> None:
         log.warning("trial %d failed: %s\n%s", a.number, r.reason, format_traceback(r.error))
     elif r.outcome is Outcome.FAIL:
         log.warning("trial %d failed: %s", a.number, r.reason)
+    return True
 
 
 def record_duplicate(study: optuna.Study, a: Asked) -> None:
@@ -104,7 +127,7 @@ def record_duplicate(study: optuna.Study, a: Asked) -> None:
         assert source.result is not None
         result, job_dir = source.result, source.job_dir
     else:
-        result = Result(Outcome.COMPLETE, values=list(source.values))
+        result = finished_result(source)
         job_dir = source.user_attrs.get(ATTR_JOB_DIR)
     a.trial.set_user_attr(ATTR_DUPLICATE_OF, source.number)
     if job_dir:
@@ -115,7 +138,19 @@ def record_duplicate(study: optuna.Study, a: Asked) -> None:
         source.number,
         result.outcome.value,
     )
-    _tell_result(study, a.trial, result)
+    try:
+        _tell_result(study, a.trial, result)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        log.warning("trial %d was failed as interrupted by another worker meanwhile", a.number)
+
+
+def finished_result(t: optuna.trial.FrozenTrial) -> Result:
+    """The outcome of a finished trial, to reuse for a duplicate (COMPLETE values, PRUNED or FAIL reason)."""
+    if t.state == TrialState.COMPLETE:
+        return Result(Outcome.COMPLETE, values=list(t.values))
+    if t.state == TrialState.PRUNED:
+        return Result(Outcome.PRUNED, reason=str(t.user_attrs.get(ATTR_PRUNE_REASON, "pruned")))
+    return Result(Outcome.FAIL, reason=str(t.user_attrs.get(ATTR_FAIL_REASON, "failed")))
 
 
 def _tell_result(study: optuna.Study, trial: optuna.Trial, result: Result) -> None:

@@ -270,6 +270,12 @@ class ClaraOptunaSweeperConf:
       or 0 when ``max_failure_rate`` is set).
     - ``retry_interrupted``: trials left RUNNING by a dead run are marked FAIL ("interrupted") on resume;
       when true their parameters are enqueued again.
+    - ``workers``: worker processes that each ask, train and tell their own trials (no batch barrier);
+      ``null`` = one per ``gpus`` list, else 1. ``gpus``: Clara's ``"0:1:2,3"`` (one worker per
+      ``:``-separated list of GPU ids) or a list of such lists.
+    - ``heartbeat_interval`` / ``grace_period`` (seconds, Optuna's names and meaning): a worker records a
+      heartbeat for its running trial every interval; a trial without one for the grace period (default
+      twice the interval) is failed as ``interrupted`` by a live worker and its parameters retried once.
     """
 
     _target_: str = SWEEPER_TARGET
@@ -300,6 +306,11 @@ class ClaraOptunaSweeperConf:
     # null = 3, or 0 when max_failure_rate is set explicitly (upstream's rule then decides alone).
     fail_fast: int | None = None
     retry_interrupted: bool = True
+    # Parallel and distributed sweeps (clara_hydra.sweeper.workers, .heartbeat).
+    workers: int | None = None
+    gpus: Any = None
+    heartbeat_interval: int = 10
+    grace_period: int | None = None
 
 
 def register_configs() -> None:

@@ -11,6 +11,7 @@ Files are replaced atomically, so an interrupted sweep never leaves half a file.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -38,12 +39,17 @@ ATTR_DUPLICATE_OF = "duplicate_of"
 ATTR_BASELINE = "baseline"
 ATTR_RETRY_OF = "retry_of"
 ATTR_OVERRIDES = "overrides"
+ATTR_WORKER = "worker"  # the worker that ran the trial (w1@host), for the report's timeline
 
 
 def reason_of(trial: optuna.trial.FrozenTrial) -> str:
     """Why a trial failed, was pruned or was not trained (empty for an ordinary complete trial)."""
+    from optuna.trial import TrialState
+
     attrs = trial.user_attrs
-    if ATTR_FAIL_REASON in attrs:
+    # fail_reason counts only on a FAIL trial: a worker judged stale writes it just before failing the
+    # trial, and the trial's live worker may have completed it in between.
+    if ATTR_FAIL_REASON in attrs and trial.state == TrialState.FAIL:
         return str(attrs[ATTR_FAIL_REASON])
     if ATTR_PRUNE_REASON in attrs:
         return str(attrs[ATTR_PRUNE_REASON])
@@ -185,7 +191,7 @@ def complete_params(
 
 
     header = ["number", "state", *value_cols, "duration_s", *(f"params_{n}" for n in names)]
-    header += ["reason", "job_dir", "baseline", "duplicate_of", "retry_of"]
+    header += ["reason", "job_dir", "baseline", "duplicate_of", "retry_of", "worker"]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
@@ -197,7 +203,7 @@ def complete_params(
             [t.number, t.state.name, *_cells(values), _cell(duration and round(duration, 3))]
             + [_cell(t.params.get(n)) for n in names]
             + [reason_of(t), _cell(attrs.get(ATTR_JOB_DIR)), _cell(attrs.get(ATTR_BASELINE, False))]
-            + [_cell(attrs.get(ATTR_DUPLICATE_OF)), _cell(attrs.get(ATTR_RETRY_OF))]
+            + [_cell(attrs.get(ATTR_DUPLICATE_OF)), _cell(attrs.get(ATTR_RETRY_OF)), _cell(attrs.get(ATTR_WORKER))]
         )
     return buf.getvalue()
 
@@ -274,6 +280,15 @@ def _cell(value: Any) -> str:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Write a file whole or not at all; a unique temp name, so workers writing at once never collide."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -2,10 +2,11 @@
 
 - ``n_trials`` is the study's *total* budget: finished trials (COMPLETE, PRUNED, FAIL) count, except
   the ones failed as ``interrupted`` (their parameters are retried).
-- A trial still RUNNING when a sweep starts was left by a run that died (``kill -9``, a crash, a lost
-  node): this sweeper assumes one sweep process per study at a time. It is marked FAIL with the reason
-  ``interrupted`` and, with ``retry_interrupted: true``, its parameters are enqueued again (the retry
-  carries ``retry_of``). A run interrupted by Ctrl-C does the same for its own trials before it exits.
+- A trial still RUNNING may belong to a live worker (another process on this study) or to one that
+  died (``kill -9``, a crash, a lost node). :mod:`clara_hydra.sweeper.heartbeat` tells them apart: a
+  dead worker's trial is marked FAIL with the reason ``interrupted`` and, with ``retry_interrupted:
+  true``, its parameters are enqueued again (the retry carries ``retry_of``); a live worker's trial is
+  never touched. A run interrupted by Ctrl-C does the same for its own trials before it exits.
 - Job folders continue: a job's number is its trial number, and a study remembers the sweep folder
   of its first run (study user attribute ``sweep_dir``), which later runs keep writing to, so nothing
   is overwritten and one folder holds the whole study.
@@ -26,12 +27,27 @@ log = logging.getLogger(__name__)
 STUDY_ATTR_SWEEP_DIR = "sweep_dir"
 
 
-def budget_used(study: optuna.Study) -> int:
-    """How many trials count against ``n_trials``: finished ones, minus interrupted ones."""
+def is_interrupted(t: optuna.trial.FrozenTrial) -> bool:
+    """Whether a trial was failed as ``interrupted`` (its worker died or was stopped): it does not count."""
+    from optuna.trial import TrialState
+
+    return t.state == TrialState.FAIL and t.user_attrs.get(ATTR_FAIL_REASON) == INTERRUPTED
+
+
+def budget_used(study: optuna.Study, running: bool = False) -> int:
+    """How many trials count against ``n_trials``: finished ones minus interrupted ones (plus RUNNING ones).
+
+    Args:
+        study: the study.
+        running: count RUNNING trials too: with several workers a running trial holds its place in the
+            budget, so workers never ask more than ``n_trials`` in total.
+    """
+    from optuna.trial import TrialState
+
     return sum(
         1
         for t in study.get_trials(deepcopy=False)
-        if t.state.is_finished() and t.user_attrs.get(ATTR_FAIL_REASON) != INTERRUPTED
+        if (t.state.is_finished() and not is_interrupted(t)) or (running and t.state == TrialState.RUNNING)
     )
 
 
@@ -48,13 +64,17 @@ def close_interrupted(
         number: the trial's number.
         retry: enqueue the same parameters as a new trial.
     """
+    import optuna
     from optuna.trial import TrialState
 
     frozen = storage.get_trial(trial_id)
     if frozen.state.is_finished():
         return
-    storage.set_trial_user_attr(trial_id, ATTR_FAIL_REASON, INTERRUPTED)
-    tell(study, number, state=TrialState.FAIL)
+    try:
+        storage.set_trial_user_attr(trial_id, ATTR_FAIL_REASON, INTERRUPTED)
+        tell(study, number, state=TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return  # another worker failed it as stale meanwhile (and retried it)
     if retry:
         attrs: dict[str, Any] = {ATTR_RETRY_OF: number}
         if frozen.user_attrs.get(ATTR_BASELINE):
@@ -66,20 +86,6 @@ def close_interrupted(
         INTERRUPTED,
         "; its parameters are retried" if retry else "",
     )
-
-
-def close_stale(study: optuna.Study, storage: optuna.storages.BaseStorage, retry: bool) -> list[int]:
-    """Close every trial a previous, dead run left RUNNING (see the module docstring).
-
-    Returns:
-        The numbers of the trials closed.
-    """
-    from optuna.trial import TrialState
-
-    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    for t in stale:
-        close_interrupted(study, storage, t._trial_id, t.number, retry)
-    return [t.number for t in stale]
 
 
 def tell(study: optuna.Study, trial: Any, **kwargs: Any) -> None:

@@ -1,21 +1,27 @@
 """The sweep loop: ask a batch of trials, launch their jobs with Hydra's launcher, tell the outcomes.
 
-One batch = ``n_jobs`` trials. Per batch: ask (the baseline trial first, enqueued retries next),
-reuse the values of parameter sets already COMPLETE (``skip_duplicates``), launch the rest (job number
-= trial number), record COMPLETE/PRUNED/FAIL with reasons, apply the stop rules (``fail_fast``,
+One batch = ``n_jobs`` trials. Per batch: fail the trials of dead workers (:mod:`.heartbeat`), ask
+under the study's lock (the baseline trial first, enqueued retries next; RUNNING trials of every worker
+count against ``n_trials``), reuse the outcome of parameter sets already trained or being trained by
+another worker (``skip_duplicates``), launch the rest (job number = trial number), record
+COMPLETE/PRUNED/FAIL with reasons and print one line per trial, apply the stop rules (``fail_fast``,
 ``max_failure_rate``, ``stop_threshold``, an exhausted grid), delete checkpoints outside the best
-``keep_best``, and rewrite the result files.
+``keep_best``, and rewrite the result files. Any number of these loops may run on one study at once
+(``workers``, or the same command on several machines); ``workers > 1`` in one command starts them
+(:mod:`.workers`).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import optuna
+from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import HydraContext, TaskFunction
@@ -23,23 +29,32 @@ from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from optuna.trial import TrialState
 
-from clara_hydra.errors import SweepError
-from clara_hydra.sweeper import trial_report
+from clara_hydra.errors import SweepError, with_fix
+from clara_hydra.runtime.device import warn_multi_gpu
+from clara_hydra.sweeper import progress, trial_report
 from clara_hydra.sweeper.batch import ATTR_FIXED, Asked, contiguous, mark_duplicates, record, record_duplicate
 from clara_hydra.sweeper.checkpoints import prune_checkpoints
 from clara_hydra.sweeper.failures import FailFast, Outcome, Result, check_failure_rate, classify
 from clara_hydra.sweeper.grammar import quote
+from clara_hydra.sweeper.heartbeat import Heartbeat, fail_stale
 from clara_hydra.sweeper.optuna_objects import build_pruner, build_sampler
 from clara_hydra.sweeper.results import (
     ATTR_BASELINE,
+    ATTR_JOB_DIR,
     ATTR_OVERRIDES,
     print_summary,
     write_all,
 )
-from clara_hydra.sweeper.resume import STUDY_ATTR_SWEEP_DIR, budget_used, close_interrupted, close_stale
+from clara_hydra.sweeper.resume import STUDY_ATTR_SWEEP_DIR, budget_used, close_interrupted, is_interrupted
 from clara_hydra.sweeper.settings import Settings
 from clara_hydra.sweeper.space import SearchSpace
-from clara_hydra.sweeper.storage import open_storage, resolve_storage, stable_sweep_root
+from clara_hydra.sweeper.startup import check_folder_free, claim_folder, delete_new_study, study_exists
+from clara_hydra.sweeper.storage import open_storage, resolve_storage, stable_sweep_root, study_lock
+from clara_hydra.sweeper.workers import WorkerRole, run_local, run_with_launcher, worker_command, worker_id
+
+# A study-level counter of the sweep processes that joined the study, bumped under the study lock:
+# each process's sampler seed is offset by it, so workers started together draw different trials.
+STUDY_ATTR_JOINED = "clara_workers_joined"
 
 log = logging.getLogger(__name__)
 
@@ -81,39 +96,128 @@ class SweepRunner:
         self.sweep_dir_override: list[str] = []
         self.composed: set[tuple[str, str]] = set()
         self.cache_dir: str | None = None
+        self.role = WorkerRole.from_env()  # set when a coordinator started this process as a worker
+        self.worker = worker_id(self.role)
+        self.heartbeat: Heartbeat | None = None
+        self.mine: set[int] = set()  # storage ids of the trials this process is running
 
     # ------------------------------------------------------------------ setup
     def run(self, arguments: list[str]) -> None:
-        """Run the sweep until the study holds ``n_trials`` finished trials or a stop rule fires.
+        """Run the sweep until the study holds ``n_trials`` counted trials or a stop rule fires.
 
         Args:
             arguments: the command line's task overrides.
+
+        Raises:
+            SweepError: the sweep cannot start or a stop rule ended it with an error.
+            SystemExit: code 130 after Ctrl-C (the interrupted trials are closed, the summary printed).
         """
         s = self.settings
+        # Everything that can be checked without the storage is checked first (a sweep that cannot
+        # start must leave no study behind).
         self.space = SearchSpace.from_config(s.params, arguments)
+        build_sampler(s.sampler, self.space)
+        build_pruner(s.pruner)
         study_name = s.study_name or str(self.config.hydra.job.name)
         self.spec = resolve_storage(s.storage, study_name, self.config, cwd=str(self.config.hydra.runtime.cwd))
-        self.storage = open_storage(self.spec.url)
+        if s.workers > 1 and self.spec.url.startswith("sqlite"):
+            raise SweepError(
+                with_fix(
+                    f"hydra.sweeper.workers={s.workers} with the SQLite storage {self.spec.display}: SQLite "
+                    "locks the whole file per write and fails under concurrent workers (Optuna's advice)",
+                    "use the default journal file (storage: null), a journal:///path, or postgresql://...",
+                )
+            )
+        warn_multi_gpu(self.config)
+        self.storage = open_storage(self.spec.url, s.heartbeat_interval, s.grace_period)
         cwd = Path(str(self.config.hydra.runtime.cwd))
         # Jobs in other processes keep their disk data cache next to the study (clara_hydra.runtime.diskcache).
         self.cache_dir = str(stable_sweep_root(self.config, cwd) / "cache")
-        study = self._open_study(study_name)
-        existing = study.get_trials(deepcopy=False)
-        closed = close_stale(study, self.storage, s.retry_interrupted)
-        self._continue_sweep_dir(study)
-        study.sampler = build_sampler(s.sampler, self.space, seed_offset=len(existing))
-        study.pruner = build_pruner(s.pruner)
-        self.grid = isinstance(study.sampler, optuna.samplers.GridSampler)
-        self.baseline_values = self.space.baseline(self.config) if s.baseline_trial else {}
-        if s.baseline_trial and not any(t.user_attrs.get(ATTR_BASELINE) for t in existing):
-            study.enqueue_trial(self.baseline_values, user_attrs={ATTR_BASELINE: True})
-        self._log_header(study, existing, closed)
-        self._save_multirun_config()
+        created = not study_exists(self.storage, study_name)
+        try:
+            if created:
+                check_folder_free(self.sweep_dir, study_name, self.spec.display)
+            study = self._open_study(study_name)
+            self._continue_sweep_dir(study)
+            claim_folder(self.sweep_dir, study_name, self.spec.display)
+            existing = study.get_trials(deepcopy=False)
+            closed = fail_stale(study, s.grace_period, set(), s.retry_interrupted)
+            self.baseline_values = self.space.baseline(self.config) if s.baseline_trial else {}
+            joined = self._join(study)
+            study.sampler = build_sampler(s.sampler, self.space, seed_offset=len(existing) + 1000 * joined)
+            study.pruner = build_pruner(s.pruner)
+            self.grid = isinstance(study.sampler, optuna.samplers.GridSampler)
+            self._log_header(study, existing, closed)
+            self._save_multirun_config()
+        except BaseException:
+            if created:
+                delete_new_study(self.storage, study_name, self.sweep_dir)
+            raise
+        if s.workers > 1 and self.role is None:
+            self._coordinate(study)
+            return
+        self.heartbeat = Heartbeat(self.storage, s.heartbeat_interval)
+        interrupted = False
         try:
             self._loop(study)
+        except KeyboardInterrupt:
+            interrupted = True
         finally:
+            self.heartbeat.stop()
             write_all(study, self.sweep_dir, self.spec.display, self.configs)
+        if self.role is None:  # a coordinator prints the summary of its workers' study
+            print_summary(study, self.sweep_dir)
+        if interrupted:
+            print(f"{self.worker}: interrupted (Ctrl-C); its running trial was closed and will be retried")
+            raise SystemExit(130)
+
+    def _join(self, study: optuna.Study) -> int:
+        """Enqueue the baseline trial once per study and count this process in; return its join index."""
+        with study_lock(self.spec, self.storage, study.study_name):
+            attrs = self.storage.get_study_system_attrs(study._study_id)
+            joined = int(attrs.get(STUDY_ATTR_JOINED, 0))
+            self.storage.set_study_system_attr(study._study_id, STUDY_ATTR_JOINED, joined + 1)
+            trials = study.get_trials(deepcopy=False)
+            if self.settings.baseline_trial and not any(
+                t.user_attrs.get(ATTR_BASELINE) and not is_interrupted(t) for t in trials
+            ):
+                study.enqueue_trial(self.baseline_values, user_attrs={ATTR_BASELINE: True})
+        return joined
+
+    def _coordinate(self, study: optuna.Study) -> None:
+        """``workers > 1``: start the workers (local processes or launcher jobs), wait, report."""
+        s = self.settings
+        gpus: list[list[str] | None] = list(s.gpus) if s.gpus else [None] * s.workers
+        roles = [WorkerRole(i + 1, s.workers, g) for i, g in enumerate(gpus)]
+        command = worker_command()
+        cwd = str(self.config.hydra.runtime.cwd)
+        where = f" (GPUs {s.gpus})" if s.gpus else ""
+        log.info("starting %d workers on study '%s'%s", s.workers, study.study_name, where)
+        interrupted = False
+        try:
+            if isinstance(self.launcher, BasicLauncher):
+                codes = run_local(command, cwd, roles)
+            else:
+                codes = run_with_launcher(self._launcher_for, command, cwd, roles)
+        except KeyboardInterrupt:
+            interrupted, codes = True, []
+        write_all(study, self.sweep_dir, self.spec.display, self.configs)
         print_summary(study, self.sweep_dir)
+        if interrupted or 130 in codes or -2 in codes:
+            raise SystemExit(130)
+        failed = [f"w{r.index} (exit code {c})" for r, c in zip(roles, codes, strict=True) if c != 0]
+        if failed:
+            raise SweepError(
+                with_fix(
+                    f"worker(s) {', '.join(failed)} of study '{study.study_name}' stopped with an error",
+                    "see the worker's messages above; rerun the same command to resume the study",
+                )
+            )
+
+    def _launcher_for(self, task_function: TaskFunction) -> Any:
+        return Plugins.instance().instantiate_launcher(
+            config=self.config, hydra_context=self.hydra_context, task_function=task_function
+        )
 
     def _open_study(self, study_name: str) -> optuna.Study:
         study = optuna.create_study(
@@ -136,9 +240,10 @@ class SweepRunner:
         if stored is None:
             study.set_user_attr(STUDY_ATTR_SWEEP_DIR, str(self.sweep_dir))
             return
+        if self.role is None or self.role.index == 1:
+            log.info("resuming study '%s': continuing in its sweep folder %s", study.study_name, stored)
         if Path(stored) == self.sweep_dir:
             return
-        log.info("resuming study '%s': continuing in its sweep folder %s", study.study_name, stored)
         self.sweep_dir = Path(stored)
         with read_write(self.config.hydra), open_dict(self.config.hydra):
             self.config.hydra.sweep.dir = stored  # the launcher reads this (it holds the same config object)
@@ -148,19 +253,22 @@ class SweepRunner:
         s = self.settings
         log.info("Study '%s' in %s", study.study_name, self.spec.display)
         log.info(
-            "Sampler %s, pruner %s, direction(s) %s, n_trials %d (total), n_jobs %d",
+            "Sampler %s, pruner %s, direction(s) %s, n_trials %d (total), n_jobs %d, workers %d",
             type(study.sampler).__name__,
             type(study.pruner).__name__,
             s.directions,
             s.n_trials,
             s.n_jobs,
+            s.workers,
         )
         for spec in self.space.params.values():
             log.info("  %s: %s", spec.name, spec.distribution)
         if existing:
             log.info("Resuming: %d trial(s) in the study, %d count against n_trials", len(existing), budget_used(study))
         if closed:
-            log.info("Closed trial(s) %s left running by an earlier run", closed)
+            log.info("Closed trial(s) %s left running by a worker that is gone", closed)
+        if s.workers > 1 or self.role is not None:
+            log.info("Worker %s (%d worker(s) on this study)", self.worker, s.workers)
 
     def _save_multirun_config(self) -> None:
         path = self.sweep_dir / "multirun.yaml"
@@ -172,17 +280,30 @@ class SweepRunner:
     def _loop(self, study: optuna.Study) -> None:
         s = self.settings
         fail_fast = FailFast(min(s.fail_fast, max(s.n_trials - budget_used(study), 0)))
-        while (used := budget_used(study)) < s.n_trials:
+        poll = min(max(s.heartbeat_interval / 2, 0.5), 5.0)
+        while True:
             if self._threshold_reached(study) or self._grid_exhausted(study):
                 break
+            fail_stale(study, s.grace_period, self.mine, s.retry_interrupted)
             batch: list[Asked] = []
             try:
-                for _ in range(min(s.n_jobs, s.n_trials - used)):
-                    batch.append(self._ask(study))
+                with study_lock(self.spec, self.storage, study.study_name):
+                    # RUNNING trials of every worker hold their place: the study never exceeds n_trials.
+                    room = s.n_trials - budget_used(study, running=True)
+                    for _ in range(min(s.n_jobs, room)):
+                        batch.append(self._ask(study))
+                if not batch:
+                    if not self._others_busy(study):
+                        break
+                    # The budget is spent, but other workers still run trials: stay until they end, and
+                    # fail (and retry) those of a worker that died rather than leaving them RUNNING.
+                    time.sleep(poll)
+                    continue
                 launched = self._run_batch(study, batch)
             except BaseException:
                 for a in batch:  # Ctrl-C or a launcher crash: close what this run still holds
                     close_interrupted(study, self.storage, a.trial._trial_id, a.number, s.retry_interrupted)
+                    self._release(a)
                 raise
             for number, result in launched:
                 fail_fast.add(number, result)
@@ -191,8 +312,16 @@ class SweepRunner:
                 prune_checkpoints(study, s.keep_best)
             write_all(study, self.sweep_dir, self.spec.display, self.configs)
 
+    def _others_busy(self, study: optuna.Study) -> bool:
+        """Whether trials of other workers are RUNNING, or retries WAITING that no budget can take now."""
+        active = study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
+        return any(t._trial_id not in self.mine and t.state == TrialState.RUNNING for t in active)
+
     def _ask(self, study: optuna.Study) -> Asked:
         trial = study.ask()
+        assert self.heartbeat is not None
+        self.heartbeat.claim(trial, self.worker)
+        self.mine.add(trial._trial_id)
         baseline = bool(trial.user_attrs.get(ATTR_BASELINE))
         if baseline:
             # Clara's unsearched configuration: record the defaults that lie in the space, override nothing.
@@ -212,7 +341,23 @@ class SweepRunner:
             overrides = self.space.overrides(params)
         trial.set_user_attr(ATTR_OVERRIDES, overrides[len(self.space.fixed_overrides) :])
         trial.set_user_attr(ATTR_FIXED, list(self.space.fixed_overrides))
+        planned = self._planned_job_dir(trial.number)
+        if planned is not None:
+            # Recorded before the job runs: a kill between the job's end and its record still leaves
+            # the folder known, so keep_best can clean its checkpoints later.
+            trial.set_user_attr(ATTR_JOB_DIR, planned)
         return Asked(trial, params, overrides, list(self.space.fixed_overrides), baseline)
+
+    def _planned_job_dir(self, number: int) -> str | None:
+        """The job folder Hydra will give trial ``number`` (default ``hydra.sweep.subdir`` only)."""
+        node = self.config.hydra.sweep
+        raw = OmegaConf.to_container(node, resolve=False).get("subdir")  # type: ignore[union-attr]
+        return str(self.sweep_dir / str(number)) if raw == "${hydra.job.num}" else None
+
+    def _release(self, a: Asked) -> None:
+        self.mine.discard(a.trial._trial_id)
+        if self.heartbeat is not None:
+            self.heartbeat.release(a.trial._trial_id)
 
     def _run_batch(self, study: optuna.Study, batch: list[Asked]) -> list[tuple[int, Result]]:
         """Launch the batch's new trainings, tell every trial; return the launched (number, result)."""
@@ -224,11 +369,44 @@ class SweepRunner:
             self._launch(group)
         for a in batch:
             if a.same_as is None:
-                record(study, a)
+                self._finish(study, a, record)
+        # Twins of trials another worker is still running: wait for their outcome (training the same
+        # parameters twice would waste the slot); a twin that died is trained here after all.
+        for a in batch:
+            if isinstance(a.same_as, optuna.trial.FrozenTrial) and not a.same_as.state.is_finished():
+                a.same_as = self._await(study, a.same_as)
+                if a.same_as is None:
+                    self._check_composes(a)
+                    if a.result is None:
+                        self._launch([a])
+                    to_launch.append(a)
+                    self._finish(study, a, record)
         for a in batch:
             if a.same_as is not None:
-                record_duplicate(study, a)
+                self._finish(study, a, record_duplicate)
         return [(a.number, a.result) for a in to_launch if a.result is not None]
+
+    def _finish(self, study: optuna.Study, a: Asked, how: Callable[[optuna.Study, Asked], Any]) -> None:
+        """Tell one trial (``record`` or ``record_duplicate``), stop its heartbeat, print its line."""
+        how(study, a)
+        self._release(a)
+        progress.print_trial(
+            study, a.trial._trial_id, self.settings.n_trials, workers=self._workers_seen(study), worker=self.worker
+        )
+
+    def _workers_seen(self, study: optuna.Study) -> int:
+        return max(self.settings.workers, self.role.count if self.role else 1)
+
+    def _await(self, study: optuna.Study, twin: optuna.trial.FrozenTrial) -> optuna.trial.FrozenTrial | None:
+        """Wait for another worker's trial to finish; its final state, or None when it was interrupted."""
+        s = self.settings
+        log.info("trial(s) of this worker repeat trial %d, running elsewhere: waiting for its outcome", twin.number)
+        while True:
+            frozen = self.storage.get_trial(twin._trial_id)
+            if frozen.state.is_finished():
+                return None if is_interrupted(frozen) else frozen
+            fail_stale(study, s.grace_period, self.mine, s.retry_interrupted)
+            time.sleep(min(max(s.heartbeat_interval / 2, 0.5), 5.0))
 
     def _check_composes(self, a: Asked) -> None:
         """Compose the job's config before launching: a bad override fails this trial, not the sweep.
@@ -249,9 +427,23 @@ class SweepRunner:
 
     def _job_overrides(self, a: Asked) -> list[str]:
         env = trial_report.identity_env(
-            self.spec.url, a.trial.study.study_name, a.trial._trial_id, a.number, cache_dir=self.cache_dir
+            self.spec.url,
+            a.trial.study.study_name,
+            a.trial._trial_id,
+            a.number,
+            cache_dir=self.cache_dir,
+            concurrent=self._concurrent(),
+            worker=self.worker,
+            workers=self._workers_seen(a.trial.study),
+            devices=self.role.gpus if self.role else None,
         )
         return a.overrides + self.sweep_dir_override + trial_report.identity_overrides(env)
+
+    def _concurrent(self) -> int:
+        """Trials of this sweep running at once on this machine: the workers here, or a parallel batch."""
+        if self.role is not None:
+            return self.role.count if self.role.gpus is None else 1
+        return 1 if isinstance(self.launcher, BasicLauncher) else self.settings.n_jobs
 
     def _launch(self, group: list[Asked]) -> None:
         with ExitStack() as stack:

@@ -34,6 +34,10 @@ class Settings:
     keep_best: int | None
     fail_fast: int
     retry_interrupted: bool
+    workers: int = 1
+    gpus: list[list[str]] | None = None
+    heartbeat_interval: int = 10
+    grace_period: int = 20
 
     @classmethod
     def from_node(cls, node: Mapping[str, Any]) -> Settings:
@@ -89,6 +93,7 @@ class Settings:
             keep_best=None if get("keep_best") is None else _int(get("keep_best"), "keep_best", minimum=1),
             fail_fast=_int(fail_fast, "fail_fast", minimum=0),
             retry_interrupted=bool(get("retry_interrupted")),
+            **_parallel_settings(get),
         )
         if not 0.0 <= settings.max_failure_rate <= 1.0:
             raise SweepError(
@@ -105,6 +110,33 @@ class Settings:
                         f"    fix: set {key}: null"
                     )
         return settings
+
+
+def _parallel_settings(get: Any) -> dict[str, Any]:
+    """``workers``, ``gpus``, ``heartbeat_interval``, ``grace_period``, checked (see ClaraOptunaSweeperConf)."""
+    from clara_hydra.sweeper.workers import parse_gpus
+
+    gpus = parse_gpus(get("gpus"))
+    raw_workers = get("workers")
+    workers = (len(gpus) if gpus else 1) if raw_workers is None else _int(raw_workers, "workers", minimum=1)
+    if gpus and len(gpus) != workers:
+        raise SweepError(
+            with_fix(
+                f"hydra.sweeper.workers={workers} but hydra.sweeper.gpus gives {len(gpus)} GPU list(s) {gpus}",
+                "give one ':'-separated GPU list per worker, or leave workers unset (one worker per list)",
+            )
+        )
+    interval = _int(get("heartbeat_interval"), "heartbeat_interval", minimum=1)
+    raw_grace = get("grace_period")
+    grace = 2 * interval if raw_grace is None else _int(raw_grace, "grace_period", minimum=1)
+    if grace <= interval:
+        raise SweepError(
+            with_fix(
+                f"hydra.sweeper.grace_period={grace} must exceed heartbeat_interval={interval}",
+                f"e.g. grace_period: {2 * interval} (a live worker's trial would be failed as stale otherwise)",
+            )
+        )
+    return {"workers": workers, "gpus": gpus, "heartbeat_interval": interval, "grace_period": grace}
 
 
 def _int(value: Any, key: str, minimum: int) -> int:

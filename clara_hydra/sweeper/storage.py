@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -103,11 +105,13 @@ def resolve_storage(setting: Any, study_name: str, cfg: DictConfig, cwd: str | N
     return StorageSpec(JOURNAL_SCHEME + str(path))
 
 
-def open_storage(url: str) -> BaseStorage:
+def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: int | None = None) -> BaseStorage:
     """Open (creating if needed) the Optuna storage behind a URL from :func:`resolve_storage`.
 
     Args:
         url: the canonical URL.
+        heartbeat_interval: for RDB storages, enable Optuna's heartbeats with this interval (seconds).
+        grace_period: for RDB storages, seconds without a heartbeat after which a trial is stale.
 
     Returns:
         An Optuna storage object.
@@ -130,7 +134,9 @@ def open_storage(url: str) -> BaseStorage:
             return JournalStorage(JournalRedisBackend(url))
         if url.startswith("sqlite:///"):
             Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.RDBStorage(with_available_driver(url))
+        rdb_url = with_available_driver(url)
+        with _schema_lock(rdb_url):
+            return optuna.storages.RDBStorage(rdb_url, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
     except (ImportError, OSError, ValueError, optuna.exceptions.StorageInternalError) as exc:
         raise SweepError(
             f"hydra.sweeper.storage: cannot open {mask_password(url)}: {type(exc).__name__}: {exc}\n"
@@ -201,3 +207,76 @@ def _resolve_text(cfg: DictConfig, text: str) -> str:
         return str(node.value)
     except Exception:
         return "multirun"
+
+
+# A fixed key for PostgreSQL advisory locks taken by clara-hydra ("clara" in ASCII) plus a per-use offset.
+_PG_LOCK_BASE = 0x636C617261 << 16
+
+
+@contextmanager
+def _schema_lock(url: str) -> Iterator[None]:
+    """Serialise Optuna's table creation on a fresh PostgreSQL database across processes.
+
+    Several workers starting together on an empty database each run ``CREATE TYPE``/``CREATE TABLE``
+    and all but one fail (``UniqueViolation ... studydirection``): SQLAlchemy's ``create_all`` checks,
+    then creates, without a lock. A session-level advisory lock around the storage's start-up makes the
+    others wait and then find the tables. Other databases: no lock.
+    """
+    if not url.startswith("postgresql"):
+        yield
+        return
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_BASE})
+            try:
+                yield
+            finally:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_BASE})
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def study_lock(spec: StorageSpec, storage: BaseStorage, study_name: str) -> Iterator[None]:
+    """A lock all workers of one study share, held while counting the budget and asking a trial.
+
+    It makes ``n_trials`` exact and the baseline trial unique when workers start together:
+
+    - journal file: Optuna's ``JournalFileOpenLock`` on ``<journal>.ask.lock`` (a lock file; one
+      whose holder died is broken after 10 s, Optuna's rule);
+    - PostgreSQL: a session advisory lock keyed by the study name (released by the server when the
+      holder's connection dies);
+    - other storages: no lock (the runner's check after ``ask`` still keeps the count exact).
+    """
+    path = spec.journal_path
+    if path is not None:
+        from optuna.storages.journal import JournalFileOpenLock
+
+        lock = JournalFileOpenLock(str(path) + ".ask", grace_period=10)
+        lock.acquire()
+        try:
+            yield
+        finally:
+            # Held past the grace period and broken by another worker: nothing left to undo.
+            with suppress(RuntimeError):
+                lock.release()
+        return
+    engine = getattr(storage, "engine", None)
+    if engine is None or engine.dialect.name != "postgresql":
+        yield
+        return
+    import hashlib
+
+    import sqlalchemy
+
+    key = _PG_LOCK_BASE + 1 + int.from_bytes(hashlib.sha1(study_name.encode()).digest()[:2], "big")
+    with engine.connect() as conn:
+        conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        try:
+            yield
+        finally:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            conn.commit()

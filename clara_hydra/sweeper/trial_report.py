@@ -9,10 +9,10 @@ and lets ``optuna.TrialPruned`` propagate out of the task function; the sweeper 
 PRUNED. Outside a sweep (``python train.py`` without ``-m``, or another sweeper) :func:`report` does
 nothing.
 
-How a job knows its trial: the sweeper adds one ``++hydra.job.env_set.CLARA_HYDRA_OPTUNA_TRIAL=...``
-override to every job (a JSON object: storage URL, study name, trial id and number), so Hydra itself
-sets that environment variable around the task function, in whatever process a launcher runs it; the
-user's config is untouched. When the job runs in the sweeper's own
+How a job knows its trial: :mod:`clara_hydra.trial_context` (the sweeper adds one
+``++hydra.job.env_set.CLARA_HYDRA_OPTUNA_TRIAL=...`` override to every job, so Hydra itself sets that
+environment variable around the task function, in whatever process a launcher runs it; the user's
+config is untouched). When the job runs in the sweeper's own
 process (Hydra's basic launcher) the live ``optuna.Trial`` is used directly; otherwise (joblib,
 submitit) the job reopens the study from the storage URL and builds ``optuna.trial.Trial(study,
 trial_id)``, with the pruner rebuilt from ``hydra.sweeper.pruner`` of the job's Hydra config.
@@ -22,17 +22,40 @@ This module is imported by the runtime on every run: it imports Optuna only insi
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+# The job-side identity lives in the neutral module both the runtime and the sweeper import; these
+# names stay importable from here for tasks written against earlier releases.
+from clara_hydra.trial_context import (
+    ENV_TRIAL,
+    concurrent_trials,
+    identity,
+    identity_env,
+    in_sweep,
+    mark_in_process,
+    runs_in_sweeper_process,
+    trial_number,
+)
 
 if TYPE_CHECKING:
     import optuna
 
-ENV_TRIAL = "CLARA_HYDRA_OPTUNA_TRIAL"
+__all__ = [
+    "ENV_TRIAL",
+    "concurrent_trials",
+    "current_trial",
+    "identity",
+    "identity_env",
+    "identity_overrides",
+    "in_sweep",
+    "live_trial",
+    "report",
+    "runs_in_sweeper_process",
+    "trial_number",
+]
 
 log = logging.getLogger(__name__)
 
@@ -42,32 +65,11 @@ _live: dict[int, optuna.Trial] = {}
 _reopened: dict[tuple[str, str, int], optuna.Trial] = {}
 
 
-def identity_env(
-    storage_url: str, study_name: str, trial_id: int, number: int, cache_dir: str | None = None
-) -> dict[str, str]:
-    """The environment variable that tells a job which trial it is.
-
-    Args:
-        storage_url: the study's absolute storage URL.
-        study_name: the study's name.
-        trial_id: Optuna's storage-wide trial id.
-        number: the trial's number in the study.
-        cache_dir: the sweep's data cache folder (``<stable sweep root>/cache``), for jobs in other processes.
-
-    Returns:
-        Variable name -> value.
-    """
-    identity: dict[str, Any] = {"number": number, "trial_id": trial_id, "study": study_name, "storage": storage_url}
-    if cache_dir is not None:
-        identity["cache_dir"] = cache_dir
-    return {ENV_TRIAL: json.dumps(identity)}
-
-
 def identity_overrides(env: dict[str, str]) -> list[str]:
     """Hydra overrides that make Hydra set ``env`` around the job (``hydra.job.env_set``).
 
     Args:
-        env: from :func:`identity_env`.
+        env: from :func:`clara_hydra.trial_context.identity_env`.
 
     Returns:
         ``++hydra.job.env_set.NAME='value'`` overrides (``++``: add, or replace a value from the config).
@@ -81,56 +83,12 @@ def identity_overrides(env: dict[str, str]) -> list[str]:
 def live_trial(trial: optuna.Trial) -> Iterator[None]:
     """Make ``trial`` the one :func:`report` uses while its job runs in this process."""
     _live[trial._trial_id] = trial
+    mark_in_process(trial._trial_id, True)
     try:
         yield
     finally:
         _live.pop(trial._trial_id, None)
-
-
-def in_sweep() -> bool:
-    """Whether this code runs inside a trial of the ``clara_optuna`` sweeper."""
-    return ENV_TRIAL in os.environ
-
-
-def runs_in_sweeper_process() -> bool:
-    """Whether the current trial runs in the sweeper's own process (its live trial is registered here)."""
-    ident = identity()
-    try:
-        return ident is not None and int(ident["trial_id"]) in _live
-    except (KeyError, TypeError, ValueError):
-        return False
-
-
-def concurrent_trials() -> int:
-    """How many trials of this sweep run at once: 1 in the sweeper's process (Hydra's basic launcher runs
-    jobs one after another), else the sweeper's ``n_jobs`` (a parallel launcher runs a batch at once)."""
-    if not in_sweep() or runs_in_sweeper_process():
-        return 1
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return 1
-    n_jobs = HydraConfig.get().sweeper.get("n_jobs")
-    return max(int(n_jobs or 1), 1)
-
-
-def identity() -> dict[str, Any] | None:
-    """The current trial's identity (``number``, ``trial_id``, ``study``, ``storage``), or ``None``."""
-    text = os.environ.get(ENV_TRIAL)
-    if not text:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        log.warning("%s is not valid JSON (%r): not reporting to any trial", ENV_TRIAL, text[:200])
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def trial_number() -> int | None:
-    """The current trial's number, or ``None`` outside a sweep."""
-    ident = identity()
-    return int(ident["number"]) if ident else None
+        mark_in_process(trial._trial_id, False)
 
 
 def current_trial() -> optuna.Trial | None:

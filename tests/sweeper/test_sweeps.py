@@ -113,15 +113,15 @@ def test_pruner_prunes_and_nop_does_not(run_toy: Any) -> None:
     pruned = run_toy(*args, "hydra.sweeper.pruner.n_startup_trials=2")
     assert states(pruned).count("PRUNED") >= 1
     assert all(r["reason"].startswith("pruned at step") for r in pruned.trials() if r["state"] == "PRUNED")
-    kept = run_toy(*args, "hydra/sweeper/pruner=nop", "hydra.sweeper.study_name=toy_nop")
+    kept = run_toy(*args, "hydra/sweeper/pruner=nop", "hydra.sweeper.study_name=toy_nop", sweep_dir="sweep_nop")
     assert "PRUNED" not in states(kept)
 
 
 def test_pruning_from_a_reopened_trial_matches_the_live_trial(run_toy: Any) -> None:
     """A job in another process (joblib, submitit) reopens its trial from the storage: same decisions."""
     args = ("x=interval(0,1)", "steps=3", "hydra.sweeper.n_trials=6", "hydra.sweeper.pruner.n_startup_trials=1", *BASE)
-    live = run_toy(*args, "hydra.sweeper.study_name=live")
-    reopened = run_toy(*args, "hydra.sweeper.study_name=reopened", env={"TOY_REOPEN": "1"})
+    live = run_toy(*args, "hydra.sweeper.study_name=live", sweep_dir="live")
+    reopened = run_toy(*args, "hydra.sweeper.study_name=reopened", env={"TOY_REOPEN": "1"}, sweep_dir="reopened")
     assert "PRUNED" in states(live)
     assert states(reopened) == states(live)
 

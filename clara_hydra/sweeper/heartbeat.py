@@ -1,0 +1,239 @@
+"""Heartbeats for the ask/tell loop, and failing the trials of dead workers.
+
+Optuna records heartbeats only inside ``study.optimize`` and only on RDB storages; our workers use
+ask/tell and the default storage is a journal file, so a worker runs :class:`Heartbeat` itself: one
+daemon thread that, every ``heartbeat_interval`` seconds, records a heartbeat for each trial the worker
+is running.
+
+- RDB storages with heartbeats enabled (PostgreSQL, MySQL): Optuna's own ``record_heartbeat``; staleness
+  is judged by the database's clock (Optuna's ``_get_stale_trial_ids``), so the machines' clocks need
+  not agree.
+- Other storages (the journal file, Redis, the gRPC proxy): a trial system attribute holding the time
+  of the last beat. A journal file lives on one machine (or one shared file system), where the clocks of
+  the processes agree.
+
+A worker also records, on every trial it claims, its host, pid and the pid's start time. A live worker
+on the same host can then tell at once that a trial's worker is gone (SIGKILL, a crash, Ctrl-C of a
+whole process group): its pid no longer exists or now belongs to another process. That check needs
+no grace period and is why a rerun after ``kill -9`` on one machine retries the dead trial at once;
+across machines the heartbeat's grace period decides.
+
+A stale trial is marked FAIL with the reason ``interrupted`` by whichever live worker sees it first
+(the state change is a compare-and-swap in every Optuna storage, so exactly one wins) and its
+parameters are enqueued once more (``retry_of``); a retry that dies again is not retried a second time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from clara_hydra.sweeper.failures import INTERRUPTED
+from clara_hydra.sweeper.results import ATTR_BASELINE, ATTR_FAIL_REASON, ATTR_RETRY_OF, ATTR_WORKER
+
+if TYPE_CHECKING:
+    import optuna
+
+log = logging.getLogger(__name__)
+
+SYS_BEAT = "clara_heartbeat"
+SYS_HOST = "clara_worker_host"
+SYS_PID = "clara_worker_pid"
+SYS_PID_START = "clara_worker_pid_start"
+
+
+def uses_optuna_heartbeat(storage: Any) -> bool:
+    """Whether the storage keeps Optuna's own heartbeats (an RDB storage opened with an interval)."""
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    return is_heartbeat_enabled(storage)
+
+
+def process_start(pid: int) -> str | None:
+    """An identity of the process ``pid`` that a reused pid does not share: boot id + start time (Linux)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()
+    except OSError:
+        return None
+    # Field 22 (start time in clock ticks) counted after the command name, which may hold spaces.
+    fields = stat.rsplit(")", 1)[-1].split()
+    return f"{boot}:{fields[19]}" if len(fields) > 19 else None
+
+
+def owner_alive(frozen: optuna.trial.FrozenTrial) -> bool | None:
+    """Whether the worker that claimed a trial is alive: True/False when it ran on this host, else None."""
+    attrs = frozen.system_attrs
+    if attrs.get(SYS_HOST) != socket.gethostname() or SYS_PID not in attrs:
+        return None
+    started = attrs.get(SYS_PID_START)
+    now = process_start(int(attrs[SYS_PID]))
+    if started is None:
+        return None
+    return now == started
+
+
+class Heartbeat:
+    """A daemon thread recording a heartbeat for every trial this worker is running.
+
+    Args:
+        storage: the study's storage.
+        interval: seconds between beats.
+    """
+
+    def __init__(self, storage: Any, interval: int) -> None:
+        self.storage = storage
+        self.interval = interval
+        self._trials: set[int] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._optuna = uses_optuna_heartbeat(storage)
+
+    def claim(self, trial: optuna.Trial, worker: str) -> None:
+        """Mark ``trial`` as run by this worker (id, host, pid) and start beating for it."""
+        trial.set_user_attr(ATTR_WORKER, worker)
+        pid = os.getpid()
+        tid = trial._trial_id
+        self.storage.set_trial_system_attr(tid, SYS_HOST, socket.gethostname())
+        self.storage.set_trial_system_attr(tid, SYS_PID, pid)
+        self.storage.set_trial_system_attr(tid, SYS_PID_START, process_start(pid))
+        self._beat(tid)
+        with self._lock:
+            self._trials.add(tid)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="clara-heartbeat", daemon=True)
+            self._thread.start()
+
+    def release(self, trial_id: int) -> None:
+        """Stop beating for a trial (it is finished)."""
+        with self._lock:
+            self._trials.discard(trial_id)
+
+    def stop(self) -> None:
+        """End the thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            with self._lock:
+                trials = list(self._trials)
+            for tid in trials:
+                self._beat(tid)
+
+    def _beat(self, trial_id: int) -> None:
+        import optuna
+
+        try:
+            if self._optuna:
+                self.storage.record_heartbeat(trial_id)
+            else:
+                self.storage.set_trial_system_attr(trial_id, SYS_BEAT, time.time())
+        except optuna.exceptions.UpdateFinishedTrialError:
+            self.release(trial_id)  # told meanwhile (or failed as stale by another worker)
+        except Exception as exc:  # a storage hiccup must not kill the worker: the next beat retries
+            log.warning("heartbeat for trial id %d not recorded: %s: %s", trial_id, type(exc).__name__, exc)
+
+
+def stale_trials(study: optuna.Study, grace_period: int, mine: set[int]) -> list[tuple[optuna.trial.FrozenTrial, str]]:
+    """The RUNNING trials of dead workers, with why they are judged dead.
+
+    Args:
+        study: the study.
+        grace_period: seconds without a heartbeat after which a trial is stale.
+        mine: storage ids of the trials this worker runs (never stale).
+
+    Returns:
+        (trial, explanation) pairs.
+    """
+    from optuna.trial import TrialState
+
+    storage = study._storage
+    running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if t._trial_id not in mine]
+    if not running:
+        return []
+    optuna_stale: set[int] = set()
+    if uses_optuna_heartbeat(storage):
+        optuna_stale = set(storage._get_stale_trial_ids(study._study_id))  # type: ignore[attr-defined]
+    now = time.time()
+    found = []
+    for t in running:
+        who = t.user_attrs.get(ATTR_WORKER, "an earlier run")
+        alive = owner_alive(t)
+        if alive is False:
+            found.append((t, f"its worker {who} (pid {t.system_attrs.get(SYS_PID)}) is gone"))
+            continue
+        if alive is True:
+            continue
+        if t._trial_id in optuna_stale:
+            found.append((t, f"no heartbeat from {who} for over {grace_period} s"))
+            continue
+        if uses_optuna_heartbeat(storage):
+            # A trial without an Optuna heartbeat was started by an older run: judge it by its start.
+            if SYS_BEAT not in t.system_attrs and _age(t, now, start_only=True) > grace_period:
+                found.append((t, f"started {int(_age(t, now, start_only=True))} s ago by {who}, no heartbeat"))
+            continue
+        age = _age(t, now)
+        if age > grace_period:
+            found.append((t, f"no heartbeat from {who} for {int(age)} s (grace period {grace_period} s)"))
+    return found
+
+
+def _age(t: optuna.trial.FrozenTrial, now: float, start_only: bool = False) -> float:
+    beat = None if start_only else t.system_attrs.get(SYS_BEAT)
+    if isinstance(beat, (int, float)):
+        return now - float(beat)
+    start = t.datetime_start
+    if start is None:
+        return 0.0
+    return (datetime.now() - start).total_seconds() if start.tzinfo is None else now - start.timestamp()
+
+
+def fail_stale(study: optuna.Study, grace_period: int, mine: set[int], retry: bool) -> list[int]:
+    """Fail the trials of dead workers as ``interrupted`` and enqueue each one's parameters once more.
+
+    Args:
+        study: the study.
+        grace_period: see :func:`stale_trials`.
+        mine: this worker's running trials (left alone).
+        retry: enqueue the parameters again (``retry_interrupted``); a retry is not retried twice.
+
+    Returns:
+        The numbers of the trials this worker failed (another worker may have won some of the races).
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    storage = study._storage
+    failed = []
+    for t, why in stale_trials(study, grace_period, mine):
+        try:
+            storage.set_trial_user_attr(t._trial_id, ATTR_FAIL_REASON, INTERRUPTED)
+            if not storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # its worker finished it after all, or another worker failed it first
+        failed.append(t.number)
+        again = retry and ATTR_RETRY_OF not in t.user_attrs
+        if again:
+            attrs: dict[str, Any] = {ATTR_RETRY_OF: t.number}
+            if t.user_attrs.get(ATTR_BASELINE):
+                attrs[ATTR_BASELINE] = True
+            study.enqueue_trial(dict(t.params), user_attrs=attrs)
+        log.warning(
+            "trial %d failed as %s: %s%s",
+            t.number,
+            INTERRUPTED,
+            why,
+            "; its parameters are retried" if again else ("" if not retry else "; it was a retry already"),
+        )
+    return failed

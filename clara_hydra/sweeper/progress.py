@@ -1,0 +1,115 @@
+"""One console line per finished trial, printed by the worker that finished it.
+
+``trial 7/20 COMPLETE val_mean_dice=0.912 · best 0.931 (trial 0) · 14 s · ETA 3 min``; a PRUNED or
+FAILED trial shows its reason instead of its value, and with several workers the line ends with the
+worker's id. The metric's name comes from the job's ``trial_summary.json`` (the runtime writes it), else
+``value``. The ETA is the mean duration of the trials trained so far times the trials left, divided by
+the workers.
+
+The line is printed, not logged: it is the sweep's progress at the default console level, whatever the
+logging configuration; the log keeps the detail.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from clara_hydra.errors import shorten
+
+if TYPE_CHECKING:
+    import optuna
+
+SUMMARY_FILE = "trial_summary.json"  # written by clara_hydra.runtime.summary into each job folder
+
+
+def format_seconds(seconds: float) -> str:
+    """``14 s``, ``3 min``, ``1.5 h``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def metric_name(job_dir: str | None) -> str:
+    """The objective's name from the job's ``trial_summary.json``, else ``value``."""
+    if job_dir:
+        try:
+            data = json.loads((Path(job_dir) / SUMMARY_FILE).read_text())
+            name = data.get("objective", {}).get("name")
+            if name:
+                return str(name)
+        except (OSError, ValueError, AttributeError):
+            pass
+    return "value"
+
+
+def trial_line(
+    study: optuna.Study,
+    trial: optuna.trial.FrozenTrial,
+    n_trials: int,
+    *,
+    workers: int = 1,
+    worker: str | None = None,
+) -> str:
+    """The progress line of a finished trial.
+
+    Args:
+        study: the study (for the best trial, the remaining budget and the ETA).
+        trial: the finished trial, as stored.
+        n_trials: the study's budget.
+        workers: how many workers share the study (divides the ETA; >1 adds the worker id).
+        worker: the id of the worker that ran the trial.
+
+    Returns:
+        One line, without a newline.
+    """
+    from optuna.trial import TrialState
+
+    from clara_hydra.sweeper.results import ATTR_JOB_DIR, reason_of
+    from clara_hydra.sweeper.resume import budget_used
+
+    parts = [f"trial {trial.number}/{n_trials} {trial.state.name}"]
+    if trial.state == TrialState.COMPLETE and trial.values:
+        name = metric_name(trial.user_attrs.get(ATTR_JOB_DIR))
+        text = ", ".join(f"{v:.4g}" for v in trial.values)
+        note = reason_of(trial)
+        parts[0] += f" {name}={text}" + (f" ({note})" if note else "")
+    else:
+        parts[0] += f" {shorten(reason_of(trial) or '', 100)}".rstrip()
+    trials = study.get_trials(deepcopy=False)
+    best = _best(study, trials)
+    if best is not None:
+        parts.append(f"best {best.values[0]:.4g} (trial {best.number})")
+    if trial.duration is not None:
+        parts.append(format_seconds(trial.duration.total_seconds()))
+    left = n_trials - budget_used(study)
+    trained = [t.duration.total_seconds() for t in trials if t.state.is_finished() and t.duration is not None]
+    if left > 0 and trained:
+        parts.append(f"ETA {format_seconds(sum(trained) / len(trained) * left / max(workers, 1))}")
+    if workers > 1 and worker:
+        parts.append(worker)
+    return " · ".join(parts)
+
+
+def _best(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> optuna.trial.FrozenTrial | None:
+    from optuna.trial import TrialState
+
+    if len(study.directions) != 1:
+        return None
+    done = [t for t in trials if t.state == TrialState.COMPLETE and t.values]
+    if not done:
+        return None
+    maximize = study.directions[0].name.lower() == "maximize"
+    return (max if maximize else min)(done, key=lambda t: t.values[0])
+
+
+def print_trial(study: optuna.Study, trial_id: int, n_trials: int, **kwargs: Any) -> str:
+    """Print the progress line of the finished trial with storage id ``trial_id``; return it."""
+    frozen = study._storage.get_trial(trial_id)
+    line = trial_line(study, frozen, n_trials, **kwargs)
+    print(line, file=sys.stdout, flush=True)
+    return line

@@ -1,0 +1,232 @@
+"""Many workers, one study: the worker processes of ``hydra.sweeper.workers=N`` and their GPUs.
+
+A *worker* is one ``python train.py -m ...`` process that asks, trains and tells its own trials
+against the shared storage, one at a time, without waiting for the others (Optuna's advice for
+asynchronous parallel studies; Hydra's maintainers give the same). ``workers=N`` in one command makes
+the command a coordinator: it checks the settings, creates the study and its baseline trial, then
+starts N workers, each the same command line with ``CLARA_HYDRA_WORKER`` set (its index, its GPUs),
+waits for them, and writes the results and the summary. Where the processes run is the launcher's
+business:
+
+- Hydra's basic launcher (the default install): N local child processes.
+- Any other launcher (``hydra/launcher=joblib``, ``submitit_local``, ``submitit_slurm``): N launcher
+  jobs, each running one worker, so on SLURM the workers are cluster jobs (each running many trials).
+
+Running the same command by hand on other machines against one ``postgresql://`` storage joins the
+study too: a worker may join or leave at any time.
+
+GPUs: ``gpus: "0:1:2,3"`` (Clara's form) gives worker 1 GPU 0, worker 2 GPU 1 and worker 3 GPUs 2
+and 3, through ``CUDA_VISIBLE_DEVICES`` set in the worker's environment before it starts, so before
+CUDA initialises; its trials see their GPUs as ``cuda:0``... On the CPU, each worker's trials get
+``cores // workers`` torch threads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from clara_hydra.errors import SweepError, shorten, with_fix
+
+log = logging.getLogger(__name__)
+
+ENV_WORKER = "CLARA_HYDRA_WORKER"
+
+
+def parse_gpus(value: Any) -> list[list[str]] | None:
+    """Clara's worker GPU string (``"0:1:2,3"``) or a list of GPU lists -> one GPU-id list per worker.
+
+    Args:
+        value: ``hydra.sweeper.gpus``: ``None``, a string, an int, or a list of strings/ints/lists.
+
+    Returns:
+        ``[["0"], ["1"], ["2", "3"]]``, or ``None`` when unset.
+
+    Raises:
+        SweepError: an empty list, a non-integer id, or a GPU given to two workers.
+    """
+    if value is None:
+        return None
+    if hasattr(value, "_content"):  # an OmegaConf node
+        from omegaconf import OmegaConf
+
+        value = OmegaConf.to_container(value)
+    if isinstance(value, bool):
+        raise _bad_gpus(value, "expected GPU ids")
+    if isinstance(value, int):
+        value = str(value)
+    if isinstance(value, str):
+        groups: list[Any] = value.strip().split(":") if value.strip() else []
+    elif isinstance(value, (list, tuple)):
+        groups = list(value)
+    else:
+        raise _bad_gpus(value, "expected a string such as '0:1:2,3' or a list of GPU lists")
+    if not groups:
+        raise _bad_gpus(value, "no GPU list")
+    result: list[list[str]] = []
+    for group in groups:
+        ids = group if isinstance(group, (list, tuple)) else str(group).split(",")
+        cleaned = [str(i).strip() for i in ids]
+        if not cleaned or any(not i.isdigit() for i in cleaned):
+            raise _bad_gpus(value, f"each worker's list must be GPU numbers separated by ',', got {group!r}")
+        result.append(cleaned)
+    flat = [i for g in result for i in g]
+    if len(flat) != len(set(flat)):
+        raise _bad_gpus(value, "a GPU is given to two workers")
+    return result
+
+
+def _bad_gpus(value: Any, why: str) -> SweepError:
+    return SweepError(
+        with_fix(
+            f"hydra.sweeper.gpus: {why} (got {shorten(value)})",
+            "one ':'-separated list per worker, GPU ids within a list separated by ',': gpus='0:1:2,3'",
+        )
+    )
+
+
+@dataclass(frozen=True)
+class WorkerRole:
+    """What ``CLARA_HYDRA_WORKER`` tells a worker process: its index, the number of workers, its GPUs."""
+
+    index: int
+    count: int
+    gpus: list[str] | None = None
+
+    def to_env(self) -> str:
+        return json.dumps({"index": self.index, "count": self.count, "gpus": self.gpus})
+
+    @classmethod
+    def from_env(cls) -> WorkerRole | None:
+        """The role set by a coordinator, or ``None`` for a process started by hand."""
+        text = os.environ.get(ENV_WORKER)
+        if not text:
+            return None
+        try:
+            data = json.loads(text)
+            return cls(int(data["index"]), int(data["count"]), data.get("gpus"))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SweepError(f"{ENV_WORKER}={shorten(text)} is not a worker role: {exc}") from exc
+
+
+def worker_id(role: WorkerRole | None) -> str:
+    """``w1@host`` for a worker a coordinator started, ``p<pid>@host`` for one started by hand."""
+    host = socket.gethostname()
+    return f"w{role.index}@{host}" if role is not None else f"p{os.getpid()}@{host}"
+
+
+def worker_env(role: WorkerRole, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a worker process: its role, its GPUs, its share of the CPU threads.
+
+    ``CUDA_VISIBLE_DEVICES`` is set here, in the environment the process starts with, so it holds
+    before anything in the worker initialises CUDA. Without GPUs the CPU threads are shared out
+    (``CLARA_HYDRA_THREADS``, unless the user set it), so N workers do not oversubscribe the cores.
+    """
+    from clara_hydra.runtime.device import ENV_THREADS, usable_cores, visible_devices_env
+
+    env = dict(os.environ if base is None else base)
+    env[ENV_WORKER] = role.to_env()
+    env.update(visible_devices_env(role.gpus))
+    if role.gpus is None and not env.get(ENV_THREADS):
+        env[ENV_THREADS] = str(max(usable_cores() // role.count, 1))
+    return env
+
+
+def worker_command() -> list[str]:
+    """The command line that started this process, to start a worker with (``python train.py -m ...``)."""
+    script = sys.argv[0] if sys.argv else ""
+    if not script or script == "-c" or not os.path.exists(script):
+        raise SweepError(
+            with_fix(
+                "hydra.sweeper.workers > 1 starts worker processes with this command line, "
+                f"but it was not started from a script (argv[0]={script!r})",
+                "run the sweep as `python train.py -m ...`, or start one process per worker yourself "
+                "(workers=1 each) against the same storage",
+            )
+        )
+    return [sys.executable, os.path.abspath(script), *sys.argv[1:]]
+
+
+@dataclass
+class WorkerJob:
+    """The task function of a launcher job that runs one worker (picklable for joblib and submitit).
+
+    Args:
+        command: the worker's command line.
+        cwd: where it starts (the launch directory: relative paths keep their meaning).
+        roles: the role of each worker, by job index.
+    """
+
+    command: list[str]
+    cwd: str
+    roles: list[WorkerRole]
+
+    def __call__(self, cfg: Any) -> int:
+        from hydra.core.hydra_config import HydraConfig
+
+        role = self.roles[int(HydraConfig.get().job.num)]
+        code = subprocess.call(self.command, cwd=self.cwd, env=worker_env(role))
+        if code != 0:
+            raise SweepError(f"worker w{role.index} exited with code {code}")
+        return code
+
+
+def run_local(command: list[str], cwd: str, roles: Sequence[WorkerRole]) -> list[int]:
+    """Start one child process per worker and wait for all of them; return their exit codes.
+
+    Hydra's basic launcher runs jobs one after another in its own process, so it cannot run workers
+    side by side; child processes of the same command are the plain way to do it (no scheduling: every
+    worker pulls its own trials from the storage).
+
+    On Ctrl-C the children (same process group, so they got the SIGINT too) close their trials; they
+    are waited for, and sent SIGTERM if they take longer than 30 s.
+    """
+    procs = [subprocess.Popen(command, cwd=cwd, env=worker_env(role)) for role in roles]
+    log.info("started %d worker process(es): pids %s", len(procs), [p.pid for p in procs])
+    try:
+        return [p.wait() for p in procs]
+    except KeyboardInterrupt:
+        deadline = time.monotonic() + 30
+        for p in procs:
+            try:
+                p.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                p.send_signal(signal.SIGTERM)
+                p.wait()
+        raise
+
+
+def run_with_launcher(launcher_factory: Any, command: list[str], cwd: str, roles: Sequence[WorkerRole]) -> list[int]:
+    """Run one launcher job per worker (joblib, submitit...); each job runs the worker's command.
+
+    Args:
+        launcher_factory: ``task_function -> launcher`` (Hydra's ``instantiate_launcher`` with our context).
+        command: the worker command line.
+        cwd: the launch directory.
+        roles: one role per worker.
+
+    Returns:
+        0 per finished job, 1 per failed one.
+    """
+    from hydra.core.utils import JobStatus
+
+    launcher = launcher_factory(WorkerJob(command, cwd, list(roles)))
+    # Worker jobs get their own folders (workers/0, ...), away from the trial folders (job N = trial N).
+    returns = launcher.launch([["hydra.sweep.subdir=workers/${hydra.job.num}"] for _ in roles], initial_job_idx=0)
+    codes = []
+    for role, ret in zip(roles, returns, strict=True):
+        if ret.status == JobStatus.FAILED:
+            log.warning("worker w%d failed: %s", role.index, ret._return_value)
+            codes.append(1)
+        else:
+            codes.append(0)
+    return codes
