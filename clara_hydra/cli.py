@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--automl", help="config_automl.json (max_rounds, stop_threshold, num_mmars_to_keep)")
     conv.add_argument("--set", action="append", default=[], metavar="K=V", help="set a variable (highest priority)")
     conv.add_argument("-q", "--quiet", action="store_true", help="do not print the report")
+    from clara_hydra.export.cli import add_export_parser
+
+    add_export_parser(sub)
     return parser
 
 
@@ -57,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse already printed its usage message
         return EXIT_USER_ERROR if exc.code else 0
-    return run_and_report(lambda: _convert(args))
+    handler = getattr(args, "handler", _convert)  # subcommands other than convert set their handler
+    return run_and_report(lambda: handler(args))
 
 
 if __name__ == "__main__":
