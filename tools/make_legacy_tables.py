@@ -18,7 +18,8 @@ the Python sources with :mod:`ast`:
 * **args**: ``@deprecated_arg(name, new_name=..., since, removed, msg_suffix)`` on constructors of current classes
   (a missing ``new_name`` is taken from a message "use `x` instead" when ``x`` is a parameter), and parameters that
   existed at some release and are gone now (``removed_args``);
-* **defaults**: literal default values of current constructors that changed between releases.
+* **defaults**: literal default values of current constructors that changed between releases: per argument,
+  its default from the first release that has it and at each release that changed it.
 
 The output is deterministic (sorted keys); commit it. The tests check every entry against the installed MONAI.
 """
@@ -444,18 +445,11 @@ def _arg_tables(snaps: list[Snapshot], latest: Snapshot) -> tuple[dict[str, Any]
                         continue
                     e = removed.setdefault(target, {}).setdefault(old, {"first": tag})
                     e["last"] = tag
-            for (_, prev), (tag, nxt) in zip(history, history[1:], strict=False):
-                assert prev.params is not None and nxt.params is not None
-                for name, value in nxt.params.items():
-                    before = prev.params.get(name)
-                    if name not in prev.params or before == value or before is None or value is None:
-                        continue
-                    if not (_literal(before) and _literal(value)) or name not in now.params:
-                        continue
-                    defaults.setdefault(target, {}).setdefault(name, []).append(
-                        {"version": tag, "old": before, "new": value}
-                    )
-    for target, by_arg in removed.items():
+            for name in now.params:
+                timeline = _default_timeline(name, history)
+                if len(timeline) > 1:
+                    defaults.setdefault(target, {})[name] = timeline
+    for by_arg in removed.values():
         for entry in by_arg.values():
             later = [s.tag for s in snaps if vkey(s.tag) > vkey(entry["last"])]
             entry["removed"] = later[0] if later else None
@@ -464,6 +458,22 @@ def _arg_tables(snaps: list[Snapshot], latest: Snapshot) -> tuple[dict[str, Any]
         {k: dict(sorted(v.items())) for k, v in sorted(removed.items())},
         {k: dict(sorted(v.items())) for k, v in sorted(defaults.items())},
     )
+
+
+def _default_timeline(arg: str, history: list[tuple[str, Definition]]) -> list[dict[str, str]]:
+    """``[{"version": v, "value": src}, ...]``: the literal default of ``arg`` from the first release that has
+    it, and each release that changed it. Empty when any release gives it a non-literal default."""
+    timeline: list[dict[str, str]] = []
+    for tag, d in history:
+        assert d.params is not None
+        if arg not in d.params:
+            continue
+        src = d.params[arg]
+        if src is None or not _literal(src):
+            return []
+        if not timeline or ast.literal_eval(timeline[-1]["value"]) != ast.literal_eval(src):
+            timeline.append({"version": tag, "value": src})
+    return timeline
 
 
 def _literal(src: str) -> bool:

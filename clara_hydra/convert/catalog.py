@@ -26,8 +26,9 @@ from functools import cache
 from typing import Any
 
 from clara_hydra.convert import legacy
-from clara_hydra.convert.signatures import SEARCH_MODULES, Signature, load_index
-from clara_hydra.errors import Diagnostic, Level, suggest
+from clara_hydra.convert.legacy import pick
+from clara_hydra.convert.signatures import SEARCH_MODULES, Index, Signature, load_index
+from clara_hydra.errors import Diagnostic, Level, shorten, suggest
 
 ERAS = ("4.1", "4.0", "3.x")
 LIBRARIES = ("monai", "torch", "ignite")  # a `path` into these is ours to know, not a user requirement
@@ -167,7 +168,8 @@ def _check_args(
         if arg in names:
             out[arg] = value
             continue
-        new, why = legacy.ARG_RENAMES.get(arg, ("", ""))
+        new, why, level = _renamed_arg(sig.target, arg)
+        removed = legacy.load_history().removed_arg(sig.target, arg)
         if new and new in names and new not in args:
             out[new] = value
             renamed[arg] = new
@@ -176,7 +178,21 @@ def _check_args(
                     rule="rewrite",
                     message=f"'{arg}' -> '{new}' for {sig.target}: {why}",
                     json_path=where,
-                    level=Level.INFO,
+                    fix="" if level is Level.INFO else f"check that '{new}: {value!r}' means what '{arg}' meant",
+                    level=level,
+                )
+            )
+        elif removed is not None and not sig.accepts_var_kwargs:
+            renamed[arg] = ""
+            gone = f"in MONAI {removed.removed}" if removed.removed else "after MONAI " + removed.last
+            diags.append(
+                Diagnostic(
+                    rule="removed-argument",
+                    message=f"argument '{arg}' ({shorten(value)}) of {sig.target} was removed {gone} "
+                    f"(last in {removed.last}): dropped",
+                    json_path=where,
+                    fix=f"check that {sig.target} without '{arg}' does what you need",
+                    level=Level.WARNING,
                 )
             )
         elif sig.accepts_var_kwargs:
@@ -214,6 +230,20 @@ def _check_args(
     return out, composed, diags
 
 
+def _renamed_arg(target: str, arg: str) -> tuple[str, str, Level]:
+    """The current name of a renamed argument of ``target``: MONAI's own ``deprecated_arg`` first, then the
+    renames MONAI made across many classes at once (:data:`legacy.ARG_RENAMES`)."""
+    found = legacy.load_history().arg_rename(target, arg)
+    if found is not None:
+        since = f"MONAI {found.since} deprecated '{arg}'" if found.since else f"MONAI deprecated '{arg}'"
+        if found.verbatim:
+            return found.new, f"{since} for '{found.new}' (same value)", Level.INFO
+        # Only the deprecation message names the new argument: its values may mean something else.
+        return found.new, f"{since}; its message says to use '{found.new}'", Level.WARNING
+    new, why = legacy.ARG_RENAMES.get(arg, ("", ""))
+    return new, why, Level.INFO
+
+
 def _close_args(arg: str, names: frozenset[str]) -> list[str]:
     """Close spellings of ``arg``; else names one is a prefix of the other (``probability``/``prob``)."""
     close = [n for n in difflib.get_close_matches(arg, sorted(names), n=3, cutoff=0.6)]
@@ -229,10 +259,10 @@ def _unresolved(args: dict[str, Any], diags: list[Diagnostic], requirement: str 
     return Resolution(None, args, {a: a for a in args}, frozenset(), None, False, tuple(diags), requirement)
 
 
-def _resolve_path(path: str, args: dict[str, Any], json_path: str) -> Resolution:
+def _resolve_path(path: str, args: dict[str, Any], json_path: str, era: str) -> Resolution:
     sig = load_index().lookup(path)
     if sig is not None:
-        return _finish(path, sig, args, {a: a for a in args}, frozenset(), [], json_path, False, path)
+        return _finish(path, sig, args, {a: a for a in args}, frozenset(), [], json_path, False, path, era)
     module = path.rpartition(".")[0]
     top = path.split(".", 1)[0]
     if not module:
@@ -272,10 +302,13 @@ def _finish(
     json_path: str,
     drop_unknown: bool,
     old: str,
+    era: str = "4.1",
 ) -> Resolution:
     if sig.params is None:  # no readable signature: emit unchecked
         return Resolution(target, args, arg_map, value_rewritten, None, False, tuple(diags))
     args, arg_map, more = _check_args(sig, args, arg_map, json_path, drop_unknown, old)
+    if not drop_unknown:  # a 3.x rule sets what it needs; Clara-era MONAI defaults concern MONAI components
+        more += pick.default_notes(sig.target, args, era, json_path)
     params = None if sig.accepts_var_kwargs else sig.names
     missing = sig.required - set(args)
     return Resolution(target, args, arg_map, value_rewritten, params, True, tuple(diags + more), None, missing)
@@ -310,7 +343,7 @@ def resolve_component(
         raise ValueError(f"era must be one of {ERAS}, got {era!r}")
     clean = _strip_comments(args)
     if path:
-        return _resolve_path(path, clean, json_path)
+        return _resolve_path(path, clean, json_path, era)
     if not name:
         diag = Diagnostic(
             rule="missing-name",
@@ -320,46 +353,67 @@ def resolve_component(
         )
         return _unresolved(clean, [diag])
     index = load_index()
+    notes: list[Diagnostic] = []
     rule: legacy.Rule | None = None
-    if era == "3.x" and name in legacy.TF_NO_COUNTERPART:
-        diag = Diagnostic(
-            rule="no-monai-counterpart",
-            message=f"3.x component '{name}' is not converted: {legacy.TF_NO_COUNTERPART[name]}",
-            json_path=json_path,
-            fix="replace it with a MONAI component by hand",
-            level=Level.WARNING,
-        )
-        return _unresolved(clean, [diag])
-    if era == "3.x" and name in legacy.TF_BY_NAME:
+    if pick.is_tf_component(name, clean, era, index):  # by what the name is (and its args), not the file's era
+        notes = pick.tf_reading_note(name, era, json_path)
+        if name in legacy.TF_NO_COUNTERPART:
+            diag = Diagnostic(
+                rule="no-monai-counterpart",
+                message=f"3.x component '{name}' is not converted: {legacy.TF_NO_COUNTERPART[name]}",
+                json_path=json_path,
+                fix="replace it with a MONAI component by hand",
+                level=Level.WARNING,
+            )
+            return _unresolved(clean, [*notes, diag])
         rule = legacy.TF_BY_NAME[name]
-    elif name in legacy.MONAI_BY_NAME:
-        candidate = legacy.MONAI_BY_NAME[name]
-        slot_ok = candidate.slots is None or slot in candidate.slots
-        # A removed name is rewritten; a current name only by a slot-bound rule or a fold on the class itself.
-        removed = name not in index.names
-        same = candidate.new is not None and legacy.short(candidate.new) == name
-        if slot_ok and (removed or candidate.slots is not None or same):
-            rule = candidate
+    else:
+        found = pick.monai_rule(name, slot, index)
+        if isinstance(found, legacy.RemovedName):
+            return _unresolved(clean, [pick.removed_diagnostic(found, json_path)])
+        rule = found
     if rule is not None and rule.new is not None:
         rewrite = legacy.apply_rule(rule, clean, json_path)
-        sig = index.lookup(rule.new)
+        target, slip = _dictionary(rule.new, name, rewrite.args, json_path, index)
+        sig = index.lookup(target)
         if sig is None:  # a table entry the installed MONAI lacks: say so rather than crash
             diag = _unknown(name, json_path, era)
-            return _unresolved(clean, [*rewrite.diagnostics, diag])
+            return _unresolved(clean, [*notes, *rewrite.diagnostics, diag])
         return _finish(
-            rule.new,
+            target,
             sig,
             rewrite.args,
             rewrite.arg_map,
             rewrite.value_rewritten,
-            list(rewrite.diagnostics),
+            [*notes, *rewrite.diagnostics, *slip],
             json_path,
             rule.drop_unknown,
             rule.old,
+            era,
         )
-    target, diags = _choose(name, slot, json_path)
-    if target is None:
+    chosen, diags = _choose(name, slot, json_path)
+    if chosen is None:
         return _unresolved(clean, [_unknown(name, json_path, era)])
+    target, slip = _dictionary(chosen, name, clean, json_path, index)
     return _finish(
-        target, index.objects[target], clean, {a: a for a in clean}, frozenset(), diags, json_path, False, name
+        target,
+        index.objects[target],
+        clean,
+        {a: a for a in clean},
+        frozenset(),
+        diags + slip,
+        json_path,
+        False,
+        name,
+        era,
     )
+
+
+def _dictionary(
+    target: str, name: str, args: Mapping[str, Any], json_path: str, index: Index
+) -> tuple[str, list[Diagnostic]]:
+    """An array transform given ``keys`` becomes its dictionary form, with a warning (an evident slip)."""
+    dict_target = pick.dictionary_form(target, args, index)
+    if dict_target is None:
+        return target, []
+    return dict_target, [pick.dictionary_diagnostic(name, dict_target, json_path)]

@@ -40,6 +40,10 @@ QUIET_DEFAULTS: Mapping[tuple[str, str], str] = {
     ("StatsHandler", "name"): "the logger's name",
     ("Invertd", "device"): "where the inverse runs, not what it computes",
     ("Invert", "device"): "where the inverse runs, not what it computes",
+    ("SegResNet", "norm_name"): "superseded by 'norm', whose default is the same group norm",
+    ("CacheDataset", "num_workers"): "worker threads: speed, not results",
+    ("SmartCacheDataset", "num_init_workers"): "worker threads: speed, not results",
+    ("SmartCacheDataset", "num_replace_workers"): "worker threads: speed, not results",
 }
 
 
@@ -85,7 +89,10 @@ class RemovedArg:
 
 @dataclass(frozen=True)
 class DefaultChange:
-    """A literal default that changed in ``version`` (the first release with ``new``)."""
+    """A literal default that differs between a Clara-era release and today.
+
+    ``version`` is the first release with today's value ``new``; ``old`` is the value at the Clara-era release.
+    """
 
     target: str
     arg: str
@@ -112,7 +119,7 @@ class History:
     classes: Mapping[str, RemovedName]
     args: Mapping[str, Mapping[str, ArgRename]]
     removed_args: Mapping[str, Mapping[str, RemovedArg]]
-    defaults: Mapping[str, tuple[DefaultChange, ...]]
+    defaults: Mapping[str, Mapping[str, tuple[tuple[str, str], ...]]]  # target -> arg -> ((version, value), ...)
 
     def removed_name(self, name: str) -> RemovedName | None:
         return self.classes.get(name)
@@ -124,21 +131,19 @@ class History:
         return self.removed_args.get(target, {}).get(arg)
 
     def changed_defaults(self, target: str, since: str) -> list[DefaultChange]:
-        """Default changes of ``target`` in releases after ``since``, first change per argument, unless quiet.
+        """The defaults of ``target`` that differ between release ``since`` and today (quiet ones left out).
 
-        Changes that only respell a value (``0`` -> ``0.0``) are left out.
+        An argument the ``since`` release did not have yet is left out: nothing says what Clara ran with.
         """
         short = target.rsplit(".", 1)[-1]
-        seen: dict[str, DefaultChange] = {}
-        for change in self.defaults.get(target, ()):
-            if version_key(change.version) <= version_key(since) or (short, change.arg) in QUIET_DEFAULTS:
-                continue
-            seen.setdefault(change.arg, change)
         out = []
-        for arg, change in seen.items():
-            last = [c for c in self.defaults[target] if c.arg == arg][-1]
-            if ast.literal_eval(change.old) != ast.literal_eval(last.new):
-                out.append(DefaultChange(target, arg, change.version, change.old, last.new))
+        for arg, timeline in self.defaults.get(target, {}).items():
+            then = [(v, value) for v, value in timeline if version_key(v) <= version_key(since)]
+            if not then or (short, arg) in QUIET_DEFAULTS:
+                continue
+            old, (changed_in, new) = then[-1][1], timeline[-1]
+            if ast.literal_eval(old) != ast.literal_eval(new):
+                out.append(DefaultChange(target, arg, changed_in, old, new))
         return out
 
 
@@ -168,9 +173,7 @@ def parse_history(data: Mapping[str, Any]) -> History:
         for target, by_arg in data["removed_args"].items()
     }
     defaults = {
-        target: tuple(
-            DefaultChange(target, arg, c["version"], c["old"], c["new"]) for arg, cs in by_arg.items() for c in cs
-        )
+        target: {arg: tuple((e["version"], e["value"]) for e in timeline) for arg, timeline in by_arg.items()}
         for target, by_arg in data["defaults"].items()
     }
     return History(tuple(data["source"]["releases"]), classes, args, removed, defaults)
