@@ -59,8 +59,10 @@ def load_datalist(
     list_file = _absolute(data_list_file_path)
     if not list_file.is_file():
         raise DataError(
-            f"data_list_file_path={data_list_file_path!r}: no such file ({list_file}); "
-            "set the datalist with e.g. DATASET_JSON=/path/to/dataset.json"
+            with_fix(
+                f"data_list_file_path={data_list_file_path!r}: no such file ({list_file})",
+                "set the datalist, e.g. DATASET_JSON=/path/to/dataset.json DATA_ROOT=/path/to/data",
+            )
         )
     try:
         content = json.loads(list_file.read_text())
@@ -69,12 +71,16 @@ def load_datalist(
     if not isinstance(content, dict) or data_list_key not in content:
         present = sorted(content) if isinstance(content, dict) else []
         raise DataError(
-            f"data_list_key={data_list_key!r} is not in {list_file}; keys present: {present}; "
-            "set it with e.g. TRAIN_DATALIST_KEY=training"
+            with_fix(
+                f"data_list_key={data_list_key!r} is not in {list_file}; keys present: {present}",
+                "set it, e.g. TRAIN_DATALIST_KEY=training",
+            )
         )
     base = _absolute(data_file_base_dir) if data_file_base_dir else list_file.parent
     if not base.is_dir():
-        raise DataError(f"data_file_base_dir={data_file_base_dir!r}: no such folder ({base}); set DATA_ROOT")
+        raise DataError(
+            with_fix(f"data_file_base_dir={data_file_base_dir!r}: no such folder ({base})", "set DATA_ROOT")
+        )
     items: list[dict[str, Any]] = load_decathlon_datalist(
         os.fspath(list_file), is_segmentation=True, data_list_key=data_list_key, base_dir=os.fspath(base)
     )
@@ -87,8 +93,11 @@ def load_datalist(
     if missing:
         shown = ", ".join(missing[:_MAX_LISTED]) + (" ..." if len(missing) > _MAX_LISTED else "")
         raise DataError(
-            f"{len(missing)} file(s) listed under {data_list_key!r} in {list_file} are missing "
-            f"(data_file_base_dir={data_file_base_dir!r}): {shown}"
+            with_fix(
+                f"{len(missing)} file(s) listed under {data_list_key!r} in {list_file} are missing "
+                f"(data_file_base_dir={data_file_base_dir!r}): {shown}",
+                "set DATA_ROOT to the folder the datalist's file names are relative to",
+            )
         )
     return items
 

@@ -42,6 +42,23 @@ def load_items(
     workers = max(int(getattr(dataset, "num_workers", 1) or 1), 1)
     results: list[Any] = [None] * len(indices)
     bar = _progress(dataset, len(indices))
+    try:
+        _run_all(run, indices, workers, results, bar, where, dataset)
+    finally:
+        if bar is not None:
+            bar.close()
+    return results
+
+
+def _run_all(
+    run: Callable[[int], Any],
+    indices: Sequence[int],
+    workers: int,
+    results: list[Any],
+    bar: Any,
+    where: str,
+    dataset: Any,
+) -> None:
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clara-cache") as pool:
         futures = {pool.submit(run, index): n for n, index in enumerate(indices)}
         pending = set(futures)
@@ -61,9 +78,6 @@ def load_items(
                 results[futures[f]] = f.result()
             if bar is not None:
                 bar.update(len(done))
-    if bar is not None:
-        bar.close()
-    return results
 
 
 def _progress(dataset: Any, total: int) -> Any:

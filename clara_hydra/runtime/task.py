@@ -11,35 +11,61 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from clara_hydra import resolvers
-from clara_hydra.errors import EXIT_USER_ERROR, FULL_ERROR_ENV, BuildError, UserError
+from clara_hydra.errors import BuildError, UserError, exit_code_for, shorten, with_fix
 from clara_hydra.runtime.monitor import Monitor, is_trial_pruned
 from clara_hydra.runtime.summary import TrialSummary
 
 log = logging.getLogger(__name__)
+_SETTLE_SECONDS = 10.0  # how long an exiting run waits for loader threads still inside C++ code
 
 
 def main(cfg: DictConfig) -> float:
-    """Entry point for ``@hydra.main``: :func:`run` with the user-error policy.
+    """Entry point for ``@hydra.main``: :func:`run` under the error contract of every command.
 
-    In a single run a :class:`UserError` is printed as one compact block and the process exits with code 2
-    (Hydra would otherwise print it as a crash and exit 1). In a multirun it is re-raised so the sweeper
-    records the trial as failed and goes on. ``CLARA_HYDRA_FULL_ERROR=1`` keeps the traceback.
+    In a single run a :class:`UserError` is printed as one compact block and the process exits with code 2,
+    Ctrl-C with code 130 (:func:`clara_hydra.errors.exit_code_for`, the CLI's helper; Hydra would print a
+    crash and exit 1). In a multirun both are re-raised: the sweeper records a failed trial and goes on, or
+    stops on Ctrl-C with its summary. ``CLARA_HYDRA_FULL_ERROR=1`` keeps the traceback.
     """
     try:
         return run(cfg)
-    except UserError as exc:
-        if os.environ.get(FULL_ERROR_ENV) or _is_multirun():
+    except (UserError, KeyboardInterrupt) as exc:
+        if _is_multirun():
             raise
-        print(f"clara-hydra: {exc}", file=sys.stderr)
-        print(f"(set {FULL_ERROR_ENV}=1 for the traceback)", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)  # SystemExit passes through Hydra's own error handler untouched
+        code = exit_code_for(exc)
+        if code is None:
+            raise
+        _settle_threads()
+        sys.exit(code)  # SystemExit passes through Hydra's own error handler untouched
+
+
+def _settle_threads(timeout: float = _SETTLE_SECONDS) -> None:
+    """Wait (bounded) for the process's other threads before exiting on an error.
+
+    A pool that loaded data when the error came (MONAI's ``CacheDataset`` fill uses ``ThreadPool``, whose
+    ``terminate()`` does not join) may still be inside nibabel/torch; exiting under it makes the C++ runtime
+    abort with ``terminate called without an active exception`` (exit 134 instead of 2).
+    """
+    deadline = time.monotonic() + timeout
+    for thread in threading.enumerate():
+        # Only pool workers: ThreadPool's are named "Thread-N (worker)"; long-lived helpers (TensorBoard's
+        # writer, tqdm's monitor) would hold the exit for the whole timeout.
+        if thread is threading.current_thread() or not thread.is_alive() or not _is_pool_worker(thread.name):
+            continue
+        thread.join(max(deadline - time.monotonic(), 0.0))
+
+
+def _is_pool_worker(name: str) -> bool:
+    return name.endswith("(worker)") or name.startswith(("ThreadPoolExecutor-", "clara-cache"))
 
 
 def run(cfg: DictConfig, job_dir: str | os.PathLike[str] | None = None) -> float:
@@ -77,6 +103,8 @@ def run(cfg: DictConfig, job_dir: str | os.PathLike[str] | None = None) -> float
     log.info("device %s, seed %s, cudnn_benchmark %s", policy.device, seed, bool(cfg.get("cudnn_benchmark", False)))
     builder = Builder(cfg, rank=_rank(), kwargs_policy=policy.adjust)
     trainer_path, evaluator_path, dataset_paths = _layout(cfg)
+    if trainer_path:
+        _check_epochs(cfg, f"{trainer_path}.max_epochs")
     monitor: Monitor | None = None
     try:
         with summary.timed("caching_data"):
@@ -89,11 +117,27 @@ def run(cfg: DictConfig, job_dir: str | os.PathLike[str] | None = None) -> float
         summary.amp = bool(getattr(trainer or evaluator, "amp", False))
         monitor = Monitor(evaluator, trainer, summary)
         monitor.attach()
+        from clara_hydra.runtime.data_errors import engine_data_error, quiet_engine_errors
+        from clara_hydra.runtime.divergence import DivergenceGuard
+
+        guard = DivergenceGuard()
+        if trainer is not None:
+            guard.attach(trainer)
+        quiet_engine_errors(trainer, evaluator)
         with summary.timed("training"):
-            (trainer or evaluator).run()
+            try:
+                (trainer or evaluator).run()
+            except Exception as exc:
+                data_error = engine_data_error(exc, cfg)
+                if data_error is None:
+                    raise
+                raise data_error from exc
+        guard.raise_if_diverged(_divergence_hint(cfg))
     except BaseException as exc:
         status = "pruned" if is_trial_pruned(exc) else "failed"
         summary.write(status=status, error=None if status == "pruned" else f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, UserError) and not _is_multirun() and (hint := _quickstart_hint()):
+            raise _with_hint(exc, hint) from exc
         raise
     summary.seconds["training"] -= summary.seconds.get("validating", 0.0)
     if monitor.pruned is not None:
@@ -112,6 +156,71 @@ def run(cfg: DictConfig, job_dir: str | os.PathLike[str] | None = None) -> float
         time.perf_counter() - started,
     )
     return float(summary.best_value)
+
+
+def _with_hint(exc: UserError, hint: str) -> UserError:
+    try:
+        return type(exc)(f"{exc}\n    {hint}")
+    except TypeError:  # an error class with another constructor (ConfigError): leave it as it is
+        return exc
+
+
+def _quickstart_hint() -> str:
+    """For a tree with an ``experiment/quickstart`` option not chosen (the repo's ``conf/``), how to run it."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return ""
+    runtime = HydraConfig.get().runtime
+    choices = runtime.choices
+    if "experiment" not in choices or choices.get("experiment") not in (None, "null"):
+        return ""
+    for source in runtime.config_sources:
+        quickstart = Path(source.path) / "experiment" / "quickstart.yaml"
+        if source.provider == "main" and source.schema == "file" and quickstart.is_file():
+            return (
+                "or try this tree at CPU size on the synthetic demo data first: python train.py experiment=quickstart"
+            )
+    return ""
+
+
+def _divergence_hint(cfg: DictConfig) -> str:
+    lr = cfg.get("learning_rate") if "learning_rate" in cfg else None
+    return f"lower learning_rate (now {lr})" if lr is not None else ""
+
+
+def _check_epochs(cfg: DictConfig, path: str) -> None:
+    """The trainer's ``max_epochs`` must be a whole number >= 1; the message names the key the user sets.
+
+    ignite would fail later without naming it (``epochs=-1``: a start-epoch error; ``epochs=abc``: a
+    comparison of str and int).
+    """
+    try:
+        value = OmegaConf.select(cfg, path, throw_on_missing=False)
+    except OmegaConfBaseException:
+        return  # the builder words interpolation errors
+    if value is None or value == "???":
+        return
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return
+    key = _source_key(cfg, path)
+    shown = f"{key}={shorten(repr(value))}" + (f" (used as {path})" if key != path else "")
+    raise BuildError(with_fix(f"{shown}: must be a whole number of epochs >= 1", f"e.g. `python train.py {key}=10`"))
+
+
+def _source_key(cfg: DictConfig, path: str) -> str:
+    """The key a value comes from: ``epochs`` for ``max_epochs: ${epochs}``, else ``path`` itself."""
+    parent, _, leaf = path.rpartition(".")
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    if not isinstance(node, DictConfig):
+        return path
+    raw = node._get_node(leaf)
+    text = raw._value() if raw is not None else None
+    if isinstance(text, str) and text.startswith("${") and text.endswith("}") and text.count("${") == 1:
+        inner = text[2:-1]
+        if ":" not in inner and OmegaConf.select(cfg, inner, default=None) is not None:
+            return _source_key(cfg, inner)
+    return path
 
 
 def _layout(cfg: DictConfig) -> tuple[str | None, str, list[str]]:
