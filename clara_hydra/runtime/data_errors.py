@@ -85,7 +85,7 @@ def transform_keys(cfg: DictConfig, cls: str) -> list[str]:
                 child = node._get_node(key)
             except Exception:
                 continue
-            walk(child, f"{path}.{key}" if path else str(key))
+            walk(child, f"{path}.{key!s}" if path else str(key))
 
     walk(cfg, "")
     return found
