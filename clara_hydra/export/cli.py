@@ -1,4 +1,8 @@
-"""``clara-hydra export SWEEP_DIR|STORAGE [--study NAME] [--trial N] --to bundle OUT/ | --to clara OUT.json``."""
+"""``clara-hydra export SWEEP_DIR|STORAGE [--study NAME] [--trial N] --to KIND OUT``.
+
+KIND OUT: ``bundle OUT/`` (a MONAI bundle), ``clara OUT.json`` (a Clara 4.1 config), ``validation CONF/``
+(a converted Clara validation config pointed at the trial's checkpoint).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import argparse
 import sys
 from typing import Any
 
-KINDS = ("bundle", "clara")
+KINDS = ("bundle", "clara", "validation")
 
 
 def add_export_parser(sub: Any) -> argparse.ArgumentParser:
@@ -17,14 +21,16 @@ def add_export_parser(sub: Any) -> argparse.ArgumentParser:
         description=(
             "Export the best (or --trial N) trial of a sweep: '--to bundle OUT/' writes a MONAI bundle "
             "(configs/train.json, inference.json, metadata.json, models/model.pt, LICENSE, docs/README.md); "
-            "'--to clara OUT.json' writes the trial as a Clara 4.1 config_train.json without search blocks."
+            "'--to clara OUT.json' writes the trial as a Clara 4.1 config_train.json without search blocks; "
+            "'--to validation CONF/' points a converted Clara validation config (CONF/) at the trial's checkpoint "
+            "(CONF/experiment/sweep_best.yaml: python train.py -cd CONF/ experiment=sweep_best)."
         ),
     )
     parser.add_argument("source", help="a sweep folder (holding trials.csv), or an Optuna storage URL / journal file")
     parser.add_argument("--study", help="study name (needed when the storage holds several)")
     parser.add_argument("--trial", type=int, help="trial number (default: the best trial)")
     parser.add_argument(
-        "--to", nargs=2, required=True, metavar=("KIND", "OUT"), help="bundle OUT_FOLDER/ or clara OUT.json"
+        "--to", nargs=2, required=True, metavar=("KIND", "OUT"), help="bundle OUT/, clara OUT.json or validation CONF/"
     )
     parser.add_argument("--force", action="store_true", help="write into a non-empty folder / over a file")
     parser.set_defaults(handler=run_export)
@@ -53,6 +59,13 @@ def run_export(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         notes = bundle.notes
+    elif kind == "validation":
+        from clara_hydra.export.validation import export_validation
+
+        val = export_validation(trial, out, force=args.force)
+        print(f"wrote {val.option}: the checkpoint of trial {trial.number}{value}", file=sys.stderr)
+        print(f"  evaluate it: {val.command}", file=sys.stderr)
+        notes = val.notes
     else:
         from clara_hydra.export.clara_json import export_clara
 
