@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     from clara_hydra.export.cli import add_export_parser
 
     add_export_parser(sub)
+    from clara_hydra.report.cli import add_report_parser
+
+    add_report_parser(sub)
     return parser
 
 
