@@ -147,10 +147,9 @@ def _best_number(results: Mapping[str, Any], rows: Mapping[int, Mapping[str, str
 
 
 def _job_dir(recorded: str, folder: Path, number: int) -> Path:
-    """The trial's job folder; a moved sweep folder is found by the folder's own subfolder of the same name."""
-    candidates = [Path(recorded)] if recorded else []
-    if recorded:
-        candidates.append(folder / Path(recorded).name)
+    """The trial's job folder: the given folder's own subfolder of that name first (a moved or copied sweep
+    folder), then the folder the sweep recorded."""
+    candidates = [folder / Path(recorded).name, Path(recorded)] if recorded else []
     candidates.append(folder / str(number))
     for candidate in candidates:
         if (candidate / CONFIG_FILE).is_file():
