@@ -20,6 +20,8 @@ from clara_hydra.keywords import Clara
 # Keys that make a dict a component written without 'name' (reported, never passed through as a plain value).
 _COMPONENT_PARTS = frozenset({Clara.ARGS, Clara.SEARCH, Clara.APPLY})
 _KNOWN_SLOTS = frozenset({*Clara.SLOT_KINDS, *Clara.LEGACY_3X_SLOTS})
+# Longest class name or path taken to the catalog (real ones are under 100); longer is a mistake, reported here.
+_NAME_LIMIT = 300
 
 
 class Parser(SearchEntryParser):
@@ -143,10 +145,10 @@ class Parser(SearchEntryParser):
         ref = item.get(Clara.REF)
         label = None
         for key, val in ((Clara.NAME, name), (Clara.PATH, class_path), (Clara.REF, ref)):
-            if val is not None and not (isinstance(val, str) and val.strip()):
+            if val is not None and not (isinstance(val, str) and val.strip() and len(val) <= _NAME_LIMIT):
                 self.problem(
                     "bad-name",
-                    f"'{key}' must be a non-empty string, got {short(val)}",
+                    f"'{key}' must be a non-empty string of at most {_NAME_LIMIT} characters, got {short(val)}",
                     join(path, key),
                     'e.g. "name": "UNet" or "path": "my_pkg.nets.MyNet"',
                 )
@@ -259,14 +261,13 @@ _KNOWN_COMPONENT_KEYS = frozenset({*Clara.COMPONENT_KEYS, *Clara.STRUCTURE_KEYS,
 
 
 def detect_era(doc: Mapping[str, Any], slots: list[Slot] | tuple[Slot, ...]) -> Era:
-    """4.1 when it says so or uses ``@``/``#`` references; 3.x when it has TensorFlow-era slots or ``fields``."""
+    """4.1 when it says so or uses ``@``/``#`` references; 3.x when it has TensorFlow-era slots."""
     version = str(doc.get("CLARA_TRAIN_VERSION", ""))
     if version.startswith("4.1") or version.startswith("4.2"):
         return Era.V41
     if any(s.name in Clara.LEGACY_3X_SLOTS for s in slots) or "lr_search" in doc or "use_amp" in doc:
         return Era.V3X
-    if any("fields" in c.args for s in slots for c in s.components):
-        return Era.V3X
+    # A 3.x component (`fields`) in a 4.x file is read as 3.x's by the catalog, by what it is; the file stays 4.x.
     if any(_uses_refs(c.args) for s in slots for c in s.components):
         return Era.V41
     return Era.V40

@@ -11,7 +11,9 @@ from dataclasses import replace
 from clara_hydra.convert.catalog import Resolution, resolve_component
 from clara_hydra.convert.model import ClaraConfig, Component
 from clara_hydra.convert.stages import Parsed, Resolved
-from clara_hydra.errors import Diagnostic, Level
+from clara_hydra.errors import Diagnostic, Level, shorten
+
+_MESSAGE_LIMIT = 1000
 
 
 def resolve_one(comp: Component, config: ClaraConfig) -> Resolution | None:
@@ -47,4 +49,5 @@ def resolve(parsed: Parsed) -> Resolved:
 
 
 def _with_file(diags: tuple[Diagnostic, ...], file: str) -> list[Diagnostic]:
-    return [d if d.file else replace(d, file=file) for d in diags]
+    # The catalog's messages quote names and arguments; a safety net keeps any of them short.
+    return [replace(d, file=d.file or file, message=shorten(d.message, _MESSAGE_LIMIT)) for d in diags]
