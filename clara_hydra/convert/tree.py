@@ -45,8 +45,9 @@ def lower(checked: Checked) -> Lowered:
     low = Lowering(config, plan, resolved.resolutions)
     body, comments = _slots(low, groups)
     group_files = _group_files(low, groups)
+    values = _values(low, comments)  # before the variables: first-level values may use {VAR} too
     variables = _variables(low, parsed.env_values, sets)
-    root = _root(low, groups, variables, resolved.requirements, sets, comments)
+    root = _root(low, groups, values, variables, resolved.requirements, sets, comments)
     for key, value in body.items():
         if key in root and isinstance(root[key], dict) and isinstance(value, dict):
             root[key].update(value)
@@ -120,15 +121,32 @@ def _variables(low: Lowering, env_values: Mapping[str, Any], sets: Mapping[str, 
     return Variables(values, tuple(required), tuple(job_dir), dict(low.used_vars))
 
 
+def _values(low: Lowering, comments: dict[str, str]) -> dict[str, Any]:
+    """First-level parameters and searched keys, lowered."""
+    config, plan = low.config, low.plan
+    values: dict[str, Any] = {}
+    for i, (key, value) in enumerate(config.first_level.items()):
+        if i == 0:
+            comments[key] = "first-level parameters"
+        values[key] = low.value(value, None, key)
+    searched = [k for k in plan.variables if k not in config.first_level]
+    for i, key in enumerate(searched):
+        if i == 0:
+            comments[key] = "searched names: aliases, virtual search variables and searched arguments"
+        values[key] = low.value(plan.variables[key].default, None, plan.variables[key].json_path)
+    return values
+
+
 def _root(
     low: Lowering,
     groups: list[Group],
+    values: dict[str, Any],
     variables: Variables,
     requirements: frozenset[str],
     sets: Mapping[str, Any],
     comments: dict[str, str],
 ) -> dict[str, Any]:
-    config, plan = low.config, low.plan
+    plan = low.plan
     defaults: list[Any] = ["_self_", *({g.name: g.default} for g in groups)]
     # Experiments (conf/experiment/*.yaml, `# @package _global_`) come last so they override everything above.
     defaults.append({"optional experiment": None})
@@ -136,16 +154,7 @@ def _root(
     if plan.dimensions and all(d.type == "enum" for d in plan.dimensions):
         defaults.append({"override hydra/sweeper/sampler": "grid"})
         comments["defaults"] = "enum-only search space: Clara ran every combination (grid)"
-    root: dict[str, Any] = {"defaults": defaults}
-    for i, (key, value) in enumerate(config.first_level.items()):
-        if i == 0:
-            comments[key] = "first-level parameters"
-        root[key] = low.value(value, None, key)
-    searched = [k for k in plan.variables if k not in config.first_level]
-    for i, key in enumerate(searched):
-        if i == 0:
-            comments[key] = "searched names: aliases, virtual search variables and searched arguments"
-        root[key] = low.value(plan.variables[key].default, None, plan.variables[key].json_path)
+    root: dict[str, Any] = {"defaults": defaults, **values}
     for i, (key, value) in enumerate(variables.values.items()):
         if key in root:
             continue

@@ -402,3 +402,12 @@ def test_yaml_scalars_are_checked_with_omegaconfs_loader() -> None:
     assert yaml.safe_load("k: 1e-5") == {"k": "1e-5"}
     text = convert(_with(("note",), "1e-5")).files["config.yaml"]
     assert 'note: "1e-5"' in text
+
+
+def test_a_variable_used_only_by_a_first_level_value_is_declared() -> None:
+    doc = _with(("note",), "{MY_ROOT}/x")
+    conv = convert(doc)
+    assert "MY_ROOT" in conv.required
+    cfg = config_yaml(conv)
+    cfg.MY_ROOT = "/d"
+    assert cfg.note == "/d/x"
