@@ -75,7 +75,8 @@ DENIED: Mapping[str, str] = {
     "torch._C": "exposes torch's internal extension API",
     "torch.distributed.rpc": _PROCESS,
     # Hydra / OmegaConf
-    "hydra": _RUNS_TARGETS,
+    "hydra.utils": _RUNS_TARGETS,
+    "hydra._internal": _RUNS_TARGETS,
     # clara_hydra itself: only its config-facing callables (data, expressions) are targets
     "clara_hydra.runtime": _RUNS_TARGETS,
     "clara_hydra.sweeper": _RUNS_TARGETS,

@@ -153,3 +153,66 @@ def test_threads_are_shared_between_concurrent_trials() -> None:
         assert configure_threads(concurrent=1) == usable_cores()
     finally:
         torch.set_num_threads(before)
+
+
+def test_disk_cache_items_round_trip_exactly(compose_cfg: Composer, tmp_path: Path) -> None:
+    """The plain-data format (read with weights_only=True) gives back the same MetaTensors and metadata."""
+    import numpy as np
+
+    from clara_hydra.runtime.diskcache import FORMAT
+
+    cfg = compose_cfg()
+    settings = CacheSettings(enabled=True, max_bytes=GB, disk=True, dir=tmp_path / "cache")
+    reference = build_dataset(Builder(cfg), "train.dataset", settings)._cache  # computed and written
+    CACHE.clear()
+    from_disk = build_dataset(Builder(cfg), "train.dataset", settings)._cache
+    assert CACHE.stats.items_from_disk == len(reference)
+    stored = torch.load(next((tmp_path / "cache").glob("*/item_00000.pt")), weights_only=True)
+    assert stored["format"] == FORMAT
+
+    def same(a: Any, b: Any) -> bool:
+        if type(a) is not type(b):
+            return False
+        if isinstance(a, torch.Tensor):
+            tensors = torch.equal(torch.as_tensor(a), torch.as_tensor(b)) and a.dtype == b.dtype
+            meta = not hasattr(a, "meta") or (same(a.meta, b.meta) and same(a.applied_operations, b.applied_operations))
+            return tensors and meta
+        if isinstance(a, np.ndarray):
+            return a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
+        if isinstance(a, dict):
+            return (
+                [type(k) for k in a] == [type(k) for k in b] and list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+            )
+        if isinstance(a, list | tuple):
+            return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+        return bool(a == b) or (a != a and b != b)
+
+    assert all(same(got, want) for got, want in zip(from_disk, reference, strict=True))
+
+
+@pytest.mark.parametrize("replace", ["cp -p", "rewrite in place, mtime kept"])
+def test_a_replaced_file_is_a_new_key_even_with_size_and_mtime_kept(
+    replace: str, compose_cfg: Composer, demo_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import os
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(demo_root, data)
+    cfg = compose_cfg(f"DATA_ROOT={data}", f"DATASET_JSON={data / 'dataset.json'}")
+    before = plan(Builder(cfg), "train.dataset")
+    image = Path(before.data[0]["image"]) if before else None
+    assert before is not None and image is not None
+    st = image.stat()
+    if replace == "cp -p":  # what cp -p / rsync -a do: a new file with the old size and mtime, renamed over
+        shutil.copy2(image, image.with_suffix(".tmp"))
+        os.replace(image.with_suffix(".tmp"), image)
+    else:
+        image.write_bytes(image.read_bytes())
+    os.utime(image, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = plan(Builder(cfg), "train.dataset")
+    assert after is not None and (image.stat().st_size, image.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    assert after.key != before.key
+    with caplog.at_level(logging.INFO):
+        _dataset(cfg)
+    assert "path+size+mtime+inode+ctime" in caplog.text
