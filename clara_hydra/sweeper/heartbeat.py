@@ -63,9 +63,11 @@ def process_start(pid: int) -> str | None:
             boot = f.read().strip()
     except OSError:
         return None
-    # Field 22 (start time in clock ticks) counted after the command name, which may hold spaces.
+    # Fields after the command name (which may hold spaces): state, ..., start time in clock ticks (22).
     fields = stat.rsplit(")", 1)[-1].split()
-    return f"{boot}:{fields[19]}" if len(fields) > 19 else None
+    if len(fields) <= 19 or fields[0] in ("Z", "X"):
+        return None  # a zombie (killed, not yet reaped by its parent: a coordinator waiting on another) is dead
+    return f"{boot}:{fields[19]}"
 
 
 def owner_alive(frozen: optuna.trial.FrozenTrial) -> bool | None:
@@ -74,10 +76,9 @@ def owner_alive(frozen: optuna.trial.FrozenTrial) -> bool | None:
     if attrs.get(SYS_HOST) != socket.gethostname() or SYS_PID not in attrs:
         return None
     started = attrs.get(SYS_PID_START)
-    now = process_start(int(attrs[SYS_PID]))
     if started is None:
         return None
-    return now == started
+    return process_start(int(attrs[SYS_PID])) == started
 
 
 class Heartbeat:

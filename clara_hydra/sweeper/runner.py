@@ -125,7 +125,8 @@ class SweepRunner:
                 with_fix(
                     f"hydra.sweeper.workers={s.workers} with the SQLite storage {self.spec.display}: SQLite "
                     "locks the whole file per write and fails under concurrent workers (Optuna's advice)",
-                    "use the default journal file (storage: null), a journal:///path, or postgresql://...",
+                    "use PostgreSQL (storage: postgresql://user:pw@host/db) or the journal file (storage: null, "
+                    "or journal:///abs/path.journal)",
                 )
             )
         warn_multi_gpu(self.config)

@@ -3,6 +3,7 @@
 - ``TOY_LOG``: append one JSON line per training (counts trainings, records the config seen).
 - ``TOY_EXIT_AT=<k>``: ``os._exit(3)`` at trial number k (a killed sweep); ``TOY_INTERRUPT_AT=<k>``:
   raise KeyboardInterrupt there (Ctrl-C).
+- ``TOY_SLEEP=<s>``: sleep that long in every training (workers' trials overlap; a test can kill one).
 - ``TOY_REOPEN=1``: forget the live trial so report() reopens it from the storage, as a job in another
   process (joblib, submitit) does.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -42,9 +44,13 @@ def main(cfg: DictConfig) -> float | list[float]:
             "opt": cfg.opt.name,
             "mode": cfg.mode,
             "output_dir": HydraConfig.get().runtime.output_dir,
+            "pid": os.getpid(),
+            "worker": os.environ.get("CLARA_HYDRA_WORKER"),
         }
         with open(os.environ["TOY_LOG"], "a") as f:
             f.write(json.dumps(record) + "\n")
+    if os.environ.get("TOY_SLEEP"):
+        time.sleep(float(os.environ["TOY_SLEEP"]))
     if os.environ.get("TOY_REOPEN"):
         trial_report._live.clear()
     final = objective(cfg)
