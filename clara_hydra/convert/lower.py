@@ -17,7 +17,6 @@ from clara_hydra.convert.catalog import Resolution
 from clara_hydra.convert.expressions import UnsupportedExpression, is_expression, lower_expression
 from clara_hydra.convert.jsonpath import join
 from clara_hydra.convert.model import ClaraConfig, Component, Era, Slot, SlotKind
-from clara_hydra.convert.resolve import resolve_one
 from clara_hydra.convert.search import SearchPlan
 from clara_hydra.errors import Diagnostic, Level, shorten, suggest
 from clara_hydra.keywords import Clara, Emitted
@@ -43,19 +42,8 @@ class Lowering:
         self.diagnostics.append(Diagnostic(rule, message, path, fix, level, self.config.file))
 
     def resolve(self, comp: Component) -> Resolution | None:
-        """The resolve pass's result for ``comp``."""
-        res = self.resolutions.get(comp.json_path)
-        if (
-            res is None
-            and comp.json_path not in self.resolutions
-            and comp.ref is None
-            and (comp.name or comp.class_path)
-        ):
-            # A component that only a legacy rewrite created inside a value: resolved here, once.
-            res = resolve_one(comp, self.config)
-            if res is not None:
-                self.diagnostics.extend(res.diagnostics)
-        return res
+        """The resolve pass's result for ``comp`` (every slot and nested component was resolved there)."""
+        return self.resolutions.get(comp.json_path)
 
     # -- components ----------------------------------------------------------------------------------------------
     def component(self, comp: Component, inverted: bool = False) -> dict[str, Any]:
