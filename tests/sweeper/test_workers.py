@@ -6,6 +6,7 @@ Each test starts a few real ``app.py -m`` processes (start-up ~1.5 s each) whose
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -179,7 +180,7 @@ def test_a_worker_that_joins_later_leaves_the_running_trial_alone(tmp_path: Path
 
 def _overlap(trials: list[optuna.trial.FrozenTrial]) -> bool:
     spans = sorted((t.datetime_start, t.datetime_complete) for t in trials if t.datetime_complete)
-    return any(b[0] < a[1] for a, b in zip(spans, spans[1:], strict=False))
+    return any(b[0] < a[1] for a, b in itertools.pairwise(spans))
 
 
 def test_workers_2_in_one_command_overlap_and_print_one_line_per_trial(run_toy: Any) -> None:
