@@ -135,7 +135,7 @@ class Emitted:
     RECURSIVE: Final = "_recursive_"  # Hydra's instantiate option; the builder ignores it
     UNKNOWN: Final = "???"  # OmegaConf's missing value: what could not be carried over
     # Top-level keys of the emitted config.yaml that no Clara name may take.
-    RESERVED_TOP: Final = ("hydra", "defaults", "train", "validate", "_allow_")
+    RESERVED_TOP: Final = ("hydra", "defaults", "train", "validate", ALLOW)
     MARKERS: Final = (
         "_target_",
         "_partial_",

@@ -167,7 +167,7 @@ class Lowering:
         if isinstance(value, dict):
             if isinstance(value.get(Clara.NAME), str) or isinstance(value.get(Clara.PATH), str):
                 return self._nested(value, comp, path)
-            return {k: self.value(v, comp, join(path, k)) for k, v in value.items() if not k.startswith(("_", "/"))}
+            return {k: self.value(v, comp, join(path, k)) for k, v in value.items() if not Clara.is_comment(k)}
         return value
 
     def _nested(self, value: Mapping[str, Any], owner: Component | None, path: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from clara_hydra.keywords import SlotKind
+from clara_hydra.keywords import Clara, SlotKind
 
 __all__ = [
     "AutomlSettings",
@@ -42,7 +42,7 @@ class SearchArg:
 
     @property
     def is_disabled(self) -> bool:
-        return self.name == "@disabled"
+        return self.name == Clara.DISABLED_ARG
 
 
 @dataclass(frozen=True)

@@ -144,7 +144,7 @@ class SearchEntryParser:
             'write {"type": "enum", "args": ["@disabled"], "targets": [[true], [false]]}',
             Level.WARNING,
         )
-        return SearchSpec(path, domain, "enum", (SearchArg("@disabled"),), ((True,), (False,)), owner, True)
+        return SearchSpec(path, domain, "enum", (SearchArg(Clara.DISABLED_ARG),), ((True,), (False,)), owner, True)
 
     def _args(self, raw_args: Any, path: str, owner: str | None) -> tuple[SearchArg, ...] | None:
         if isinstance(raw_args, str):

@@ -25,6 +25,7 @@ from clara_hydra.convert.search import SearchBinder, values_of
 from clara_hydra.convert.stages import Bound, Checked, Conversion, Inputs, Parsed, Resolved
 from clara_hydra.convert.tree import lower
 from clara_hydra.errors import ConfigError, Diagnostic
+from clara_hydra.keywords import Clara
 
 __all__ = ["PASSES", "Conversion", "Document", "Inputs", "convert_documents", "run_passes"]
 
@@ -52,7 +53,7 @@ def parse(inputs: Inputs) -> Parsed:
                     )
                 ]
             )
-        env_values = {k: v for k, v in env_doc.items() if not k.startswith(("_", "/"))}
+        env_values = {k: v for k, v in env_doc.items() if not Clara.is_comment(k)}
     settings: AutomlSettings | None = None
     if inputs.automl is not None:
         automl_doc, automl_diags = inputs.automl.load()
