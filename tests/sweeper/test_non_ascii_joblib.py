@@ -27,7 +27,7 @@ def test_override_quoting_reads_back_with_hydras_parser(text: str) -> None:
 
 def test_a_non_ascii_sweep_folder_reaches_joblib_workers(run_toy: Any, tmp_path: Path) -> None:
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="needs hydra-joblib-launcher")
-    folder = tmp_path / "swé€p ü"
+    folder = tmp_path / "swé€p ü\u2028\u2029x"  # non-ASCII letters, a symbol, a space, U+2028/U+2029
     sweep = run_toy(
         f"hydra.sweep.dir={quote(str(folder))}",
         "x=interval(0,1)", "steps=2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2",
