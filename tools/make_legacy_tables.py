@@ -411,7 +411,8 @@ def _arg_tables(snaps: list[Snapshot], latest: Snapshot) -> tuple[dict[str, Any]
     for package in PACKAGES:
         for short, now in latest.names[package].items():
             target = f"{package}.{short}"
-            if now.params is None:
+            # Aliases (`SpacingD` of `Spacingd`) resolve to the class's own name: one entry per class.
+            if now.params is None or now.origin.rsplit(".", 1)[-1] != short:
                 continue
             history: list[tuple[str, Definition]] = []
             for s in snaps:

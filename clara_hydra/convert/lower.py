@@ -124,6 +124,12 @@ class Lowering:
             raw = comp.attributes[Clara.DISABLED]
             path = join(comp.json_path, Clara.DISABLED)
             value = self.value(raw, comp, path)
+            if wiring.disabled_string(raw) is not None:  # Clara 4.0 wrote "disabled": "true"
+                value = wiring.disabled_string(raw)
+                message = f"'disabled': {raw!r} read as {value}"
+                note = Diagnostic("disabled-string", message, path, "", Level.WARNING, self.config.file)
+                if note not in self.diagnostics:  # a component may be lowered twice (train chain and its copy)
+                    self.diagnostics.append(note)
             if not isinstance(value, bool) and not (isinstance(value, str) and value.startswith("${")):
                 self.problem(
                     "disabled-not-bool",

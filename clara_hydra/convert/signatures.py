@@ -61,6 +61,11 @@ SEARCH_MODULES: tuple[str, ...] = (
 )
 
 
+# Our own implementations of Clara-only components (clara_hydra.components): indexed by their full path so the
+# legacy rules that target them are checked like any other, but never found by a short name.
+OWN_MODULES: tuple[str, ...] = ("clara_hydra.components",)
+
+
 @dataclass(frozen=True)
 class Param:
     """One parameter of a signature."""
@@ -255,8 +260,9 @@ def build_index(modules: tuple[str, ...] = SEARCH_MODULES) -> dict[str, Any]:
     objects: dict[str, dict[str, Any]] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # deprecation noise of the libraries while importing and inspecting
-        for mod_name in modules:
+        for mod_name in (*modules, *OWN_MODULES):
             module = importlib.import_module(mod_name)
+            by_short = mod_name not in OWN_MODULES
             top = mod_name.split(".", 1)[0]
             for short in sorted(dir(module)):
                 if short.startswith("_"):
@@ -280,9 +286,10 @@ def build_index(modules: tuple[str, ...] = SEARCH_MODULES) -> dict[str, Any]:
                         "parameters": params,
                         "accepts_var_kwargs": var_kw,
                     }
-                names.setdefault(short, [])
-                if target not in names[short]:
-                    names[short].append(target)
+                if by_short:
+                    names.setdefault(short, [])
+                    if target not in names[short]:
+                        names[short].append(target)
     return {
         "format": FORMAT,
         "versions": installed_versions(),

@@ -19,6 +19,13 @@ if TYPE_CHECKING:
 #: arguments whose 4.0 value (a list of slot names) is replaced by a mapping of references
 REPLACED = frozenset({"save_dict", "load_dict"})
 
+#: names a 4.0 ``save_dict``/``load_dict`` list may give besides slots: Clara 4.0 stored the training config
+#: itself under ``train_conf`` (a 4.1 config writes ``"train_conf": "@conf"``)
+CONFIG_NAMES = frozenset({"train_conf"})
+
+#: ``"disabled": "true"``: strings Clara 4.0 configs wrote for booleans, and the value each means
+DISABLED_STRINGS = {"true": True, "false": False}
+
 _TRAINER = {
     "train_data_loader": "dataloader",
     "network": "model",
@@ -90,5 +97,19 @@ def implicit_args(low: Lowering, comp: Component, target: str | None) -> dict[st
     for arg in REPLACED:
         names = comp.args.get(arg)
         if isinstance(names, list) and all(isinstance(n, str) for n in names):
-            out[arg] = {n: low.ref(n, section, join(join(comp.json_path, "args"), arg)) for n in names}
+            out[arg] = {n: _stored(low, n, section, join(join(comp.json_path, "args"), arg)) for n in names}
     return {k: v for k, v in out.items() if v is not None}
+
+
+def _stored(low: Lowering, name: str, section: str | None, path: str) -> dict[str, Any]:
+    """What a 4.0 ``save_dict`` list item names: the training config, or a slot of either section."""
+    if name in CONFIG_NAMES and low.lookup(name, section) is None:
+        return {Emitted.CONFIG: True}
+    return low.ref(name, section, path)
+
+
+def disabled_string(raw: object) -> bool | None:
+    """The boolean a ``"disabled": "true"``/``"False"`` string stands for; None for anything else."""
+    if not isinstance(raw, str):
+        return None
+    return DISABLED_STRINGS.get(raw.strip().lower())

@@ -30,6 +30,9 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "num_classes": 3,
     },
     "ReducePoly": {"poly_power": 0.9},
+    "ReduceOnPlateau": {"plateau_count_trigger": 3, "reduction_rate": 0.5},
+    "DecayOnStep": {"decay_ratio": 0.5, "decay_freq": 2},
+    "WeightedMulticlassClassificationLoss": {"class_weights": [1.0, 2.0]},
 }
 
 

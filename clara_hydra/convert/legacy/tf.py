@@ -58,6 +58,22 @@ def _group_norm(v: Mapping[str, Any]) -> dict[str, Any]:
     return {"norm": ["GROUP", {"num_groups": concrete(v.get("use_group_normG", 8), "use_group_normG")}]}
 
 
+_PER_STEP = (
+    "Clara counted decay_freq in training steps (iterations): step it per iteration "
+    "(LrScheduleHandler with epoch_level: false), or divide step_size by the iterations per epoch"
+)
+_PLATEAU = (
+    "mode=max assumes a higher-is-better key metric (Dice); LrScheduleHandler must step it with that metric "
+    "(step_transform), and torch checks it on each step, Clara on each validation"
+)
+
+
+def _patience(v: Mapping[str, Any]) -> dict[str, Any]:
+    # Clara reduced once the metric had not improved `plateau_count_trigger` times; torch once the bad epochs
+    # exceed `patience`.
+    return {"patience": max(int(concrete(v["plateau_count_trigger"], "plateau_count_trigger")) - 1, 0)}
+
+
 _FINAL_ACT = "MONAI networks return logits: add sigmoid/softmax to the loss and an Activationsd post-transform"
 
 
@@ -159,10 +175,58 @@ TF_RULES: tuple[Rule, ...] = (
         add={"total_iters": "{epochs}"},
         caveat="total_iters is set to {epochs}: the decay reaches zero at the last epoch, as Clara's did",
     ),
+    # LR policies: "ai4med.components.lr_policies package" and "ai4med.libs.lr_policies package" (Clara 3.1 docs).
+    _tf(
+        "DecayOnStep",
+        "torch.optim.lr_scheduler.StepLR",
+        "multiplies the LR by decay_ratio every decay_freq steps",
+        fields=False,
+        renames={"decay_ratio": "gamma", "decay_freq": "step_size"},
+        caveat=_PER_STEP,
+    ),
+    _tf(
+        "ReduceCosine",
+        _COMPAT + "ReduceCosineLR",
+        "cosine reduction of the LR over the run's epochs",
+        fields=False,
+        add={"total_iters": "{epochs}"},
+    ),
+    _tf(
+        "ReduceOnPlateau",
+        "torch.optim.lr_scheduler.ReduceLROnPlateau",
+        "reduces the LR when the validation metric stops improving",
+        fields=False,
+        renames={"reduction_rate": "factor", "plateau_count_trigger": "patience"},
+        folds=(Fold(("plateau_count_trigger",), _patience, "torch reduces after patience + 1 bad epochs"),),
+        add={"mode": "max"},
+        caveat=_PLATEAU,
+    ),
+    # Losses: "ai4med.components.losses package" (Clara 3.1 docs).
+    _tf(
+        "MulticlassClassificationLoss",
+        "torch.nn.CrossEntropyLoss",
+        "softmax cross-entropy of logits against integer labels",
+        fields=False,
+    ),
+    _tf(
+        "BinaryClassificationLoss",
+        "torch.nn.BCEWithLogitsLoss",
+        "sigmoid cross-entropy of logits against 0/1 labels",
+        fields=False,
+        caveat="BCEWithLogitsLoss wants float labels: cast them (CastToTyped) if the label is integer",
+    ),
+    _tf(
+        "WeightedMulticlassClassificationLoss",
+        _COMPAT + "WeightedCrossEntropyLoss",
+        "softmax cross-entropy weighted per class, averaged as TensorFlow did",
+        fields=False,
+    ),
 )
 
 # Clara 3.x components with no evident MONAI counterpart: reported, never guessed.
 TF_NO_COUNTERPART: Mapping[str, str] = {
+    "CrossEntropy": "3.x segmentation cross-entropy whose skip_background/smooth maths the docs do not give; "
+    "use torch's CrossEntropyLoss or MONAI's DiceCELoss by hand",
     "SegAhnet": "Clara's AH-Net variant with 2D-pretrained weights; MONAI's AHNet differs in args and weights",
     "Unet": "Clara's TF U-Net (nf_enc/nf_dec); MONAI's UNet has another architecture",
     "TFSimpleInferer": "TensorFlow inferer; pick a MONAI inferer (SimpleInferer) by hand",

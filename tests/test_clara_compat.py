@@ -1,0 +1,160 @@
+"""Clara 3.x's own components and what the converter maps them to: the same numbers.
+
+For each Clara-only class the converter maps to a torch/MONAI equivalent or to our implementation
+(:mod:`clara_hydra.components`), the target is built exactly as the converter emits it (the rule's renames, folds
+and added arguments applied to Clara's args) and its numbers are compared with the formula NVIDIA's Clara Train 3.1
+documentation gives ("ai4med.components.lr_policies package", "ai4med.libs.lr_policies package",
+"ai4med.components.losses package").
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from typing import Any
+
+import pytest
+import torch
+
+from clara_hydra.components import ReduceCosineLR, WeightedCrossEntropyLoss
+from clara_hydra.convert import legacy
+
+EPOCHS = 12
+
+
+def _build(clara_name: str, clara_args: dict[str, Any], **runtime: Any) -> Any:
+    """The object the converted config builds: the rule applied, ``{epochs}`` filled in, the target called."""
+    rule = legacy.TF_BY_NAME[clara_name]
+    args = legacy.apply_rule(rule, clara_args, "train.x").args
+    args = {k: EPOCHS if v == "{epochs}" else v for k, v in args.items()}
+    assert rule.new is not None
+    module, _, name = rule.new.rpartition(".")
+    return getattr(importlib.import_module(module), name)(**args, **runtime)
+
+
+def _lrs(scheduler: Any, optimizer: torch.optim.Optimizer, steps: int) -> list[float]:
+    out = []
+    for _ in range(steps):
+        out.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return out
+
+
+def _optimizer(lr: float = 0.1) -> torch.optim.Optimizer:
+    return torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+
+
+# ---------------------------------------------------------------------------------------------- LR policies
+
+
+def test_decay_on_step_is_step_lr() -> None:
+    # DecayOnStep: "the LR is adjusted to current_lr * ratio every decay_freq number of steps".
+    opt = _optimizer()
+    sched = _build("DecayOnStep", {"decay_ratio": 0.5, "decay_freq": 3}, optimizer=opt)
+    expected, lr = [], 0.1
+    for step in range(10):
+        if step and step % 3 == 0:
+            lr *= 0.5
+        expected.append(lr)
+    assert _lrs(sched, opt, 10) == pytest.approx(expected)
+
+
+def test_reduce_poly_is_polynomial_lr() -> None:
+    # PolyReducer: lr = lr_init * (1 - e / total_epoch) ** poly_power.
+    opt = _optimizer()
+    sched = _build("ReducePoly", {"poly_power": 0.9}, optimizer=opt)
+    expected = [0.1 * (1 - e / EPOCHS) ** 0.9 for e in range(EPOCHS)]
+    assert _lrs(sched, opt, EPOCHS) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("rate", [0.5, 0.3])
+def test_reduce_cosine(rate: float) -> None:
+    opt = _optimizer()
+    sched = _build("ReduceCosine", {"rate": rate}, optimizer=opt)
+    assert isinstance(sched, ReduceCosineLR)
+    expected = [0.1 * rate * (1 + math.cos(math.pi * e / EPOCHS)) for e in range(EPOCHS)]
+    assert _lrs(sched, opt, EPOCHS) == pytest.approx(expected)
+
+
+def test_reduce_cosine_with_the_default_rate_is_torch_cosine_annealing() -> None:
+    ours, theirs = _optimizer(), _optimizer()
+    a = _build("ReduceCosine", {}, optimizer=ours)
+    b = torch.optim.lr_scheduler.CosineAnnealingLR(theirs, T_max=EPOCHS)
+    assert _lrs(a, ours, EPOCHS) == pytest.approx(_lrs(b, theirs, EPOCHS), abs=1e-12)
+
+
+def test_reduce_cosine_holds_after_the_last_epoch_and_refuses_zero_epochs() -> None:
+    opt = _optimizer()
+    sched = ReduceCosineLR(opt, total_iters=2)
+    assert _lrs(sched, opt, 5)[2:] == pytest.approx([0.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="total_iters"):
+        ReduceCosineLR(_optimizer(), total_iters=0)
+
+
+@pytest.mark.parametrize("trigger", [1, 3])
+def test_reduce_on_plateau_reduces_after_trigger_non_improving_validations(trigger: int) -> None:
+    # OnPlateauReducer: reduce once the validation metric stopped improving `plateau_count_trigger` times.
+    opt = _optimizer()
+    sched = _build("ReduceOnPlateau", {"plateau_count_trigger": trigger, "reduction_rate": 0.1}, optimizer=opt)
+    metrics = [0.5, 0.6] + [0.6] * (trigger + 1)  # improves twice, then plateaus
+    lrs = []
+    for m in metrics:
+        sched.step(m)
+        lrs.append(opt.param_groups[0]["lr"])
+    first_reduced = next(i for i, lr in enumerate(lrs) if lr < 0.1)
+    assert first_reduced == 1 + trigger  # the trigger-th evaluation without improvement
+    assert lrs[first_reduced] == pytest.approx(0.01)
+
+
+# ---------------------------------------------------------------------------------------------- losses
+
+
+@pytest.fixture
+def logits_labels() -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    return torch.randn(6, 3, generator=gen), torch.tensor([0, 1, 2, 2, 1, 0])
+
+
+def _nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """-log softmax(logits)[label], by hand."""
+    exp = logits.exp()
+    return -(exp[torch.arange(len(labels)), labels] / exp.sum(1)).log()
+
+
+def test_multiclass_classification_loss_is_cross_entropy(logits_labels: tuple[torch.Tensor, torch.Tensor]) -> None:
+    logits, labels = logits_labels
+    loss = _build("MulticlassClassificationLoss", {})
+    assert loss(logits, labels).item() == pytest.approx(_nll(logits, labels).mean().item(), rel=1e-6)
+
+
+def test_binary_classification_loss_is_sigmoid_cross_entropy() -> None:
+    logits = torch.tensor([2.0, -1.0, 0.5, -3.0])
+    labels = torch.tensor([1.0, 0.0, 0.0, 1.0])
+    p = 1 / (1 + (-logits).exp())
+    expected = -(labels * p.log() + (1 - labels) * (1 - p).log()).mean()
+    assert _build("BinaryClassificationLoss", {})(logits, labels).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_weighted_multiclass_loss_averages_over_non_zero_weights(
+    logits_labels: tuple[torch.Tensor, torch.Tensor],
+) -> None:
+    # tf.losses.sparse_softmax_cross_entropy(weights=w[label]): sum(w * nll) / count(w != 0).
+    logits, labels = logits_labels
+    weights = [0.0, 2.0, 0.5]
+    loss = _build("WeightedMulticlassClassificationLoss", {"class_weights": weights})
+    assert isinstance(loss, WeightedCrossEntropyLoss)
+    w = torch.tensor(weights)[labels]
+    expected = (w * _nll(logits, labels)).sum() / torch.count_nonzero(w)
+    assert loss(logits, labels).item() == pytest.approx(expected.item(), rel=1e-6)
+    # torch's weighted CrossEntropyLoss divides by the sum of weights instead: not the same number.
+    torch_weighted = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights))(logits, labels)
+    assert torch_weighted.item() != pytest.approx(expected.item(), rel=1e-3)
+
+
+def test_weighted_multiclass_loss_without_weights_is_the_plain_loss(
+    logits_labels: tuple[torch.Tensor, torch.Tensor],
+) -> None:
+    logits, labels = logits_labels
+    plain = torch.nn.CrossEntropyLoss()(logits, labels)
+    assert WeightedCrossEntropyLoss()(logits, labels[:, None]).item() == pytest.approx(plain.item(), rel=1e-6)
