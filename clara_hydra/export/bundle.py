@@ -36,7 +36,7 @@ from clara_hydra.export.bundle_syntax import (
 from clara_hydra.export.checkpoint import find_checkpoint, load_weights
 from clara_hydra.export.metadata import build_metadata, validate_metadata
 from clara_hydra.export.select import SelectedTrial
-from clara_hydra.export.trial_config import TrialConfig, load_trial_config
+from clara_hydra.export.trial_config import MISSING, TrialConfig, load_trial_config
 
 RESERVED_IDS = (
     "bundle_root",
@@ -101,6 +101,7 @@ def export_bundle(trial: SelectedTrial, out: str | os.PathLike[str], *, force: b
     common = _common(t, tc, root, variables)
     train = _train_config(t, tc, common)
     inference = _inference_config(t, tc, common, root)
+    _drop_missing(tc, [train, *([inference] if inference else [])])
 
     weights = load_weights(checkpoint)
     _check_weights(train, weights, checkpoint)
@@ -141,6 +142,19 @@ def _common(t: BundleTranslator, tc: TrialConfig, root: Path, variables: list[st
         common[name] = t.variable_value(name)
     common[NETWORK_ID] = t.node(MODEL_PATH)
     return common
+
+
+def _drop_missing(tc: TrialConfig, configs: list[dict[str, Any]]) -> None:
+    """Leave out variables without a value (``???``) that no config uses; refuse those that one uses."""
+    for config in configs:
+        missing = [k for k in tc.variables() if config.get(k) == MISSING]
+        used = sorted(set(missing) & references({k: v for k, v in config.items() if k not in missing}))
+        if used:
+            raise ExportError(
+                with_fix(f"the trial's {used} have no value (???)", "export a trial that ran with them set")
+            )
+        for name in missing:
+            del config[name]
 
 
 def _initialize(tc: TrialConfig) -> list[Any]:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from clara_hydra.errors import ExportError, shorten, with_fix
-from clara_hydra.export.trial_config import TrialConfig, simple_link
+from clara_hydra.export.trial_config import MISSING, TrialConfig, simple_link
 from clara_hydra.keywords import Emitted
 
 MODEL_PATH = "train.model"
@@ -64,6 +64,8 @@ class BundleTranslator:
     def variable_value(self, name: str) -> Any:
         """A top-level variable's value: resolved; a relative path that exists from the launch folder made absolute."""
         value = self.trial.resolved[name]
+        if value == MISSING:
+            return value  # the exporter refuses it only where the bundle uses it
         if isinstance(value, str) and value and not os.path.isabs(value) and (self.trial.launch_dir / value).exists():
             return os.fspath(self.trial.launch_dir / value)
         return self._literal(value, name)
@@ -149,6 +151,10 @@ class BundleTranslator:
         return out
 
     def _literal(self, value: Any, path: str) -> Any:
+        if value == MISSING:
+            raise ExportError(
+                with_fix(f"{path}: a required value is missing (???)", "export a trial that ran with it set")
+            )
         if isinstance(value, str) and value.startswith(SIGILS):
             raise ExportError(
                 with_fix(

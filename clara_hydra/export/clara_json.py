@@ -37,9 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clara_hydra.convert.jsonpath import snake
 from clara_hydra.errors import ExportError, shorten, with_fix
 from clara_hydra.export.select import SelectedTrial
-from clara_hydra.export.trial_config import SIMPLE_INTERPOLATION, TrialConfig, load_trial_config
+from clara_hydra.export.trial_config import MISSING, SIMPLE_INTERPOLATION, TrialConfig, load_trial_config
 from clara_hydra.keywords import Clara, Emitted, SlotKind
 
 # The converter points these into the job folder when they have no value (clara_hydra.convert.emit).
@@ -102,6 +103,8 @@ class ClaraWriter:
                 continue
             if self.tc.job_dir_vars.get(name) == JOB_DIR_DEFAULTS.get(name, object()):
                 continue  # the converter points it into each job's folder again
+            if self.tc.raw[name] == MISSING:
+                continue  # no value: the converter marks it required (???) again where it is used
             doc[name] = self._first_level(name)
         for section in Clara.SECTIONS:
             res = self.tc.resolved.get(section)
@@ -134,8 +137,10 @@ class ClaraWriter:
             return self._metrics(raw, res, path, section, slot)
         if not isinstance(res, dict):
             raise ExportError(f"{path}: expected a component, got {shorten(res)}")
-        if kind in (SlotKind.TRANSFORMS, SlotKind.LIST) or res.get(Emitted.ONE_OF) not in (None, False):
-            return [self._component(raw[k], v, f"{path}.{k}", section, slot) for k, v in _members(res)]
+        if kind in (SlotKind.TRANSFORMS, SlotKind.LIST) or any(
+            res.get(k) not in (None, False) for k in (Emitted.COMPOSE, Emitted.LIST, Emitted.ONE_OF)
+        ):
+            return [self._component(raw[k], v, f"{path}.{k}", section, slot, member=k) for k, v in _members(res)]
         return self._component(raw, res, path, section, slot)
 
     def _metrics(self, raw: Any, res: Any, path: str, section: str | None, slot: str) -> Any:
@@ -151,16 +156,25 @@ class ClaraWriter:
         return items
 
     def _component(
-        self, raw: Any, res: Any, path: str, section: str | None, slot: str | None, log_label: str | None = None
+        self,
+        raw: Any,
+        res: Any,
+        path: str,
+        section: str | None,
+        slot: str | None,
+        log_label: str | None = None,
+        member: str | None = None,
     ) -> dict[str, Any]:
         if not isinstance(res, dict) or Emitted.TARGET not in res:
             raise ExportError(f"{path}: expected a component ({{_target_: ...}}), got {shorten(res)}")
+        if res[Emitted.TARGET] == MISSING:
+            raise ExportError(f"{path}: a component the converter could not carry over (_target_: ???)")
         raw = raw if isinstance(raw, dict) else res
         if res.get(Emitted.PARTIAL) is True:
             raise ExportError(f"{path}: a partial (_partial_: true) component has no Clara form")
         if Emitted.ARGS in res:
             raise ExportError(f"{path}: positional arguments (_args_) have no Clara form")
-        out: dict[str, Any] = self._class(str(res[Emitted.TARGET]), slot)
+        out: dict[str, Any] = self._class(str(res[Emitted.TARGET]), slot, member)
         if log_label is not None:
             out[Clara.LOG_LABEL] = log_label
         if Emitted.DISABLED in raw:
@@ -178,13 +192,25 @@ class ClaraWriter:
                         out[attr] = self._value(raw[key].get(attr), value[attr], f"{sub}.{attr}", section)
                 continue
             args[str(key)] = self._value(raw.get(key), value, sub, section)
+        loader = _MODEL_LOADERS.get(str(res[Emitted.TARGET]))
+        if slot == "model" and loader is not None and set(args) == {loader[0]}:
+            # A 4.1 validation model entry: {"ts_path": ...} / {"ckpt_path": ...}, no class of its own.
+            attributes = {k: v for k, v in out.items() if k in (Clara.DISABLED, Clara.RANK)}
+            return {loader[1]: args[loader[0]], **attributes}
         if args:
             out[Clara.ARGS] = args
         return out
 
-    def _class(self, target: str, slot: str | None) -> dict[str, Any]:
-        """``{"name": short}`` when the converter resolves that short name to ``target``, else ``{"path": target}``."""
+    def _class(self, target: str, slot: str | None, member: str | None = None) -> dict[str, Any]:
+        """``{"name": short}`` when the converter resolves that short name to ``target``, else ``{"path": target}``.
+
+        A member whose key is not its class's snake_case name (the converter rewrote ``ToTensord`` into
+        ``EnsureTyped``, key ``to_tensord``) keeps that name as its identifier: ``{"name": "ToTensord", "path": ...}``.
+        """
         short = target.rsplit(".", 1)[-1]
+        base = re.sub(r"_\d+$", "", member) if member else None
+        if base and base != snake(short):
+            return {Clara.NAME: "".join(part[:1].upper() + part[1:] for part in base.split("_")), Clara.PATH: target}
         if (short, slot) not in self._names_cache:
             self._names_cache[short, slot] = _short_name_target(short, slot)
         found = self._names_cache[short, slot]
@@ -274,6 +300,11 @@ class ClaraWriter:
 
 
 _DATALIST = "clara_hydra.data.load_datalist"
+# Validation model entries: target -> (its argument, the Clara attribute that names the file).
+_MODEL_LOADERS = {
+    "torch.jit.load": ("f", Clara.TS_PATH),
+    "clara_hydra.expressions.model_from_checkpoint": ("ckpt_path", Clara.CKPT_PATH),
+}
 
 
 def _short_name_target(short: str, slot: str | None) -> str | None:

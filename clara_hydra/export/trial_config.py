@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue, OmegaConfBaseException
 
 from clara_hydra import resolvers
 from clara_hydra.errors import ExportError, InputFileError, shorten, with_fix
@@ -28,6 +28,7 @@ from clara_hydra.export.select import SelectedTrial
 # `${VAR}`: a whole-value link to a top-level variable (Clara's "{VAR}", a bundle's "@VAR").
 SIMPLE_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 JOB_DIR_INTERPOLATION = re.compile(r"\$\{" + re.escape(resolvers.JOB_DIR_RESOLVER) + r":([^}]*)\}")
+MISSING = "???"  # OmegaConf's required value, kept as such in ``resolved``
 # Top-level keys that are sections or Hydra's, never Clara variables.
 NOT_VARIABLES = ("train", "validate", "hydra", "defaults", "_allow_")
 
@@ -127,17 +128,38 @@ def _working_dir(path: Path) -> Iterator[None]:
 def _resolve(raw: dict[str, Any], trial: SelectedTrial) -> dict[str, Any]:
     cfg = OmegaConf.create(raw)
     try:
-        out = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-        assert isinstance(out, dict)
-        return {str(k): v for k, v in out.items()}
+        out = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    except OmegaConfBaseException:
+        out = _resolve_each(cfg, trial)  # a value links to a required one (???): that value stays ??? too
+    assert isinstance(out, dict)
+    return {str(k): v for k, v in out.items()}
+
+
+def _resolve_each(node: Any, trial: SelectedTrial) -> Any:
+    """Resolve node by node; a value that needs a missing (``???``) one becomes ``???`` (the exporters decide)."""
+    if isinstance(node, DictConfig):
+        return {str(k): _resolve_value(node, k, trial) for k in node}
+    if isinstance(node, ListConfig):
+        return [_resolve_value(node, i, trial) for i in range(len(node))]
+    return node
+
+
+def _resolve_value(container: DictConfig | ListConfig, key: Any, trial: SelectedTrial) -> Any:
+    try:
+        value = container[key]
+    except (MissingMandatoryValue, InterpolationToMissingValueError):
+        return MISSING
     except OmegaConfBaseException as exc:
-        key = getattr(exc, "full_key", "") or "?"
+        key = getattr(exc, "full_key", "") or key
         raise ExportError(
             with_fix(
                 f"trial {trial.number}: {key} cannot be resolved outside its run: {shorten(str(exc).splitlines()[0])}",
                 f"set it to a plain value in {trial.config_file} (or rerun the trial with it set)",
             )
         ) from exc
+    if isinstance(value, DictConfig | ListConfig):
+        return _resolve_each(value, trial)
+    return value
 
 
 def simple_link(value: Any, names: set[str] | frozenset[str]) -> str | None:
