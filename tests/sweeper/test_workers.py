@@ -40,24 +40,30 @@ class Workers:
         self.study = study
         self.log = tmp_path / "trainings.jsonl"
         self.procs: list[subprocess.Popen[str]] = []
+        self.outs: list[Any] = []
 
     def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        base = {
-            k: v for k, v in os.environ.items() if not k.startswith(("TOY_", "CLARA_HYDRA_OPTUNA", "CLARA_HYDRA_W"))
-        }
+        skip = ("TOY_", "CLARA_HYDRA_OPTUNA", "CLARA_HYDRA_WORKER")
+        base = {k: v for k, v in os.environ.items() if not k.startswith(skip)}
         full_env = {**base, "TOY_LOG": str(self.log), **(env or {})}
         cmd = [
             sys.executable, str(TOY_APP), "-m", *args, f"hydra.sweeper.storage={self.storage}",
             f"hydra.sweeper.study_name={self.study}", f"hydra.sweep.dir={self.tmp / 'sweep'}",
         ]  # fmt: skip
-        proc = subprocess.Popen(
-            cmd, cwd=self.tmp, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
+        # Output to a file, not a pipe: a pipe nobody reads while the workers run could fill and block them.
+        out = open(self.tmp / f"worker{len(self.procs)}.out", "w")  # noqa: SIM115  (closed in output())
+        proc = subprocess.Popen(cmd, cwd=self.tmp, env=full_env, stdout=out, stderr=subprocess.STDOUT, text=True)
         self.procs.append(proc)
+        self.outs.append(out)
         return proc
 
+    def output(self, proc: subprocess.Popen[str]) -> str:
+        i = self.procs.index(proc)
+        self.outs[i].close()
+        return (self.tmp / f"worker{i}.out").read_text()
+
     def wait(self, timeout: float = 240) -> list[tuple[int, str]]:
-        return [(p.wait(timeout=timeout), p.stdout.read() if p.stdout else "") for p in self.procs]
+        return [(p.wait(timeout=timeout), self.output(p)) for p in self.procs]
 
     def trainings(self) -> list[dict[str, Any]]:
         if not self.log.exists():
@@ -154,8 +160,9 @@ def test_a_killed_worker_s_trial_is_retried_by_a_survivor(tmp_path: Path) -> Non
     survivor = w.start(*args, env={"TOY_SLEEP": "0.5"})
     victim_trial = w.wait_for_training(lambda t: t["pid"] == victim.pid and t["trial"] > 0)
     os.kill(victim.pid, signal.SIGKILL)  # mid-trial: it sleeps 2 s in every training
-    code, out = survivor.wait(timeout=240), survivor.stdout.read() if survivor.stdout else ""
     victim.wait()
+    code = survivor.wait(timeout=240)
+    out = w.output(survivor)
     assert code == 0, out[-3000:]
     trials = check_exact(w, 6)
     dead = next(t for t in trials if t.number == victim_trial["trial"])
