@@ -106,7 +106,11 @@ class Heartbeat:
         self.storage.set_trial_system_attr(tid, SYS_HOST, socket.gethostname())
         self.storage.set_trial_system_attr(tid, SYS_PID, pid)
         self.storage.set_trial_system_attr(tid, SYS_PID_START, process_start(pid))
-        self._beat(tid)
+        # The first beat also as an attribute on every storage: on an RDB storage it marks the trial as
+        # one whose staleness Optuna's heartbeat table decides (trials of older runs have none).
+        self.storage.set_trial_system_attr(tid, SYS_BEAT, time.time())
+        if self._optuna:
+            self._beat(tid)
         with self._lock:
             self._trials.add(tid)
         if self._thread is None:

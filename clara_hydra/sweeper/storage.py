@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -135,7 +136,9 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
         if url.startswith("sqlite:///"):
             Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         rdb_url = with_available_driver(url)
-        with _schema_lock(rdb_url):
+        with _schema_lock(rdb_url), warnings.catch_warnings():
+            # Heartbeats are "experimental" in Optuna since 2.9; the warning is noise to a sweep's user.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(rdb_url, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
     except (ImportError, OSError, ValueError, optuna.exceptions.StorageInternalError) as exc:
         raise SweepError(
