@@ -9,13 +9,15 @@ from omegaconf import DictConfig
 
 import clara_hydra.runtime  # noqa: F401  (registers ${clara.job_dir:...} before Hydra composes)
 from clara_hydra.runtime.argv import config_dir_as_primary
+from clara_hydra.runtime.console import quiet_sweep_job
 from clara_hydra.runtime.task import main as task
 
 
 @hydra.main(config_path="conf", config_name="config", version_base=None)
 def main(cfg: DictConfig) -> float:
     """Return the best validation key metric: the objective of a sweep."""
-    return task(cfg)
+    with quiet_sweep_job():  # in a sweep: the job's log goes to its train.log only
+        return task(cfg)
 
 
 if __name__ == "__main__":

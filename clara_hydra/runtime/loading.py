@@ -82,7 +82,9 @@ def _run_all(
 
 def _progress(dataset: Any, total: int) -> Any:
     """MONAI's "Loading dataset" progress bar when the dataset asks for one and tqdm is installed."""
-    if not getattr(dataset, "progress", False):
+    from clara_hydra.runtime.console import show_bars
+
+    if not getattr(dataset, "progress", False) or not show_bars():  # no bar in a sweep or a log file
         return None
     try:
         from tqdm import tqdm
