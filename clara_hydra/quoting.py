@@ -108,6 +108,22 @@ def yaml_string(text: str, flow: bool = False) -> str:
     return text if yaml_plain_ok(text, flow) else yaml_quoted(text)
 
 
+def omegaconf_literal(text: str, before_interpolation: bool = False) -> str:
+    """``text`` as an OmegaConf string value that reads back as exactly ``text`` (no interpolation).
+
+    OmegaConf reads ``\\${`` as a literal ``${`` and ``\\\\${`` as a backslash before an interpolation, so
+    every ``${`` gets one backslash and the backslashes already before it are doubled. ``before_interpolation``:
+    an interpolation follows this text, so its trailing backslashes are doubled too.
+
+    >>> omegaconf_literal("cost: ${5}")
+    'cost: \\\\${5}'
+    """
+    text = re.sub(r"(\\*)\$\{", lambda m: m.group(1) * 2 + "\\${", text)
+    if before_interpolation:
+        text = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, text)
+    return text
+
+
 def override_quoted(text: str) -> str:
     """``text`` as a single-quoted value of Hydra's override grammar.
 

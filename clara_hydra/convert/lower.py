@@ -20,6 +20,7 @@ from clara_hydra.convert.model import ClaraConfig, Component, Era, Slot, SlotKin
 from clara_hydra.convert.search import SearchPlan
 from clara_hydra.errors import Diagnostic, Level, shorten, suggest
 from clara_hydra.keywords import Clara, Emitted
+from clara_hydra.quoting import omegaconf_literal
 
 _TO_TENSORD = "monai.transforms.ToTensord"
 _ENSURE_TYPED = "monai.transforms.EnsureTyped"
@@ -203,13 +204,16 @@ class Lowering:
             if slot_name is not None:
                 node["module"] = self.ref(slot_name, section, path)
             return node
-        names = _VAR.findall(text)
-        for name in names:
-            self.used_vars.setdefault(name, path)
-        escaped = text.replace("${", "\\${")
-        if len(names) == 1 and text == "{" + names[0] + "}":
-            return "${" + names[0] + "}"
-        return _VAR.sub(lambda m: "${" + m.group(1) + "}", escaped)
+        # Clara's "{VAR}" becomes "${VAR}"; everything else stays literal for OmegaConf ("${" escaped).
+        parts: list[str] = []
+        pos = 0
+        for match in _VAR.finditer(text):
+            self.used_vars.setdefault(match.group(1), path)
+            parts.append(omegaconf_literal(text[pos : match.start()], before_interpolation=True))
+            parts.append("${" + match.group(1) + "}")
+            pos = match.end()
+        parts.append(omegaconf_literal(text[pos:]))
+        return "".join(parts)
 
     def lookup(self, slot_name: str, section: str | None) -> str | None:
         """Hydra key of the slot ``@slot_name`` names: current section first, then the other one (SPEC §3)."""

@@ -20,6 +20,7 @@ from clara_hydra.convert.stages import Checked, Lowered, Variables, YamlFile
 from clara_hydra.convert.sweeps import sweep_expression
 from clara_hydra.errors import Diagnostic, Level
 from clara_hydra.keywords import Clara, Emitted, Sweep
+from clara_hydra.quoting import omegaconf_literal
 
 #: Clara output variables whose relative values live inside the Hydra job's output folder.
 JOB_DIR_VARIABLES = {"MMAR_CKPT_DIR": "models", "MMAR_EVAL_OUTPUT_PATH": "eval"}
@@ -112,6 +113,8 @@ def _variables(low: Lowering, env_values: Mapping[str, Any], sets: Mapping[str, 
             continue
         value = sets.get(name, env_values.get(name, Emitted.UNKNOWN))
         missing = value == Emitted.UNKNOWN
+        if isinstance(value, str) and not missing:
+            value = omegaconf_literal(value)  # an environment value is text, never an interpolation
         if name in JOB_DIR_VARIABLES and (missing or (isinstance(value, str) and not os.path.isabs(value))):
             value = "${clara.job_dir:" + (JOB_DIR_VARIABLES[name] if missing else value) + "}"
             job_dir.append(name)
@@ -166,7 +169,7 @@ def _root(
         comments[Emitted.ALLOW] = "modules of your own components (Clara 'path'): they must be importable to run"
     for key, value in sets.items():
         if key in root and key != "defaults":
-            root[key] = value
+            root[key] = omegaconf_literal(value) if isinstance(value, str) else value
     return root
 
 

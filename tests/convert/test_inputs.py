@@ -411,3 +411,27 @@ def test_a_variable_used_only_by_a_first_level_value_is_declared() -> None:
     cfg = config_yaml(conv)
     cfg.MY_ROOT = "/d"
     assert cfg.note == "/d/x"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("${x}", "$X"),  # Clara substituted {x}: the '$' before it is text
+        ("\\{x}", "\\X"),  # a backslash before a variable stays a backslash
+        ("\\${x}", "\\$X"),
+        ("${", "${"),  # no variable: OmegaConf must not see an interpolation
+        ("${1}", "${1}"),
+        ("a\\${", "a\\${"),
+        ("{x}{x}", "XX"),
+    ],
+)
+def test_clara_variables_become_interpolations_and_the_rest_stays_text(text: str, expected: str) -> None:
+    conv = convert_documents(Document(NAME, json.dumps(_with(("note",), text)).encode()), sets={"x": "X"})
+    assert config_yaml(conv)["note"] == expected
+
+
+def test_environment_values_are_text_not_interpolations() -> None:
+    doc = _with(("note",), "{ROOT}/x")
+    env = Document("environment.json", json.dumps({"ROOT": "/d/${HOME}"}).encode())
+    conv = convert_documents(Document(NAME, json.dumps(doc).encode()), env)
+    assert config_yaml(conv)["note"] == "/d/${HOME}/x"
