@@ -14,6 +14,7 @@ import math
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -435,3 +436,19 @@ def test_environment_values_are_text_not_interpolations() -> None:
     env = Document("environment.json", json.dumps({"ROOT": "/d/${HOME}"}).encode())
     conv = convert_documents(Document(NAME, json.dumps(doc).encode()), env)
     assert config_yaml(conv)["note"] == "/d/${HOME}/x"
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ANY_TEXT.filter(lambda k: not k.startswith(("_", "/"))) | LONG_KEYS, ANY_TEXT | st.floats(allow_nan=False))
+def test_any_text_composes_with_hydra_to_itself(key: str, value: Any) -> None:
+    """What Hydra composes (``python train.py``) holds the value as written, for any key and text."""
+    doc = _with((key,), value)
+    conv = _check_outcome(doc)
+    if conv is None or key not in conv.config.first_level or not _carried_verbatim(value):
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        write_tree(conv.files, tmp)
+        with initialize_config_dir(config_dir=tmp, version_base=None):
+            composed = compose("config")
+    got = composed[key]
+    assert type(got) is type(value) and got == value
