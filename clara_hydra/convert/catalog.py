@@ -73,6 +73,8 @@ class Resolution:
             ERROR for an unknown class or argument.
         requirement: module a user ``path`` needs at run time (for the report), else None.
         missing_required: parameters without default that the args do not give (runtime wiring may supply them).
+        renamed_args: arguments of the target that MONAI renamed -> today's names, given or not (a search or an
+            ``apply`` naming the old one follows the rename; :attr:`arg_map` maps them too).
     """
 
     target: str | None
@@ -84,6 +86,7 @@ class Resolution:
     diagnostics: tuple[Diagnostic, ...]
     requirement: str | None = None
     missing_required: frozenset[str] = field(default_factory=frozenset)
+    renamed_args: Mapping[str, str] = field(default_factory=dict)
 
 
 def preference(slot: str | None) -> tuple[str, ...]:
@@ -244,6 +247,16 @@ def _renamed_arg(target: str, arg: str) -> tuple[str, str, Level]:
     return new, why, Level.INFO
 
 
+def _renamed_args(sig: Signature) -> dict[str, str]:
+    """Every old argument name of ``sig``'s target that MONAI renamed to one of its current parameters."""
+    names = sig.names
+    out = {old: r.new for old, r in legacy.load_history().args.get(sig.target, {}).items() if old not in names}
+    for old, (new, _why) in legacy.ARG_RENAMES.items():
+        if new in names and old not in names:
+            out.setdefault(old, new)
+    return {old: new for old, new in out.items() if new in names}
+
+
 def _close_args(arg: str, names: frozenset[str]) -> list[str]:
     """Close spellings of ``arg``; else names one is a prefix of the other (``probability``/``prob``)."""
     close = [n for n in difflib.get_close_matches(arg, sorted(names), n=3, cutoff=0.6)]
@@ -311,7 +324,10 @@ def _finish(
         more += pick.default_notes(sig.target, args, era, json_path)
     params = None if sig.accepts_var_kwargs else sig.names
     missing = sig.required - set(args)
-    return Resolution(target, args, arg_map, value_rewritten, params, True, tuple(diags + more), None, missing)
+    renames = _renamed_args(sig)
+    # Old names not given map too (a search or apply may name them); the given ones come last and win.
+    arg_map = {**{old: new for old, new in renames.items() if old not in arg_map}, **arg_map}
+    return Resolution(target, args, arg_map, value_rewritten, params, True, tuple(diags + more), None, missing, renames)
 
 
 def resolve_component(

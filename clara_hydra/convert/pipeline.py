@@ -66,7 +66,9 @@ def bind(resolved: Resolved) -> Bound:
     """Bind the search space: every searched or applied value gets its top-level key."""
     parsed = resolved.parsed
     params = {path: res.params for path, res in resolved.resolutions.items()}
-    binder = SearchBinder(parsed.config, params, frozenset(parsed.env_values) | frozenset(parsed.inputs.sets))
+    renamed = {path: res.renamed_args for path, res in resolved.resolutions.items() if res.renamed_args}
+    env_names = frozenset(parsed.env_values) | frozenset(parsed.inputs.sets)
+    binder = SearchBinder(parsed.config, params, env_names, renamed)
     plan = binder.run()
     return Bound(resolved, plan, (*resolved.diagnostics, *binder.diagnostics))
 

@@ -74,10 +74,15 @@ class SearchBinder:
     """
 
     def __init__(
-        self, config: ClaraConfig, params: Mapping[str, frozenset[str] | None], env_names: frozenset[str]
+        self,
+        config: ClaraConfig,
+        params: Mapping[str, frozenset[str] | None],
+        env_names: frozenset[str],
+        renamed: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         self.config = config
         self.params = params
+        self.renamed = renamed or {}  # JSON path -> {argument MONAI renamed: today's name} (catalog)
         self.env_names = env_names
         self.plan = SearchPlan()
         self.diagnostics: list[Diagnostic] = []
@@ -117,6 +122,14 @@ class SearchBinder:
 
     def params_of(self, comp: Component) -> frozenset[str] | None:
         return self.params.get(comp.json_path)
+
+    def _follows_rename(self, comp: Component, arg: str, where: str) -> bool:
+        """A searched or applied argument MONAI renamed: bound to today's name (the lowering maps it), warned."""
+        new = self.renamed.get(comp.json_path, {}).get(arg)
+        if new is not None:
+            message = f"'{arg}' of {comp.display} is '{new}' in today's MONAI: bound to '{new}'"
+            self.problem("renamed-arg", message, where, f"write '{new}'", Level.WARNING)
+        return new is not None
 
     # -- first level ---------------------------------------------------------------------------------------------
     def _first_level(self) -> set[str]:
@@ -196,7 +209,13 @@ class SearchBinder:
         shared = False
         for i, arg in enumerate(spec.args):
             where = join(join(spec.json_path, "args"), i)
-            if not arg.is_disabled and arg.name not in comp.args and params is not None and arg.name not in params:
+            if (
+                not arg.is_disabled
+                and arg.name not in comp.args
+                and params is not None
+                and arg.name not in params
+                and not self._follows_rename(comp, arg.name, where)
+            ):
                 hint = suggest(arg.name, sorted(params | set(comp.args)))
                 self.problem(
                     "unknown-search-arg",
@@ -300,7 +319,12 @@ class SearchBinder:
                 )
                 continue
             unknown = target != Clara.DISABLED_ARG and target not in comp.args
-            if unknown and params is not None and target not in params:
+            if (
+                unknown
+                and params is not None
+                and target not in params
+                and not self._follows_rename(comp, target, where)
+            ):
                 hint = suggest(target, sorted(params | set(comp.args)))
                 self.problem(
                     "unknown-apply-target",

@@ -226,7 +226,9 @@ def test_arg_map_follows_renames_and_drops() -> None:
     )
     assert tf.arg_map == {"probability": "prob"}  # 'magnitude' dropped: no entry
     dice = resolve_component("Dice", None, {"skip_background": True}, json_path="l", slot="loss", era="3.x")
-    assert dice.arg_map == {"skip_background": "include_background"}
+    # Old names MONAI renamed map too, given or not (a search or apply may name them).
+    assert dice.renamed_args == {"do_sigmoid": "sigmoid", "do_softmax": "softmax"}
+    assert dice.arg_map == {"skip_background": "include_background", **dice.renamed_args}
     assert dice.value_rewritten == {"skip_background"}
 
 

@@ -198,3 +198,36 @@ def test_edits_do_not_touch_the_original() -> None:
     before = copy.deepcopy(_base())
     _edited()
     assert _base() == before
+
+
+@pytest.mark.parametrize("how", ["search", "apply"])
+def test_a_search_or_apply_on_a_renamed_argument_follows_the_rename(how: str) -> None:
+    doc = _base()
+    model = doc["train"]["model"]
+    model["args"]["spatial_dims"] = model["args"].pop("dimensions")
+    if how == "search":
+        model["search"] = [{"domain": "net", "type": "enum", "args": ["dimensions#dims"], "targets": [[3], [2]]}]
+    else:
+        doc["search"] = [
+            *doc.get("search", []),
+            {"domain": "net", "type": "enum", "args": ["dims"], "targets": [[3], [2]]},
+        ]
+        model["apply"] = {"dimensions": "dims"}
+    conv = convert_documents(Document(f"{how}.json", json.dumps(doc).encode()))
+    tree = yaml.safe_load(conv.files["config.yaml"])
+    assert tree["train"]["model"]["spatial_dims"] == "${dims}"
+    assert "dimensions" not in tree["train"]["model"]
+    assert [d.level for d in conv.diagnostics if d.rule == "renamed-arg"] == [Level.WARNING]
+
+
+def test_an_unknown_apply_target_still_gets_a_did_you_mean() -> None:
+    doc = _base()
+    doc["search"] = [
+        *doc.get("search", []),
+        {"domain": "net", "type": "enum", "args": ["units"], "targets": [[1], [2]]},
+    ]
+    doc["train"]["model"]["apply"] = {"num_res_unit": "units"}
+    with pytest.raises(ConfigError) as info:
+        convert_documents(Document("typo.json", json.dumps(doc).encode()))
+    (err,) = [d for d in info.value.diagnostics if d.level is Level.ERROR]
+    assert err.rule == "unknown-apply-target" and "num_res_units" in err.fix
