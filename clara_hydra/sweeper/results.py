@@ -126,16 +126,16 @@ def results_summary(
             best_config=BEST_CONFIG_FILE,
         )
     else:
+        front = study.best_trials
+        out["solutions"] = [
+            {"params": _plain(complete_params(t, trials, configs or {})), "values": list(t.values)} for t in front
+        ]
         out["pareto_front"] = [
             {
                 "number": t.number,
                 "values": list(t.values),
                 "params": _plain(t.params),
                 "job_dir": t.user_attrs.get(ATTR_JOB_DIR),
-        front = study.best_trials
-        out["solutions"] = [
-            {"params": _plain(complete_params(t, trials, configs or {})), "values": list(t.values)} for t in front
-        ]
                 "overrides": t.user_attrs.get(ATTR_OVERRIDES, []),
             }
             for t in front
@@ -143,12 +143,6 @@ def results_summary(
     return out
 
 
-def trials_csv(trials: Sequence[optuna.trial.FrozenTrial], n_objectives: int) -> str:
-    """The content of ``trials.csv``: number, state, value(s), duration_s, params_*, reason, job_dir, ..."""
-    value_cols = ["value"] if n_objectives == 1 else [f"value_{i}" for i in range(n_objectives)]
-    names: list[str] = []
-    for t in trials:
-        names.extend(n for n in t.params if n not in names)
 def complete_params(
     trial: optuna.trial.FrozenTrial,
     trials: Sequence[optuna.trial.FrozenTrial],
@@ -190,6 +184,12 @@ def complete_params(
     return params
 
 
+def trials_csv(trials: Sequence[optuna.trial.FrozenTrial], n_objectives: int) -> str:
+    """The content of ``trials.csv``: number, state, value(s), duration_s, params_*, reason, job_dir, ..."""
+    value_cols = ["value"] if n_objectives == 1 else [f"value_{i}" for i in range(n_objectives)]
+    names: list[str] = []
+    for t in trials:
+        names.extend(n for n in t.params if n not in names)
     header = ["number", "state", *value_cols, "duration_s", *(f"params_{n}" for n in names)]
     header += ["reason", "job_dir", "baseline", "duplicate_of", "retry_of", "worker"]
     buf = io.StringIO()
