@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -15,7 +17,7 @@ from clara_hydra.errors import ExportError
 from clara_hydra.export.checkpoint import find_checkpoint
 from clara_hydra.export.select import select_trial
 from clara_hydra.export.validation import export_validation
-from tests.export.conftest import REPO, TRAIN, VALIDATION_EXAMPLE, Sweep, run
+from tests.export.conftest import REPO, TRAIN, VALIDATION_EXAMPLE, Sweep, quiet_env, run
 
 pytestmark = pytest.mark.slow
 
@@ -30,11 +32,31 @@ def test_the_validation_config_evaluates_the_best_checkpoint(sweep: Sweep, tmp_p
     assert option["dont_load_ckpt_model"] is False and option["dont_load_ts_model"] is True
     assert option["DATA_ROOT"] == str(sweep.data)
     # The one documented command.
-    proc = run([sys.executable, str(TRAIN), "-cd", str(conf), "experiment=sweep_best", "hydra.run.dir=run"], tmp_path)
-    assert f"Restored all variables from {checkpoint}" in proc.stdout + proc.stderr
-    summary = json.loads((tmp_path / "run" / "trial_summary.json").read_text())
-    assert summary["status"] == "completed" and summary["objective"]["name"] == "val_mean_dice"
-    assert 0.0 <= summary["best_value"] <= 1.0
+    best = _evaluate(conf, tmp_path, "best")
+    assert best["status"] == "completed" and best["objective"]["name"] == "val_mean_dice"
+    # The value depends on the checkpoint: the other trial's network scores otherwise; no checkpoint is an error.
+    other_trial = select_trial(sweep.dir, trial=1 - select_trial(sweep.dir).number)
+    assert (
+        main(["export", str(sweep.dir), "--trial", str(other_trial.number), "--to", "validation", str(conf), "--force"])
+        == 0
+    )
+    other = _evaluate(conf, tmp_path, "other")
+    assert other["best_value"] != pytest.approx(best["best_value"], abs=1e-6)
+    option_file = conf / "experiment" / "sweep_best.yaml"
+    other_models = find_checkpoint(other_trial.job_dir).resolve().parent
+    option_file.write_text(option_file.read_text().replace(str(other_models), str(tmp_path / "nowhere")))
+    proc = subprocess.run(_command(conf, "gone"), cwd=tmp_path, env=quiet_env(), capture_output=True, text=True)
+    assert proc.returncode == 2 and "no such checkpoint" in proc.stderr
+
+
+def _command(conf: Path, run_dir: str) -> list[str]:
+    return [sys.executable, str(TRAIN), "-cd", str(conf), "experiment=sweep_best", f"hydra.run.dir={run_dir}"]
+
+
+def _evaluate(conf: Path, cwd: Path, run_dir: str) -> dict[str, Any]:
+    run(_command(conf, run_dir), cwd)
+    summary: dict[str, Any] = json.loads((cwd / run_dir / "trial_summary.json").read_text())
+    return summary
 
 
 def test_a_training_tree_is_refused(sweep: Sweep, tmp_path: Path) -> None:
