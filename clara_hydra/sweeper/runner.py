@@ -110,7 +110,9 @@ class SweepRunner:
 
         Raises:
             SweepError: the sweep cannot start or a stop rule ended it with an error.
-            SystemExit: code 130 after Ctrl-C (the interrupted trials are closed, the summary printed).
+            KeyboardInterrupt: after Ctrl-C, once this process's trials are closed and the result files
+                written (the plugin prints the summary and exits with 130); a worker started by a
+                coordinator exits with 130 itself.
         """
         s = self.settings
         # Everything that can be checked without the storage is checked first (a sweep that cannot
@@ -166,11 +168,14 @@ class SweepRunner:
         finally:
             self.heartbeat.stop()
             write_all(study, self.sweep_dir, self.spec.display, self.configs)
-        if self.role is None:  # a coordinator prints the summary of its workers' study
-            print_summary(study, self.sweep_dir)
-        if interrupted:
+        if interrupted and self.role is not None:
+            # A worker of a coordinator: its trial is closed (and retried); the coordinator reports.
             print(f"{self.worker}: interrupted (Ctrl-C); its running trial was closed and will be retried")
             raise SystemExit(130)
+        if interrupted:
+            raise KeyboardInterrupt  # the plugin prints the summary and exits with 130, no traceback
+        if self.role is None:  # a worker started by a coordinator leaves the summary to it
+            print_summary(study, self.sweep_dir)
 
     def _join(self, study: optuna.Study) -> int:
         """Enqueue the baseline trial once per study and count this process in; return its join index."""
@@ -203,9 +208,9 @@ class SweepRunner:
         except KeyboardInterrupt:
             interrupted, codes = True, []
         write_all(study, self.sweep_dir, self.spec.display, self.configs)
-        print_summary(study, self.sweep_dir)
         if interrupted or 130 in codes or -2 in codes:
-            raise SystemExit(130)
+            raise KeyboardInterrupt  # the plugin prints the summary and exits with 130
+        print_summary(study, self.sweep_dir)
         failed = [f"w{r.index} (exit code {c})" for r, c in zip(roles, codes, strict=True) if c != 0]
         if failed:
             raise SweepError(
