@@ -18,6 +18,7 @@ other ``${...}``                               the value, resolved as the trial 
 ``load_datalist(...)``                         ``monai.data.load_decathlon_datalist`` (paths made absolute)
 ``device: cuda``                               ``"@device"``: ``ignite.distributed.device()`` (CUDA if present)
 ``train_conf: {_config_: true}``               dropped from ``save_dict`` (a plain dict is not a checkpoint entry)
+``StatsHandler(output_transform=discard)``     ``"iteration_log": false`` (Clara's ``lambda x: None``: no iteration log)
 =============================================  =====================================================
 """
 
@@ -129,6 +130,10 @@ class BundleTranslator:
         special = _SPECIAL.get(target)
         if special is not None:
             return special(self, raw, res, path)
+        if target in _STATS_HANDLERS and _is_discard(res.get("output_transform")) and "iteration_log" not in res:
+            # Clara's `lambda x: None`: the handler logs nothing per iteration. MONAI says so itself
+            # (iteration_log=false), so the bundle needs no clara_hydra callable for it.
+            res = {**{k: v for k, v in res.items() if k != "output_transform"}, "iteration_log": False}
         if target.startswith("clara_hydra."):
             self.uses_clara_hydra = True
         out: dict[str, Any] = {Emitted.TARGET: target}
@@ -164,6 +169,14 @@ class BundleTranslator:
                 )
             )
         return value
+
+
+_DISCARD = "clara_hydra.expressions.discard_output"
+_STATS_HANDLERS = ("monai.handlers.StatsHandler", "monai.handlers.TensorBoardStatsHandler")
+
+
+def _is_discard(node: Any) -> bool:
+    return isinstance(node, dict) and node.get(Emitted.TARGET) == _DISCARD and node.get(Emitted.PARTIAL) is True
 
 
 def _enabled(node: Any) -> bool:

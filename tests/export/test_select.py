@@ -60,3 +60,31 @@ def test_a_failed_trial_is_refused_and_a_moved_folder_is_found(sweep: Sweep, tmp
     csv_file.write_text("\n".join(lines) + "\n")
     with pytest.raises(ExportError, match="trial 1 is FAIL: only COMPLETE or PRUNED trials"):
         select_trial(moved, trial=1)
+
+
+def _study(storage: str, name: str, directions: list[str], job_dir: Path) -> None:
+    import optuna
+
+    study = optuna.create_study(storage=storage, study_name=name, directions=directions)
+    for i, values in enumerate([[0.5, 2.0], [0.7, 3.0]]):
+        study.add_trial(
+            optuna.trial.create_trial(
+                values=values[: len(directions)],
+                params={"lr": 0.1 * (i + 1)},
+                distributions={"lr": optuna.distributions.FloatDistribution(0.0, 1.0)},
+                user_attrs={"job_dir": str(job_dir), "overrides": [f"lr={0.1 * (i + 1)}"]},
+            )
+        )
+
+
+def test_storages_with_several_or_multi_objective_studies(sweep: Sweep, tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    _study(storage, "single", ["maximize"], sweep.dir / "0")
+    _study(storage, "pareto", ["maximize", "minimize"], sweep.dir / "1")
+    with pytest.raises(ExportError, match=r"(?s)holds 2 studies.*--study"):
+        select_trial(storage)
+    best = select_trial(storage, study="single")
+    assert (best.number, best.value, best.job_dir) == (1, 0.7, sweep.dir / "0")
+    with pytest.raises(ExportError, match=r"(?s)multi-objective.*--trial \[0, 1\]"):
+        select_trial(storage, study="pareto")
+    assert select_trial(storage, study="pareto", trial=0).job_dir == sweep.dir / "1"
