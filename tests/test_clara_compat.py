@@ -158,3 +158,38 @@ def test_weighted_multiclass_loss_without_weights_is_the_plain_loss(
     logits, labels = logits_labels
     plain = torch.nn.CrossEntropyLoss()(logits, labels)
     assert WeightedCrossEntropyLoss()(logits, labels[:, None]).item() == pytest.approx(plain.item(), rel=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------- handlers
+
+
+def test_segmentation_saver_writes_each_prediction(tmp_path: Any) -> None:
+    import logging
+    from types import SimpleNamespace
+
+    import nibabel as nib
+    from monai.data import MetaTensor
+
+    from clara_hydra.components import SegmentationSaver
+
+    affine = torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0]))
+    preds = []
+    for case in ("case1", "case2"):
+        meta = {"filename_or_obj": f"/data/{case}.nii.gz", "affine": affine, "original_affine": affine}
+        preds.append({"pred": MetaTensor(torch.ones(1, 4, 5, 6) * len(case), meta=meta)})
+    saver = _build_handler(str(tmp_path))
+    engine = SimpleNamespace(state=SimpleNamespace(output=preds, batch=None), logger=logging.getLogger("t"))
+    saver(engine)
+    for case in ("case1", "case2"):
+        img = nib.load(tmp_path / case / f"{case}_seg.nii.gz")
+        assert img.shape == (4, 5, 6)
+        assert (img.affine == affine.numpy()).all()
+    assert isinstance(saver, SegmentationSaver)
+
+
+def _build_handler(out: str) -> Any:
+    rule = legacy.MONAI_BY_NAME["SegmentationSaver"]
+    args = legacy.apply_rule(rule, {"output_dir": out, "output_postfix": "seg"}, "validate.handlers[0]").args
+    assert rule.new is not None
+    module, _, name = rule.new.rpartition(".")
+    return getattr(importlib.import_module(module), name)(**args)

@@ -112,12 +112,12 @@ def test_disabled_string_is_a_boolean_with_one_warning() -> None:
 
 def test_a_removed_monai_class_without_counterpart_is_a_located_error() -> None:
     doc = _base()
-    doc["validate"]["handlers"].append({"name": "SegmentationSaver", "args": {"output_dir": "/tmp/x"}})
+    doc["validate"]["handlers"].append({"name": "TransformInverter", "args": {"output_keys": "pred"}})
     with pytest.raises(ConfigError) as info:
         convert_documents(Document("saver.json", json.dumps(doc).encode()))
     errors = [d for d in info.value.diagnostics if d.level is Level.ERROR]
     assert [d.rule for d in errors] == ["removed-class"]
-    assert "0.9.0" in errors[0].message and "SaveImage" in errors[0].fix
+    assert "0.7.0" in errors[0].message and "monai.transforms.Invertd" in errors[0].fix
     assert errors[0].json_path.startswith("validate.handlers[")
 
 
@@ -151,6 +151,7 @@ def test_is_tf_component(name: str, args: dict[str, Any], era: str, tf: bool) ->
         ("TorchVisionFullyConvModel", {}, "monai.networks.nets.TorchVisionFCModel", ["rewrite", "legacy-caveat"]),
         ("unet", {"spatial_dims": 3}, "monai.networks.nets.UNet", ["rewrite"]),
         ("IgniteMetric", {}, "monai.handlers.IgniteMetricHandler", ["rewrite", "legacy-caveat"]),
+        ("SegmentationSaver", {"output_dir": "out"}, "clara_hydra.components.SegmentationSaver", ["rewrite"]),
         (
             "NormalizeIntensity",
             {"keys": ["image"]},
@@ -160,7 +161,7 @@ def test_is_tf_component(name: str, args: dict[str, Any], era: str, tf: bool) ->
     ],
 )
 def test_removed_names_follow_the_history(name: str, args: dict[str, Any], target: str, rules: list[str]) -> None:
-    res = resolve_component(name, None, args, json_path="train.x", slot=None, era="4.1")
+    res = resolve_component(name, None, args, json_path="train.x", slot="handlers", era="4.1")
     assert res.target == target
     assert [d.rule for d in res.diagnostics if d.level is not Level.ERROR] == rules
 

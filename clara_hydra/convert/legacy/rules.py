@@ -151,6 +151,13 @@ MONAI_RULES: tuple[Rule, ...] = (
     Rule("NovoGrad", "monai.optimizers.Novograd", "MONAI spells it Novograd"),
     Rule("AsDiscreted", _T + "AsDiscreted", "args changed in MONAI 0.8", folds=(_ONEHOT, _THRESH)),
     Rule("AsDiscrete", _T + "AsDiscrete", "args changed in MONAI 0.8", folds=(_ONEHOT, _THRESH)),
+    # Removed in MONAI 0.9; its replacement SaveImage[d] is a transform, so the handler lives on in our package.
+    Rule(
+        "SegmentationSaver",
+        "clara_hydra.components.SegmentationSaver",
+        "removed from MONAI in 0.9; the same handler on today's SaveImage",
+        slots=frozenset({"handlers"}),
+    ),
     # Clara's Accuracy read MONAI's post-processed output; ignite's Accuracy cannot read the decollated list
     # MONAI engines produce, MONAI's ConfusionMatrix handler computes the same number.
     Rule(
@@ -258,7 +265,8 @@ def apply_rule(rule: Rule, args: Mapping[str, Any], json_path: str) -> Rewrite:
         if arg not in out:
             out[arg] = value
             changes.append(f"added {arg}={value!r}")
-    renamed_class = rule.new is not None and short(rule.new) != rule.old
+    # Our own implementation of a Clara/MONAI class keeps its short name but changes its home: report it too.
+    renamed_class = rule.new is not None and (short(rule.new) != rule.old or rule.new.startswith("clara_hydra."))
     if renamed_class or changes:
         head = f"{rule.old} -> {rule.new}" if renamed_class else f"{rule.old} ({rule.new})"
         detail = "; ".join(changes)
