@@ -12,13 +12,14 @@ worded for the user: its message alone is the reason (``diverged at epoch 2: ...
 from __future__ import annotations
 
 import math
+import os
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from clara_hydra.errors import SweepError, UserError, with_fix
+from clara_hydra.errors import FULL_ERROR_ENV, SweepError, UserError, with_fix
 
 # The reason stored for trials a dead or interrupted run left unfinished (resume looks for it).
 INTERRUPTED = "interrupted"
@@ -109,8 +110,14 @@ def is_out_of_memory(exc: BaseException) -> bool:
     )
 
 
-def format_traceback(exc: BaseException) -> str:
-    """The exception's traceback as text (for the log)."""
+def format_traceback(exc: BaseException | None) -> str:
+    """The exception's traceback as text (for the log).
+
+    Empty for a :class:`~clara_hydra.errors.UserError` (its message, the trial's reason, says it all) unless
+    ``CLARA_HYDRA_FULL_ERROR=1``: the error contract keeps tracebacks for bugs.
+    """
+    if exc is None or (isinstance(exc, UserError) and not os.environ.get(FULL_ERROR_ENV)):
+        return ""
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
 

@@ -66,3 +66,50 @@ def test_validation_only_config_runs_the_evaluator(compose_cfg: Composer, tmp_pa
     assert 0.0 <= value <= 1.0
     summary = json.loads((tmp_path / "job" / "trial_summary.json").read_text())
     assert summary["status"] == "completed" and summary["best_value"] == pytest.approx(value)
+
+
+def test_divergence_guard_stops_at_the_first_nan_loss() -> None:
+    import torch
+    from ignite.engine import Engine
+
+    from clara_hydra.errors import DivergedError
+    from clara_hydra.runtime.divergence import DivergenceGuard
+
+    def step(engine: Engine, batch: int) -> list[dict[str, torch.Tensor]]:
+        loss = float("nan") if engine.state.epoch == 2 and batch == 1 else 0.5
+        return [{"loss": torch.tensor(loss)}]  # MONAI's decollated trainer output
+
+    engine = Engine(step)
+    guard = DivergenceGuard()
+    guard.attach(engine)
+    engine.run([0, 1, 2], max_epochs=4)
+    assert engine.state.epoch == 2 and engine.state.iteration == 5
+    with pytest.raises(DivergedError, match=r"^diverged at epoch 2: the training loss is nan at iteration 5"):
+        guard.raise_if_diverged("lower learning_rate (now 1e9)")
+    fine = DivergenceGuard()
+    fine.raise_if_diverged()  # never fired: nothing to say
+
+
+def test_error_contract_exit_codes(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from clara_hydra.errors import DataError, exit_code_for, run_and_report, with_fix
+
+    monkeypatch.delenv("CLARA_HYDRA_FULL_ERROR", raising=False)
+    assert exit_code_for(DataError(with_fix("x.nii.gz: cannot read", "copy it again"))) == 2
+    assert "clara-hydra: x.nii.gz: cannot read\n    fix: copy it again\n" in capsys.readouterr().err
+    assert exit_code_for(KeyboardInterrupt()) == 130
+    assert exit_code_for(ValueError("a bug")) is None  # keeps its traceback
+
+    def interrupted() -> int:
+        raise KeyboardInterrupt
+
+    assert run_and_report(interrupted) == 130
+    monkeypatch.setenv("CLARA_HYDRA_FULL_ERROR", "1")
+    assert exit_code_for(DataError("x")) is None
+
+
+def test_epochs_are_checked_and_named(compose_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
+    from clara_hydra.errors import BuildError
+
+    for value in ("-1", "abc", "0", "2.5"):
+        with pytest.raises(BuildError, match=r"^epochs=.* \(used as train\.trainer\.max_epochs\): must be a whole"):
+            task.run(compose_cfg(f"epochs={value}"), job_dir=tmp_path / "job")

@@ -78,3 +78,12 @@ def test_max_failure_rate_keeps_upstream_meaning() -> None:
     with pytest.raises(SweepError, match=r"1 of 2 trial\(s\) in the last batch failed.*max_failure_rate=0.4"):
         check_failure_rate(batch, 0.4)
     check_failure_rate([(0, failed("x"))], 1.0)  # the default never stops
+
+
+def test_a_user_error_is_its_own_reason() -> None:
+    from clara_hydra.errors import DataError, DivergedError
+
+    result = classify(True, DataError("train.dataset: cannot read /d/x.nii.gz (datalist entry 3)"), 1)
+    assert result.outcome is Outcome.FAIL and result.reason.startswith("train.dataset: cannot read /d/x.nii.gz")
+    diverged = classify(True, DivergedError("diverged at epoch 2: the training loss is nan at iteration 9"), 1)
+    assert diverged.reason == "diverged at epoch 2: the training loss is nan at iteration 9"
