@@ -95,11 +95,15 @@ class BundleTranslator:
                 with_fix(f"{path}: the whole config ({{_config_: true}}) has no bundle form", "remove it from there")
             )
         if res.get(Emitted.ONE_OF) not in (None, False):
-            chosen = [(k, v) for k, v in self._members(res, path)]
+            alternatives = res[Emitted.ONE_OF]
+            if isinstance(alternatives, list):  # the list form {_one_of_: [node, ...]}
+                raw_list = raw.get(Emitted.ONE_OF) if isinstance(raw.get(Emitted.ONE_OF), list) else alternatives
+                chosen = [(r, v) for r, v in zip(raw_list, alternatives, strict=True) if v is not None and _enabled(v)]
+            else:
+                chosen = [(raw[k], v) for k, v in self._members(res, path)]
             if len(chosen) != 1:
                 raise ExportError(f"{path}: {len(chosen)} alternatives enabled, expected exactly one")
-            key, value = chosen[0]
-            return self._node(raw[key], value, f"{path}.{key}")
+            return self._node(chosen[0][0], chosen[0][1], path)
         if res.get(Emitted.COMPOSE) is True:
             items = [self._node(raw[k], v, f"{path}.{k}") for k, v in self._members(res, path)]
             return {Emitted.TARGET: COMPOSE_TARGET, "transforms": items}

@@ -319,4 +319,6 @@ def _short_name_target(short: str, slot: str | None) -> str | None:
 
 def _members(res: dict[str, Any]) -> list[tuple[str, Any]]:
     """Named members of a ``_compose_``/``_list_``/``_one_of_`` mapping, in order; ``null`` ones dropped."""
+    if isinstance(res.get(Emitted.ONE_OF), list):
+        raise ExportError("the list form {_one_of_: [...]} has no Clara member names: write it as a mapping")
     return [(str(k), v) for k, v in res.items() if k not in _MARKER_KEYS and v is not None]
