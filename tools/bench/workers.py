@@ -49,16 +49,21 @@ def run(label: str, extra: list[str], out: Path, trials: int, epochs: int) -> di
 
 
 def busy_fraction(journal: Path, study_name: str, slots: int) -> dict[str, Any]:
-    """Trial time over slot time between the first trial's start and the last trial's end."""
+    """:func:`fraction` of a study in a journal file."""
     import optuna
 
     from clara_hydra.sweeper.storage import open_storage
 
     study = optuna.load_study(study_name=study_name, storage=open_storage(f"journal://{journal}"))
-    done = [t for t in study.get_trials(deepcopy=False) if t.datetime_start and t.datetime_complete]
-    start = min(t.datetime_start for t in done)  # type: ignore[type-var]
-    end = max(t.datetime_complete for t in done)  # type: ignore[type-var]
-    busy = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in done)  # type: ignore[operator]
+    return fraction(study.get_trials(deepcopy=False), slots)
+
+
+def fraction(trials: list[Any], slots: int) -> dict[str, Any]:
+    """Trial time over slot time between the first trial's start and the last trial's end."""
+    done = [t for t in trials if t.datetime_start and t.datetime_complete]
+    start = min(t.datetime_start for t in done)
+    end = max(t.datetime_complete for t in done)
+    busy = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in done)
     span = (end - start).total_seconds()
     states: dict[str, int] = {}
     for t in done:
