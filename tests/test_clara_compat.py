@@ -193,3 +193,24 @@ def _build_handler(out: str) -> Any:
     assert rule.new is not None
     module, _, name = rule.new.rpartition(".")
     return getattr(importlib.import_module(module), name)(**args)
+
+
+# ---------------------------------------------------------------------------------------------- transforms
+
+
+@pytest.mark.parametrize("clara_args", [{"fields": "image", "probability": 1.0, "variance": 0.25}, {"fields": "image"}])
+def test_add_gaussian_noise_has_claras_variance_and_probability(clara_args: dict[str, Any]) -> None:
+    # AddGaussianNoise(fields, probability=0.5, variance=0.1): MONAI's RandGaussianNoised takes the std, and its own
+    # defaults (prob 0.1, std 0.1) differ from Clara's.
+    noise = _build("AddGaussianNoise", clara_args)
+    variance, prob = clara_args.get("variance", 0.1), clara_args.get("probability", 0.5)
+    assert noise.prob == pytest.approx(prob)
+    noise.set_random_state(seed=0)
+    applied = []
+    for _ in range(200 if prob < 1 else 1):
+        out = noise({"image": torch.zeros(1, 32, 32, 32)})["image"]
+        applied.append(bool(out.abs().sum() > 0))
+        if applied[-1]:
+            sample = out
+    assert float(sample.var()) == pytest.approx(variance, rel=0.03)
+    assert sum(applied) / len(applied) == pytest.approx(prob, abs=0.1)

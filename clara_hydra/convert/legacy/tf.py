@@ -9,6 +9,7 @@ when the component is evidently the 3.x one (see :func:`is_tf_component`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -66,6 +67,10 @@ _PLATEAU = (
     "mode=max assumes a higher-is-better key metric (Dice); LrScheduleHandler must step it with that metric "
     "(step_transform), and torch checks it on each step, Clara on each validation"
 )
+
+
+def _variance(v: Mapping[str, Any]) -> dict[str, Any]:
+    return {"std": math.sqrt(float(concrete(v["variance"], "variance")))}
 
 
 def _patience(v: Mapping[str, Any]) -> dict[str, Any]:
@@ -131,7 +136,16 @@ TF_RULES: tuple[Rule, ...] = (
     ),
     _tf("RandomAxisFlip", _T + "RandAxisFlipd", "flips along one random axis", prob=True),
     _tf("RandomSpatialFlip", _T + "RandFlipd", "random flip of the spatial axes", prob=True),
-    _tf("AddGaussianNoise", _T + "RandGaussianNoised", "adds Gaussian noise with a probability", prob=True),
+    # "ai4med.components.transforms package": AddGaussianNoise(fields, probability=0.5, variance=0.1).
+    _tf(
+        "AddGaussianNoise",
+        _T + "RandGaussianNoised",
+        "adds Gaussian noise with a probability",
+        prob=True,
+        folds=(Fold(("variance",), _variance, "MONAI takes the standard deviation"),),
+        # Clara's defaults, not MONAI's (prob 0.1, std 0.1); MONAI samples the std from [0, std] unless told not to.
+        add={"prob": 0.5, "std": math.sqrt(0.1), "sample_std": False},
+    ),
     _tf(
         "Dice",
         "monai.losses.DiceLoss",
