@@ -50,7 +50,14 @@ from clara_hydra.sweeper.settings import Settings
 from clara_hydra.sweeper.space import SearchSpace
 from clara_hydra.sweeper.startup import check_folder_free, claim_folder, delete_new_study, study_exists
 from clara_hydra.sweeper.storage import open_storage, resolve_storage, stable_sweep_root, study_lock
-from clara_hydra.sweeper.workers import WorkerRole, run_local, run_with_launcher, worker_command, worker_id
+from clara_hydra.sweeper.workers import (
+    WorkerRole,
+    run_local,
+    run_with_launcher,
+    tag_log_records,
+    worker_command,
+    worker_id,
+)
 
 # A study-level counter of the sweep processes that joined the study, bumped under the study lock:
 # each process's sampler seed is offset by it, so workers started together draw different trials.
@@ -159,6 +166,8 @@ class SweepRunner:
         if s.workers > 1 and self.role is None:
             self._coordinate(study)
             return
+        if self.role is not None:
+            tag_log_records(self.worker)
         self.heartbeat = Heartbeat(self.storage, s.heartbeat_interval)
         interrupted = False
         try:

@@ -230,3 +230,23 @@ def run_with_launcher(launcher_factory: Any, command: list[str], cwd: str, roles
         else:
             codes.append(0)
     return codes
+
+
+def tag_log_records(worker: str) -> None:
+    """Prefix every log record of this process with ``[worker]`` (the worker processes of a coordinator).
+
+    A record factory rather than a handler filter: Hydra replaces the logging handlers for every job,
+    a factory stays for the life of the process, so the sweeper's lines and each trial's ``train.log``
+    carry the worker's id.
+    """
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "_clara_worker", None) == worker:
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        record.msg = f"[{worker}] {record.msg}"
+        return record
+
+    factory._clara_worker = worker  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)

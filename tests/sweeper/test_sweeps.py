@@ -169,6 +169,21 @@ def test_keep_best_deletes_other_checkpoints(run_toy: Any) -> None:
     assert "keep_best=1: deleted" in sweep.output
 
 
+def test_keep_best_cleans_a_trial_killed_between_its_end_and_its_record(run_toy: Any) -> None:
+    args = ("x=interval(0,1)", "hydra.sweeper.n_trials=4", "hydra.sweeper.keep_best=1", *BASE)
+    first = run_toy(*args, env={"TOY_EXIT_AFTER": "1"}, check=False)
+    assert first.proc.returncode == 3 and (first.sweep_dir / "1" / "models" / "model.pt").is_file()
+    second = run_toy(*args)
+    rows = second.trials()
+    assert (rows[1]["state"], rows[1]["reason"], rows[1]["job_dir"]) == (
+        "FAIL",
+        "interrupted",
+        str(second.sweep_dir / "1"),
+    )
+    kept = sorted(p.parent.parent.name for p in second.sweep_dir.glob("*/models/model.pt"))
+    assert kept == [str(second.results()["best_trial"])]  # trial 1's checkpoint was found and deleted
+
+
 def test_stop_threshold_ends_the_sweep(run_toy: Any) -> None:
     # The baseline (x=0.5, n=2, sgd, width [8, 16]) scores 0.063, below the threshold.
     sweep = run_toy("x=interval(0,1)", "hydra.sweeper.n_trials=10", "hydra.sweeper.stop_threshold=0.07", *BASE)

@@ -2,7 +2,8 @@
 
 - ``TOY_LOG``: append one JSON line per training (counts trainings, records the config seen).
 - ``TOY_EXIT_AT=<k>``: ``os._exit(3)`` at trial number k (a killed sweep); ``TOY_INTERRUPT_AT=<k>``:
-  raise KeyboardInterrupt there (Ctrl-C).
+  raise KeyboardInterrupt there (Ctrl-C); ``TOY_EXIT_AFTER=<k>``: ``os._exit(3)`` once trial k's checkpoint
+  is written (a kill between a job's end and its record).
 - ``TOY_SLEEP=<s>``: sleep that long in every training (workers' trials overlap; a test can kill one).
 - ``TOY_REOPEN=1``: forget the live trial so report() reopens it from the storage, as a job in another
   process (joblib, submitit) does.
@@ -60,6 +61,8 @@ def main(cfg: DictConfig) -> float | list[float]:
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "model.pt"), "wb") as f:
         f.write(b"0" * 1000)  # a fake checkpoint for keep_best
+    if os.environ.get("TOY_EXIT_AFTER") == str(number):
+        os._exit(3)  # killed between the job's end and its record
     if cfg.mode == "diverge":
         return float("nan")
     if cfg.mode == "raise":
