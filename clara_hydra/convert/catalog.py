@@ -152,10 +152,17 @@ def _unknown(name: str, json_path: str, era: str) -> Diagnostic:
         )
     return Diagnostic(
         rule="unknown-class",
-        message=f"unknown class '{name}': not in {', '.join(SEARCH_MODULES)}" + (f"; {hint}" if hint else ""),
+        message=f"unknown class '{name}': not in {_searched()}" + (f"; {hint}" if hint else ""),
         json_path=json_path,
         fix="correct the name, or give a `path` to your own class",
     )
+
+
+def _searched() -> str:
+    """The searched modules, short: ``monai.transforms, ..., monai.apps (deepgrow, ...)``."""
+    core = [m for m in SEARCH_MODULES if not m.startswith("monai.apps.")]
+    apps = sorted({m.split(".")[2] for m in SEARCH_MODULES if m.startswith("monai.apps.")})
+    return ", ".join(core) + (f", monai.apps ({', '.join(apps)})" if apps else "")
 
 
 def _check_args(

@@ -58,6 +58,15 @@ SEARCH_MODULES: tuple[str, ...] = (
     "monai.metrics",
     "ignite.metrics",
     "torch.nn",
+    # MONAI's apps that Clara 4.x MMARs named components from (DeepGrow, DeepEdit, digital pathology); last, so
+    # they never shadow a core name (none of their names collides today).
+    "monai.apps.deepgrow.transforms",
+    "monai.apps.deepgrow.interaction",
+    "monai.apps.deepedit.transforms",
+    "monai.apps.deepedit.interaction",
+    "monai.apps.pathology.transforms",
+    "monai.apps.pathology.inferers",
+    "monai.apps.pathology.engines",
 )
 
 
