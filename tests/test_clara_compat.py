@@ -214,3 +214,19 @@ def test_add_gaussian_noise_has_claras_variance_and_probability(clara_args: dict
             sample = out
     assert float(sample.var()) == pytest.approx(variance, rel=0.03)
     assert sum(applied) / len(applied) == pytest.approx(prob, abs=0.1)
+
+
+def test_dice_skip_background_and_label_format_fold_into_dice_loss() -> None:
+    # Clara 3.x Dice(skip_background, is_onehot_targets): the docs give no formula beyond "soft Dice", so this checks
+    # the textbook per-sample, per-class soft Dice with background skipped and integer labels made one-hot, which is
+    # what the folds (include_background = not skip_background, to_onehot_y = not is_onehot_targets) must produce.
+    gen = torch.Generator().manual_seed(1)
+    probs = torch.softmax(torch.randn(2, 3, 4, 4, 4, generator=gen), dim=1)
+    labels = torch.randint(0, 3, (2, 1, 4, 4, 4), generator=gen)
+    loss = _build("Dice", {"skip_background": True, "is_onehot_targets": False})
+    onehot = torch.nn.functional.one_hot(labels[:, 0], 3).permute(0, 4, 1, 2, 3).float()
+    p, g = probs[:, 1:], onehot[:, 1:]
+    dims = (2, 3, 4)
+    smooth = 1e-5  # MONAI's smooth_nr = smooth_dr
+    dice = (2 * (p * g).sum(dims) + smooth) / (p.sum(dims) + g.sum(dims) + smooth)
+    assert loss(probs, labels).item() == pytest.approx((1 - dice).mean().item(), rel=1e-5)

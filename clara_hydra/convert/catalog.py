@@ -140,9 +140,11 @@ def _choose(name: str, slot: str | None, json_path: str) -> tuple[str | None, li
     return chosen, [diag]
 
 
-def _unknown(name: str, json_path: str, era: str) -> Diagnostic:
+def _unknown(name: str, json_path: str, era: str, args: Mapping[str, Any] | None = None) -> Diagnostic:
     hint = suggest(name, known_short_names())
-    if era == "3.x":  # a 3.x TensorFlow component we have no table entry for: reported, not an error
+    # A 3.x TensorFlow component we have no table entry for is reported, not an error: one with 3.x arguments
+    # (`fields`, ...) in any file, or any unknown name in a 3.x file.
+    if era == "3.x" or any(a in pick.TF_ARGS for a in args or ()):
         return Diagnostic(
             rule="no-monai-counterpart",
             message=f"3.x component '{name}' has no known MONAI counterpart" + (f"; {hint}" if hint else ""),
@@ -416,7 +418,7 @@ def resolve_component(
         )
     chosen, diags = _choose(name, slot, json_path)
     if chosen is None:
-        return _unresolved(clean, [_unknown(name, json_path, era)])
+        return _unresolved(clean, [_unknown(name, json_path, era, clean)])
     target, slip = _dictionary(chosen, name, clean, json_path, index)
     return _finish(
         target,

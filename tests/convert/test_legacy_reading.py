@@ -232,3 +232,11 @@ def test_an_unknown_apply_target_still_gets_a_did_you_mean() -> None:
         convert_documents(Document("typo.json", json.dumps(doc).encode()))
     (err,) = [d for d in info.value.diagnostics if d.level is Level.ERROR]
     assert err.rule == "unknown-apply-target" and "num_res_units" in err.fix
+
+
+def test_an_unknown_3x_component_in_a_4x_file_is_reported_not_fatal() -> None:
+    res = resolve_component("RandomGammaShift", None, {"fields": ["image"]}, json_path="t", slot=None, era="4.0")
+    (diag,) = res.diagnostics
+    assert (diag.rule, diag.level, res.target) == ("no-monai-counterpart", Level.WARNING, None)
+    typo = resolve_component("RandFlipdd", None, {"keys": ["image"]}, json_path="t", slot=None, era="4.0")
+    assert [d.rule for d in typo.diagnostics] == ["unknown-class"]
