@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 COMPOSE = Emitted.COMPOSE
 LIST = Emitted.LIST
 # Hydra's own instantiate keys mean nothing to us; accepted and ignored.
-_IGNORED = ("_convert_", "_recursive_")
+_IGNORED = (Emitted.CONVERT, Emitted.RECURSIVE)
 _CONTROL = (*Emitted.MARKERS, COMPOSE, LIST, *_IGNORED)
 _CHECKPOINT_DICTS = ("save_dict", "load_dict")  # ignite/MONAI checkpoint handlers' object mappings
 _MISSING_KEY = re.compile(r"Missing mandatory value: ([\w.\[\]]+)")

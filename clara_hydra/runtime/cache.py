@@ -197,7 +197,7 @@ def plan(builder: Any, path: str) -> Plan | None:
     if not isinstance(node, DictConfig) or Emitted.TARGET not in node or node.get(Emitted.PARTIAL):
         return None
     target = str(node[Emitted.TARGET])
-    args = [str(k) for k in node if k not in (Emitted.TARGET, *_MARKERS, "_convert_", "_recursive_")]
+    args = [str(k) for k in node if k not in (Emitted.TARGET, *_MARKERS, Emitted.CONVERT, Emitted.RECURSIVE)]
     unknown = set(args) - {"data", "transform", *_CONTENT_ARGS, *_OTHER_ARGS}
     if unknown or "data" not in args or "transform" not in args:
         log.debug("%s: not cached across trials (arguments %s)", path, sorted(unknown) or args)
