@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 # Trial user attribute naming the worker (process, host) that ran a trial; absent = the sweep's one process.
 ATTR_WORKER = "worker"
+ATTR_JOB_DIR = "job_dir"
+SUMMARY_FILE = "trial_summary.json"  # written by the runtime in each job folder (clara_hydra.runtime.summary)
 ONE_LANE = "sweep process"
 
 _STATE_COLOURS = {
@@ -39,12 +41,32 @@ class Figure:
 
 
 def objective_names(study: optuna.Study) -> list[str]:
-    """The objectives' names: ``study.metric_names`` when set, else ``value`` / ``value 0``, ``value 1``."""
+    """The objectives' names: ``study.metric_names`` when set; else, for one objective, the key metric a
+    trial's ``trial_summary.json`` names (``val_mean_dice``); else ``value`` / ``value 0``, ``value 1``."""
     names = study.metric_names
     if names:
         return list(names)
     n = len(study.directions)
-    return ["value"] if n == 1 else [f"value {i}" for i in range(n)]
+    if n == 1:
+        return [_summary_metric(study) or "value"]
+    return [f"value {i}" for i in range(n)]
+
+
+def _summary_metric(study: optuna.Study) -> str | None:
+    import json
+    from pathlib import Path
+
+    for trial in study.get_trials(deepcopy=False):
+        job_dir = trial.user_attrs.get(ATTR_JOB_DIR)
+        summary = Path(str(job_dir)) / SUMMARY_FILE if job_dir else None
+        if summary is not None and summary.is_file():
+            try:
+                name = json.loads(summary.read_text()).get("objective", {}).get("name")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if name:
+                return str(name)
+    return None
 
 
 def build_figures(study: optuna.Study) -> list[Figure]:
@@ -127,7 +149,10 @@ def _make(
         with warnings.catch_warnings():
             # Optuna warns about too few trials per regime, experimental features: not the reader's concern.
             warnings.simplefilter("ignore")
-            return Figure(key, title, build())
+            fig = build()
+            # Optuna fixes some widths (slices: 300 px per parameter): let every plot follow the page instead.
+            fig.update_layout(width=None, autosize=True)
+            return Figure(key, title, fig)
     except Exception as exc:  # one plot must never cost the whole report (e.g. a single-valued parameter)
         return Figure(key, title, note=f"Not available: {type(exc).__name__}: {exc}")
 

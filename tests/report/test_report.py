@@ -29,7 +29,7 @@ def test_report_is_one_offline_file_with_every_plot(study_dir: tuple[optuna.Stud
     for key in PLOTS:
         assert f'id="plot-{key}"' in text, key
     best = study.best_trial
-    assert f"Trial {best.number}" in text and f"{best.value:.6g}" in text
+    assert f"Trial {best.number}" in text and f"val_mean_dice = {best.value:.6g}" in text
     assert str(folder / str(best.number)) in text  # its folder
     assert f"--config-path {folder.resolve()} --config-name best_config" in text  # the command that reruns it
     assert "experiment=quickstart learning_rate=" in text
