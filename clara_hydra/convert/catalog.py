@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,9 +25,10 @@ from functools import cache
 from typing import Any
 
 from clara_hydra.convert import legacy
+from clara_hydra.convert.arguments import check_args, renamed_args
 from clara_hydra.convert.legacy import pick
 from clara_hydra.convert.signatures import SEARCH_MODULES, Index, Signature, load_index
-from clara_hydra.errors import Diagnostic, Level, shorten, suggest
+from clara_hydra.errors import Diagnostic, Level, suggest
 
 ERAS = ("4.1", "4.0", "3.x")
 LIBRARIES = ("monai", "torch", "ignite")  # a `path` into these is ours to know, not a user requirement
@@ -167,111 +167,6 @@ def _searched() -> str:
     return ", ".join(core) + (f", monai.apps ({', '.join(apps)})" if apps else "")
 
 
-def _check_args(
-    sig: Signature, args: Mapping[str, Any], arg_map: dict[str, str], json_path: str, drop_unknown: bool, old: str
-) -> tuple[dict[str, Any], dict[str, str], list[Diagnostic]]:
-    """Check (and generically rename) args against a real signature; returns new args, composed arg_map, diagnostics."""
-    names = sig.names
-    out: dict[str, Any] = {}
-    renamed: dict[str, str] = {}
-    diags: list[Diagnostic] = []
-    for arg, value in args.items():
-        where = f"{json_path}.args.{arg}"
-        if arg in names:
-            out[arg] = value
-            continue
-        new, why, level = _renamed_arg(sig.target, arg)
-        removed = legacy.load_history().removed_arg(sig.target, arg)
-        if new and new in names and new not in args:
-            out[new] = value
-            renamed[arg] = new
-            diags.append(
-                Diagnostic(
-                    rule="rewrite",
-                    message=f"'{arg}' -> '{new}' for {sig.target}: {why}",
-                    json_path=where,
-                    fix="" if level is Level.INFO else f"check that '{new}: {value!r}' means what '{arg}' meant",
-                    level=level,
-                )
-            )
-        elif removed is not None and not sig.accepts_var_kwargs:
-            renamed[arg] = ""
-            gone = f"in MONAI {removed.removed}" if removed.removed else "after MONAI " + removed.last
-            diags.append(
-                Diagnostic(
-                    rule="removed-argument",
-                    message=f"argument '{arg}' ({shorten(value)}) of {sig.target} was removed {gone} "
-                    f"(last in {removed.last}): dropped",
-                    json_path=where,
-                    fix=f"check that {sig.target} without '{arg}' does what you need",
-                    level=Level.WARNING,
-                )
-            )
-        elif sig.accepts_var_kwargs:
-            out[arg] = value  # the target takes **kwargs: nothing to check
-        elif drop_unknown:
-            renamed[arg] = ""
-            diags.append(
-                Diagnostic(
-                    rule="dropped-argument",
-                    message=f"{old} argument '{arg}' ({value!r}) has no counterpart in {sig.target}: dropped",
-                    json_path=where,
-                    fix=f"check that {sig.target} without '{arg}' does what you need",
-                    level=Level.WARNING,
-                )
-            )
-        else:
-            out[arg] = value
-            close = _close_args(arg, names)
-            hint = "; did you mean " + " or ".join(repr(c) for c in close) + "?" if close else ""
-            if close:
-                fix = f"rename '{arg}' to '{close[0]}'"
-            elif names:
-                fix = f"remove it; {sig.target} takes: {', '.join(sorted(names))}"
-            else:
-                fix = f"remove it; {sig.target} takes no keyword arguments"
-            diags.append(
-                Diagnostic(
-                    rule="unknown-argument",
-                    message=f"unknown argument '{arg}' for {sig.target}{hint}",
-                    json_path=where,
-                    fix=fix,
-                )
-            )
-    composed = {orig: renamed.get(mid, mid) for orig, mid in arg_map.items() if renamed.get(mid, mid)}
-    return out, composed, diags
-
-
-def _renamed_arg(target: str, arg: str) -> tuple[str, str, Level]:
-    """The current name of a renamed argument of ``target``: MONAI's own ``deprecated_arg`` first, then the
-    renames MONAI made across many classes at once (:data:`legacy.ARG_RENAMES`)."""
-    found = legacy.load_history().arg_rename(target, arg)
-    if found is not None:
-        since = f"MONAI {found.since} deprecated '{arg}'" if found.since else f"MONAI deprecated '{arg}'"
-        if found.verbatim:
-            return found.new, f"{since} for '{found.new}' (same value)", Level.INFO
-        # Only the deprecation message names the new argument: its values may mean something else.
-        return found.new, f"{since}; its message says to use '{found.new}'", Level.WARNING
-    new, why = legacy.ARG_RENAMES.get(arg, ("", ""))
-    return new, why, Level.INFO
-
-
-def _renamed_args(sig: Signature) -> dict[str, str]:
-    """Every old argument name of ``sig``'s target that MONAI renamed to one of its current parameters."""
-    names = sig.names
-    out = {old: r.new for old, r in legacy.load_history().args.get(sig.target, {}).items() if old not in names}
-    for old, (new, _why) in legacy.ARG_RENAMES.items():
-        if new in names and old not in names:
-            out.setdefault(old, new)
-    return {old: new for old, new in out.items() if new in names}
-
-
-def _close_args(arg: str, names: frozenset[str]) -> list[str]:
-    """Close spellings of ``arg``; else names one is a prefix of the other (``probability``/``prob``)."""
-    close = [n for n in difflib.get_close_matches(arg, sorted(names), n=3, cutoff=0.6)]
-    return close or sorted(n for n in names if min(len(n), len(arg)) >= 3 and (n.startswith(arg) or arg.startswith(n)))
-
-
 def _strip_comments(args: Mapping[str, Any]) -> dict[str, Any]:
     # Keys starting with `_` or `/` are comments in real Clara configs (SPEC §1), never constructor args.
     return {k: v for k, v in args.items() if not str(k).startswith(("_", "/"))}
@@ -328,12 +223,12 @@ def _finish(
 ) -> Resolution:
     if sig.params is None:  # no readable signature: emit unchecked
         return Resolution(target, args, arg_map, value_rewritten, None, False, tuple(diags))
-    args, arg_map, more = _check_args(sig, args, arg_map, json_path, drop_unknown, old)
+    args, arg_map, more = check_args(sig, args, arg_map, json_path, drop_unknown, old)
     if not drop_unknown:  # a 3.x rule sets what it needs; Clara-era MONAI defaults concern MONAI components
         more += pick.default_notes(sig.target, args, era, json_path)
     params = None if sig.accepts_var_kwargs else sig.names
     missing = sig.required - set(args)
-    renames = _renamed_args(sig)
+    renames = renamed_args(sig)
     # Old names not given map too (a search or apply may name them); the given ones come last and win.
     arg_map = {**{old: new for old, new in renames.items() if old not in arg_map}, **arg_map}
     return Resolution(target, args, arg_map, value_rewritten, params, True, tuple(diags + more), None, missing, renames)
@@ -356,7 +251,10 @@ def resolve_component(
         args: the component's ``args`` (``{}`` when absent); values are never interpreted.
         json_path: where the component is (``train.model``); argument diagnostics add ``.args.<arg>``.
         slot: the slot it sits in (``loss``, ``pre_transforms``, ``key_metric``, ...) or None.
-        era: ``"4.1"``, ``"4.0"`` or ``"3.x"``; 3.x names go through the TensorFlow-era tables first.
+        era: ``"4.1"``, ``"4.0"`` or ``"3.x"``, the generation the file is guessed to be. Names are read by what
+            they are (:mod:`clara_hydra.convert.legacy.pick`); the era only decides a name both Clara 3.x and MONAI
+            have when the args say nothing, which MONAI release's defaults Clara ran with, and whether an unknown
+            name is an error or a 3.x component without counterpart.
 
     Returns:
         A :class:`Resolution`; problems are diagnostics, never exceptions.
