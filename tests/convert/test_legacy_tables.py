@@ -194,3 +194,15 @@ def test_the_tool_reads_a_small_history(tmp_path: Path) -> None:
     ]
     history = parse_history(data)
     assert history.changed_defaults("monai.transforms.Keep", "0.3.0")[0].old_value is True
+
+
+@pytest.mark.parametrize("rule", legacy.MONAI_RULES, ids=lambda r: r.old)
+def test_curated_rules_agree_with_the_history(rule: legacy.Rule) -> None:
+    # A curated rule that says when MONAI removed its name must say what MONAI's history says.
+    removed = HISTORY.removed_name(rule.old)
+    if removed is None:
+        assert "removed in MONAI" not in rule.why
+        return
+    assert removed.removed is not None
+    major_minor = ".".join(removed.removed.split(".")[:2])
+    assert f"removed in MONAI {major_minor}" in rule.why, (rule.why, removed)
