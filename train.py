@@ -8,6 +8,7 @@ import hydra
 from omegaconf import DictConfig
 
 import clara_hydra.runtime  # noqa: F401  (registers ${clara.job_dir:...} before Hydra composes)
+from clara_hydra.errors import exit_code_for
 from clara_hydra.runtime.argv import config_dir_as_primary
 from clara_hydra.runtime.console import quiet_sweep_job
 from clara_hydra.runtime.task import main as task
@@ -22,4 +23,10 @@ def main(cfg: DictConfig) -> float:
 
 if __name__ == "__main__":
     sys.argv = config_dir_as_primary(sys.argv)
-    main()
+    try:
+        main()
+    except KeyboardInterrupt as exc:  # Ctrl-C while Hydra composes (the task and the sweeper handle their own)
+        code = exit_code_for(exc)
+        if code is None:
+            raise
+        sys.exit(code)
