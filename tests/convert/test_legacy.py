@@ -6,8 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from clara_hydra.convert import legacy
+from clara_hydra.convert.catalog import resolve_component
 from clara_hydra.convert.signatures import load_index
 from clara_hydra.errors import Level
 
@@ -305,3 +308,21 @@ def test_dropped_argument_lists_the_value_and_the_reason() -> None:
 )
 def test_is_concrete(value: Any, concrete: bool) -> None:
     assert legacy.is_concrete(value) is concrete
+
+
+# Any JSON value in any argument a rule reads: a rewrite is reported or refused with a warning, never a crash.
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@pytest.mark.parametrize("rule", ALL_RULES, ids=lambda r: r.old)
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_rules_never_crash_on_any_json_value(rule: legacy.Rule, data: st.DataObject) -> None:
+    read = sorted({a for f in rule.folds for a in f.reads} | set(rule.renames) | set(rule.drop) | {"keys"})
+    args = data.draw(st.dictionaries(st.sampled_from(read), _JSON, max_size=len(read)))
+    res = resolve_component(rule.old, None, args, json_path="train.x", slot="handlers", era="3.x")
+    assert all(d.json_path.startswith("train.x") for d in res.diagnostics)

@@ -227,7 +227,7 @@ def apply_rule(rule: Rule, args: Mapping[str, Any], json_path: str) -> Rewrite:
             continue
         try:
             new = fold.func(present)
-        except Unfoldable as exc:
+        except (ValueError, TypeError) as exc:  # Unfoldable, or a literal of the wrong kind ("abc" for a number)
             consumed.update(present)
             rewritten.update(present)
             diags.append(
