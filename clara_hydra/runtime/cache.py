@@ -157,10 +157,13 @@ KEY_COVERS = "prefix config, dataset arguments, datalist entries, and per file p
 
 
 def _file_stat(value: Any) -> Any:
-    """A datalist value, with (size, mtime, device, inode, ctime) when it names an existing file."""
+    """A datalist value, with (size, mtime, inode, ctime) when it names an existing file.
+
+    Not the device number: it differs between the hosts that mount one shared disk, whose trials share a disk cache.
+    """
     if isinstance(value, str) and os.path.isfile(value):
         st = os.stat(value)
-        return [value, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, st.st_ctime_ns]
+        return [value, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
     if isinstance(value, list | tuple):
         return [_file_stat(v) for v in value]
     if isinstance(value, dict):
