@@ -66,9 +66,13 @@ def bench_conf(target: Path) -> Path:
                 rebuilt["spacingd"] = spacing
         cfg[section].pre_transforms = rebuilt
     OmegaConf.save(cfg, target / "config.yaml")
-    # experiment=bench: the quickstart without its pruner settings (the benchmark chooses the pruner per sweep).
+    # experiment=bench: the quickstart without its pruner (the benchmark chooses the pruner per sweep); the
+    # quickstart selects it as a group option in its defaults list.
     quick = OmegaConf.load(target / "experiment" / "quickstart.yaml")
-    del quick.hydra.sweeper["pruner"]
+    quick.defaults = [d for d in quick.get("defaults", []) if "override /hydra/sweeper/pruner" not in d]
+    if not quick.defaults:
+        del quick["defaults"]
+    quick.hydra.sweeper.pop("pruner", None)
     text = "# @package _global_\n" + OmegaConf.to_yaml(quick)
     (target / "experiment" / "bench.yaml").write_text(text)
     return target
