@@ -30,7 +30,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from clara_hydra.errors import BuildError, DataError, UserError, suggest
+from clara_hydra.errors import BuildError, DataError, UserError, shorten, suggest
 from clara_hydra.keywords import Clara, Emitted
 from clara_hydra.targets import DEFAULT_ALLOWED, Permissions
 
@@ -268,6 +268,7 @@ class Builder:
         except Exception as exc:
             raise BuildError(
                 f"{path}: {target}({', '.join(sorted(kwargs))}) failed: {type(exc).__name__}: {exc}"
+                + _sources(node, kwargs)
             ) from exc
 
     def _positional(self, node: DictConfig, path: str) -> list[tuple[str, Any]]:
@@ -346,6 +347,20 @@ class _Absent:
 
 
 _ABSENT = _Absent()
+
+
+def _sources(node: DictConfig, kwargs: dict[str, Any]) -> str:
+    """Where the arguments set by interpolation come from (``lr`` is ``${learning_rate}``), so the user sees the key to
+    change, e.g. ``; lr=1e9 comes from learning_rate``."""
+    found = []
+    for key in kwargs:
+        raw = node._get_node(key) if key in node else None
+        text = raw._value() if raw is not None and not isinstance(raw, DictConfig | ListConfig) else None
+        if isinstance(text, str) and text.startswith("${") and text.endswith("}") and text.count("${") == 1:
+            inner = text[2:-1]
+            if ":" not in inner:
+                found.append(f"{key}={shorten(repr(kwargs[key]), 40)} comes from {inner}")
+    return f"; {', '.join(found)}" if found else ""
 
 
 def _allow_entries(cfg: DictConfig) -> list[str]:

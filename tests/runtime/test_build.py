@@ -187,3 +187,15 @@ def test_built_objects_hold_plain_containers(omegaconf_inside: Callable[[Any], l
     conf = builder.build("train.conf")
     assert type(conf) is dict and conf["train"]["model"]["channels"] == [4, 8, 16]
     assert omegaconf_inside(conf) == []
+
+
+def test_a_failed_call_names_the_key_an_argument_comes_from() -> None:
+    cfg = cfg_of(
+        "learning_rate: -1\n"
+        "train:\n"
+        "  model: {_target_: torch.nn.Linear, in_features: 2, out_features: 2}\n"
+        "  optimizer: {_target_: torch.optim.Adam, lr: '${learning_rate}',\n"
+        "              params: {_target_: clara_hydra.expressions.parameters_of, module: {_ref_: train.model}}}\n"
+    )
+    with pytest.raises(BuildError, match=r"Invalid learning rate: -1; lr=-1 comes from learning_rate$"):
+        Builder(cfg).build("train.optimizer")
