@@ -230,3 +230,23 @@ def test_dice_skip_background_and_label_format_fold_into_dice_loss() -> None:
     smooth = 1e-5  # MONAI's smooth_nr = smooth_dr
     dice = (2 * (p * g).sum(dims) + smooth) / (p.sum(dims) + g.sum(dims) + smooth)
     assert loss(probs, labels).item() == pytest.approx((1 - dice).mean().item(), rel=1e-5)
+
+
+def test_transform_inverter_inverts_the_prediction_in_place() -> None:
+    from types import SimpleNamespace
+
+    from monai.data import MetaTensor
+    from monai.transforms import Compose, Spacingd
+
+    from clara_hydra.components import TransformInverter
+
+    pre = Compose([Spacingd(keys="image", pixdim=(2.0, 2.0, 2.0), mode="nearest")])
+    image = MetaTensor(torch.arange(8 * 6 * 4, dtype=torch.float32).reshape(1, 8, 6, 4), affine=torch.eye(4))
+    item = pre({"image": image})
+    assert item["image"].shape != image.shape  # resampled to 2 mm
+    engine = SimpleNamespace(state=SimpleNamespace(batch=[item], output=[{"pred": item["image"].clone()}]))
+    rule = legacy.MONAI_BY_NAME["TransformInverter"]
+    args = legacy.apply_rule(rule, {"output_keys": "pred", "batch_keys": "image"}, "validate.handlers[0]").args
+    inverter = TransformInverter(transform=pre, **args)
+    inverter(engine)
+    assert engine.state.output[0]["pred"].shape == image.shape  # back on the input's grid

@@ -5,8 +5,8 @@ class to its equivalent (see :mod:`clara_hydra.convert.legacy.tf`). Each class c
 follows; the tests check its numbers against that page's formula.
 """
 
-from clara_hydra.components.handlers import SegmentationSaver
+from clara_hydra.components.handlers import SegmentationSaver, TransformInverter
 from clara_hydra.components.losses import WeightedCrossEntropyLoss
 from clara_hydra.components.lr_schedules import ReduceCosineLR
 
-__all__ = ["ReduceCosineLR", "SegmentationSaver", "WeightedCrossEntropyLoss"]
+__all__ = ["ReduceCosineLR", "SegmentationSaver", "TransformInverter", "WeightedCrossEntropyLoss"]

@@ -103,3 +103,67 @@ def _decollated(meta: Any, n: int) -> list[Any]:
     if isinstance(meta, list | tuple) and all(isinstance(m, dict) for m in meta):
         return list(meta)
     return [None] * n
+
+
+class TransformInverter:
+    """MONAI 0.5-0.6's ``TransformInverter`` handler (removed in MONAI 0.7), on today's ``Invertd``.
+
+    Clara 4.0 configs inverted the pre-transforms on the predictions with it. MONAI's history points at the
+    ``Invertd`` transform, which is not a handler; this class keeps the handler's arguments and behaviour: when the
+    model has run on an iteration, each output item's ``output_keys`` are inverted through ``transform`` using the
+    operations applied to the batch item's ``batch_keys``, in place.
+
+    Args:
+        transform, output_keys, batch_keys, meta_keys, batch_meta_keys, meta_key_postfix, nearest_interp,
+            to_tensor, device, post_func: as MONAI 0.6's ``TransformInverter`` (``batch_meta_keys`` is
+            ``Invertd``'s ``orig_meta_keys``).
+        num_workers: accepted for compatibility; today's ``Invertd`` runs in the calling thread.
+    """
+
+    def __init__(
+        self,
+        transform: Any,
+        output_keys: str | Sequence[str] = "pred",
+        batch_keys: str | Sequence[str] = "image",
+        meta_keys: str | Sequence[str] | None = None,
+        batch_meta_keys: str | Sequence[str] | None = None,
+        meta_key_postfix: str = "meta_dict",
+        nearest_interp: bool | Sequence[bool] = True,
+        to_tensor: bool | Sequence[bool] = True,
+        device: Any = "cpu",
+        post_func: Callable[[Any], Any] | None = None,
+        num_workers: int | None = 0,
+    ) -> None:
+        from monai.transforms import Invertd
+
+        self.inverter = Invertd(
+            keys=output_keys,
+            transform=transform,
+            orig_keys=batch_keys,
+            meta_keys=meta_keys,
+            orig_meta_keys=batch_meta_keys,
+            meta_key_postfix=meta_key_postfix,
+            nearest_interp=nearest_interp,
+            to_tensor=to_tensor,
+            device=device,
+            post_func=post_func,
+        )
+        self.output_keys = [output_keys] if isinstance(output_keys, str) else list(output_keys)
+
+    def attach(self, engine: Any) -> None:
+        """Run when the model completed an iteration of ``engine`` (after the engine's decollation)."""
+        from monai.engines.utils import IterationEvents
+
+        engine.add_event_handler(IterationEvents.MODEL_COMPLETED, self)
+
+    def __call__(self, engine: Any) -> None:
+        """Invert the output keys of each decollated item, in place."""
+        batch, output = engine.state.batch, engine.state.output
+        if not isinstance(batch, list) or not isinstance(output, list):
+            logging.getLogger(__name__).warning("TransformInverter needs decollated batch and output (lists)")
+            return
+        for b, o in zip(batch, output, strict=False):
+            data = {**b, **o}
+            ret = self.inverter(data)
+            for key in self.output_keys:
+                o[key] = ret.get(key)

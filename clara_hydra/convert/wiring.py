@@ -94,6 +94,8 @@ def implicit_args(low: Lowering, comp: Component, target: str | None) -> dict[st
         out["validator"] = _slot_ref(low, "validate", "evaluator")
     elif target.endswith(".LrScheduleHandler") and "lr_scheduler" not in comp.args:
         out["lr_scheduler"] = ref("lr_scheduler")
+    elif target.endswith(".TransformInverter") and "transform" not in comp.args:
+        out["transform"] = ref("pre_transforms")  # it inverts the pre-transforms of its own section
     for arg in REPLACED:
         names = comp.args.get(arg)
         if isinstance(names, list) and all(isinstance(n, str) for n in names):

@@ -112,12 +112,12 @@ def test_disabled_string_is_a_boolean_with_one_warning() -> None:
 
 def test_a_removed_monai_class_without_counterpart_is_a_located_error() -> None:
     doc = _base()
-    doc["validate"]["handlers"].append({"name": "TransformInverter", "args": {"output_keys": "pred"}})
+    doc["validate"]["handlers"].append({"name": "NiftiSaver", "args": {"output_dir": "/tmp/x"}})
     with pytest.raises(ConfigError) as info:
         convert_documents(Document("saver.json", json.dumps(doc).encode()))
     errors = [d for d in info.value.diagnostics if d.level is Level.ERROR]
     assert [d.rule for d in errors] == ["removed-class"]
-    assert "0.7.0" in errors[0].message and "monai.transforms.Invertd" in errors[0].fix
+    assert "1.2.0" in errors[0].message and "monai.transforms.SaveImage" in errors[0].fix
     assert errors[0].json_path.startswith("validate.handlers[")
 
 
@@ -240,3 +240,13 @@ def test_an_unknown_3x_component_in_a_4x_file_is_reported_not_fatal() -> None:
     assert (diag.rule, diag.level, res.target) == ("no-monai-counterpart", Level.WARNING, None)
     typo = resolve_component("RandFlipdd", None, {"keys": ["image"]}, json_path="t", slot=None, era="4.0")
     assert [d.rule for d in typo.diagnostics] == ["unknown-class"]
+
+
+def test_a_4_0_transform_inverter_handler_inverts_its_sections_pre_transforms() -> None:
+    doc = _base()
+    doc["validate"]["handlers"].append({"name": "TransformInverter", "args": {"output_keys": "pred"}})
+    conv = convert_documents(Document("inverter.json", json.dumps(doc).encode()))
+    handlers = yaml.safe_load(conv.files["config.yaml"])["validate"]["handlers"]
+    (inverter,) = [h for h in handlers.values() if isinstance(h, dict) and "TransformInverter" in h["_target_"]]
+    assert inverter["_target_"] == "clara_hydra.components.TransformInverter"
+    assert inverter["transform"] == {"_ref_": "validate.pre_transforms"}

@@ -158,6 +158,12 @@ MONAI_RULES: tuple[Rule, ...] = (
         "removed in MONAI 0.9; the same handler on today's SaveImage",
         slots=frozenset({"handlers"}),
     ),
+    Rule(
+        "TransformInverter",
+        "clara_hydra.components.TransformInverter",
+        "removed in MONAI 0.7; the same handler on today's Invertd",
+        slots=frozenset({"handlers"}),
+    ),
     # Clara's Accuracy read MONAI's post-processed output; ignite's Accuracy cannot read the decollated list
     # MONAI engines produce, MONAI's ConfusionMatrix handler computes the same number.
     Rule(
