@@ -37,7 +37,7 @@ from clara_hydra.sweeper.checkpoints import prune_checkpoints
 from clara_hydra.sweeper.failures import FailFast, Outcome, Result, check_failure_rate, classify
 from clara_hydra.sweeper.grammar import quote
 from clara_hydra.sweeper.heartbeat import Heartbeat, fail_stale
-from clara_hydra.sweeper.optuna_objects import build_pruner, build_sampler
+from clara_hydra.sweeper.optuna_objects import build_pruner, build_sampler, is_grid
 from clara_hydra.sweeper.results import (
     ATTR_BASELINE,
     ATTR_JOB_DIR,
@@ -154,7 +154,10 @@ class SweepRunner:
             closed = fail_stale(study, s.grace_period, set(), s.retry_interrupted)
             self.baseline_values = self.space.baseline(self.config) if s.baseline_trial else {}
             joined = self._join(study)
-            study.sampler = build_sampler(s.sampler, self.space, seed_offset=len(existing) + 1000 * joined)
+            # Distinct seeds per process, so workers and reruns draw new trials; except for the grid sampler,
+            # whose seed orders the grid: grid id N (= trial N) must mean the same point in every process.
+            offset = 0 if is_grid(s.sampler) else len(existing) + 1000 * joined
+            study.sampler = build_sampler(s.sampler, self.space, seed_offset=offset)
             study.pruner = build_pruner(s.pruner)
             self.grid = isinstance(study.sampler, optuna.samplers.GridSampler)
             self._log_header(study, existing, closed)
@@ -302,11 +305,13 @@ class SweepRunner:
             fail_stale(study, s.grace_period, self.mine, s.retry_interrupted)
             batch: list[Asked] = []
             try:
-                with study_lock(self.spec, self.storage, study.study_name):
+                with study_lock(self.spec, self.storage, study.study_name) as locked:
                     # RUNNING trials of every worker hold their place: the study never exceeds n_trials.
                     room = s.n_trials - budget_used(study, running=True)
                     for _ in range(min(s.n_jobs, room)):
                         batch.append(self._ask(study))
+                if not locked:
+                    batch = self._within_budget(study, batch)
                 if not batch:
                     if not self._others_busy(study):
                         break
@@ -326,6 +331,31 @@ class SweepRunner:
             if s.keep_best is not None:
                 prune_checkpoints(study, s.keep_best)
             write_all(study, self.sweep_dir, self.spec.display, self.configs)
+
+    def _within_budget(self, study: optuna.Study, batch: list[Asked]) -> list[Asked]:
+        """Without a study lock (Redis, gRPC proxy): give back trials asked beyond ``n_trials`` by a race.
+
+        Two workers may count the same free place and both ask. Counting the trials that hold a place in
+        trial-number order, every worker agrees on who is past the budget: the later trial is closed as
+        ``interrupted`` (it never ran and does not count; an enqueued one is enqueued again).
+        """
+        holding = sorted(
+            t.number
+            for t in study.get_trials(deepcopy=False)
+            if (t.state.is_finished() and not is_interrupted(t)) or t.state == TrialState.RUNNING
+        )
+        allowed = set(holding[: self.settings.n_trials])
+        kept = []
+        for a in batch:
+            if a.number in allowed:
+                kept.append(a)
+                continue
+            log.info("trial %d was asked beyond n_trials by workers asking at once: given back", a.number)
+            # An enqueued trial (the baseline, a retry) goes back into the queue; a sampled one just goes.
+            enqueued = "fixed_params" in a.trial.system_attrs
+            close_interrupted(study, self.storage, a.trial._trial_id, a.number, retry=enqueued)
+            self._release(a)
+        return kept
 
     def _others_busy(self, study: optuna.Study) -> bool:
         """Whether trials of other workers are RUNNING, or retries WAITING that no budget can take now."""

@@ -10,6 +10,7 @@ any other path with no ``://``                 a journal file too, except ``*.db
 ``*.db`` path, ``sqlite:///rel.db``            ``RDBStorage`` on SQLite (relative paths made absolute)
 ``postgresql://user:pw@host/db``, ``mysql://``  ``RDBStorage`` (SQLAlchemy URL; needs the DB driver)
 ``redis://host:6379``                          ``JournalStorage(JournalRedisBackend(url))`` (needs ``redis``)
+``grpc://host:13000``                          ``GrpcStorageProxy`` (Optuna's gRPC proxy; needs ``grpcio``)
 =============================================  =============================================================
 
 The *stable sweep root* is ``hydra.sweep.dir`` cut before its first path component that uses
@@ -129,6 +130,14 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
             path = Path(url[len(JOURNAL_SCHEME) :])
             path.parent.mkdir(parents=True, exist_ok=True)
             return JournalStorage(JournalFileBackend(str(path)))
+        if url.startswith("grpc://"):
+            # Optuna's gRPC storage proxy (optuna.storages.run_grpc_proxy_server in front of a database).
+            from optuna.storages import GrpcStorageProxy
+
+            host, _, port = url[len("grpc://") :].rstrip("/").rpartition(":")
+            with warnings.catch_warnings():  # "experimental" since Optuna 4.2: noise to a sweep's user
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return GrpcStorageProxy(host=host or "localhost", port=int(port))
         if url.startswith(("redis://", "rediss://")):
             from optuna.storages.journal import JournalRedisBackend, JournalStorage
 
@@ -243,7 +252,7 @@ def _schema_lock(url: str) -> Iterator[None]:
 
 
 @contextmanager
-def study_lock(spec: StorageSpec, storage: BaseStorage, study_name: str) -> Iterator[None]:
+def study_lock(spec: StorageSpec, storage: BaseStorage, study_name: str) -> Iterator[bool]:
     """A lock all workers of one study share, held while counting the budget and asking a trial.
 
     It makes ``n_trials`` exact and the baseline trial unique when workers start together:
@@ -252,7 +261,10 @@ def study_lock(spec: StorageSpec, storage: BaseStorage, study_name: str) -> Iter
       whose holder died is broken after 10 s, Optuna's rule);
     - PostgreSQL: a session advisory lock keyed by the study name (released by the server when the
       holder's connection dies);
-    - other storages: no lock (the runner's check after ``ask`` still keeps the count exact).
+    - other storages (Redis, the gRPC proxy, MySQL): no lock; the runner then checks after ``ask``.
+
+    Yields:
+        Whether a lock is held.
     """
     path = spec.journal_path
     if path is not None:
@@ -261,7 +273,7 @@ def study_lock(spec: StorageSpec, storage: BaseStorage, study_name: str) -> Iter
         lock = JournalFileOpenLock(str(path) + ".ask", grace_period=10)
         lock.acquire()
         try:
-            yield
+            yield True
         finally:
             # Held past the grace period and broken by another worker: nothing left to undo.
             with suppress(RuntimeError):
@@ -269,7 +281,7 @@ def study_lock(spec: StorageSpec, storage: BaseStorage, study_name: str) -> Iter
         return
     engine = getattr(storage, "engine", None)
     if engine is None or engine.dialect.name != "postgresql":
-        yield
+        yield False
         return
     import hashlib
 
@@ -279,7 +291,7 @@ def study_lock(spec: StorageSpec, storage: BaseStorage, study_name: str) -> Iter
     with engine.connect() as conn:
         conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
         try:
-            yield
+            yield True
         finally:
             conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
             conn.commit()

@@ -65,16 +65,19 @@ def test_busy_fraction(tools: tuple[ModuleType, ModuleType], tmp_path: Path) -> 
     _, workers = tools
     t0 = datetime(2026, 1, 1)
 
-    def trial(start: float, end: float, state: str = "COMPLETE") -> optuna.trial.FrozenTrial:
+    def trial(start: float, end: float, state: str = "COMPLETE", number: int = 0) -> optuna.trial.FrozenTrial:
         t = optuna.trial.create_trial(value=1.0 if state == "COMPLETE" else None, state=getattr(TrialState, state))
+        t.number = number
         t.datetime_start, t.datetime_complete = t0 + timedelta(seconds=start), t0 + timedelta(seconds=end)
         return t
 
     # Two slots over 10 s: asynchronous workers keep both busy; a batch idles one slot for 6 s.
     full = workers.fraction([trial(0, 10), trial(0, 4), trial(4, 10)], slots=2)
-    assert full["busy_fraction"] == 1.0 and full["span_s"] == 10
+    assert full["in_trials"] == full["in_jobs"] == 1.0 and full["span_s"] == 10
     batch = workers.fraction([trial(0, 10), trial(0, 4, "PRUNED")], slots=2)
-    assert batch["busy_fraction"] == 0.7 and batch["states"] == {"COMPLETE": 1, "PRUNED": 1}
+    assert batch["in_jobs"] == 0.7 and batch["states"] == {"COMPLETE": 1, "PRUNED": 1}
+    # Work from the jobs' summaries wins over the storage's durations (a batch tells its trials late).
+    assert workers.fraction([trial(0, 10), trial(0, 10, number=1)], slots=2, work={0: 10.0, 1: 4.0})["in_jobs"] == 0.7
     journal = tmp_path / "s.journal"
     study = optuna.create_study(study_name="s", storage=open_storage(f"journal://{journal}"))
     study.optimize(lambda t: 1.0, n_trials=2)

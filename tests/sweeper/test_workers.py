@@ -240,3 +240,50 @@ def test_a_new_study_never_writes_into_another_study_s_folder(run_toy: Any, tmp_
     assert (first.sweep_dir / "trials.csv").read_text() == before
     storage = open_storage(f"journal://{tmp_path / 'sweep' / 'optuna' / 'other.journal'}")
     assert optuna.get_all_study_names(storage=storage) == []  # and it left no study behind
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_workers_through_optunas_grpc_storage_proxy(tmp_path: Path) -> None:
+    """No study lock through the proxy: the check after ask keeps the count exact all the same."""
+    import socket
+
+    pytest.importorskip("grpc", reason="needs grpcio")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server_code = (
+        "import sys, optuna\n"
+        "from optuna.storages.journal import JournalFileBackend, JournalStorage\n"
+        "optuna.storages.run_grpc_proxy_server("
+        "JournalStorage(JournalFileBackend(sys.argv[1])), host='127.0.0.1', port=int(sys.argv[2]))\n"
+    )
+    server = subprocess.Popen([sys.executable, "-c", server_code, str(tmp_path / "behind.journal"), str(port)])
+    try:
+        w = Workers(tmp_path, f"grpc://127.0.0.1:{port}")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # wait for the proxy to listen
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        for _ in range(2):
+            w.start("x=interval(0,1)", *SEED, "hydra.sweeper.n_trials=6", env={"TOY_SLEEP": "0.3"})
+        for code, out in w.wait():
+            assert code == 0, out[-3000:]
+        trials = w.study_trials()
+        assert len(counted(trials)) == 6 and not [t for t in trials if not t.state.is_finished()]
+        assert len({t.user_attrs[ATTR_WORKER] for t in counted(trials)}) == 2
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def test_two_workers_on_a_seeded_grid_visit_every_point_once(run_toy: Any) -> None:
+    """The grid sampler's seed orders the grid: every worker must use the same order (no seed offset)."""
+    sweep = run_toy(
+        "hydra/sweeper/sampler=grid", "opt=sgd,adam", "n=range(1,4)", "hydra.sweeper.baseline_trial=false",
+        "hydra.sweeper.n_trials=6", "hydra.sweeper.workers=2", *SEED, env={"TOY_SLEEP": "0.3"},
+    )  # fmt: skip
+    rows = sweep.trials()
+    assert len(rows) == 6 and not [r for r in rows if r["duplicate_of"]]
+    assert len({(r["params_opt"], r["params_n"]) for r in rows}) == 6 == len(sweep.trainings())
