@@ -352,7 +352,7 @@ class SweepRunner:
                 continue
             log.info("trial %d was asked beyond n_trials by workers asking at once: given back", a.number)
             # An enqueued trial (the baseline, a retry) goes back into the queue; a sampled one just goes.
-            enqueued = "fixed_params" in a.trial.system_attrs
+            enqueued = "fixed_params" in self.storage.get_trial_system_attrs(a.trial._trial_id)
             close_interrupted(study, self.storage, a.trial._trial_id, a.number, retry=enqueued)
             self._release(a)
         return kept
