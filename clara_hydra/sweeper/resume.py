@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from clara_hydra.sweeper.failures import INTERRUPTED
@@ -49,6 +50,22 @@ def budget_used(study: optuna.Study, running: bool = False) -> int:
         for t in study.get_trials(deepcopy=False)
         if (t.state.is_finished() and not is_interrupted(t)) or (running and t.state == TrialState.RUNNING)
     )
+
+
+def past_budget(trials: Sequence[optuna.trial.FrozenTrial], n_trials: int) -> set[int]:
+    """Numbers of the RUNNING trials past ``n_trials`` when the trials holding a place are taken in number order.
+
+    Every worker computes the same answer from the same trials, so when two workers asked for the last
+    free place at once, exactly the later trial is given back.
+    """
+    from optuna.trial import TrialState
+
+    holding = sorted(
+        (t.number, t.state == TrialState.RUNNING)
+        for t in trials
+        if (t.state.is_finished() and not is_interrupted(t)) or t.state == TrialState.RUNNING
+    )
+    return {number for number, running in holding[n_trials:] if running}
 
 
 def close_interrupted(

@@ -45,7 +45,13 @@ from clara_hydra.sweeper.results import (
     print_summary,
     write_all,
 )
-from clara_hydra.sweeper.resume import STUDY_ATTR_SWEEP_DIR, budget_used, close_interrupted, is_interrupted
+from clara_hydra.sweeper.resume import (
+    STUDY_ATTR_SWEEP_DIR,
+    budget_used,
+    close_interrupted,
+    is_interrupted,
+    past_budget,
+)
 from clara_hydra.sweeper.settings import Settings
 from clara_hydra.sweeper.space import SearchSpace
 from clara_hydra.sweeper.startup import check_folder_free, claim_folder, delete_new_study, study_exists
@@ -339,15 +345,10 @@ class SweepRunner:
         trial-number order, every worker agrees on who is past the budget: the later trial is closed as
         ``interrupted`` (it never ran and does not count; an enqueued one is enqueued again).
         """
-        holding = sorted(
-            t.number
-            for t in study.get_trials(deepcopy=False)
-            if (t.state.is_finished() and not is_interrupted(t)) or t.state == TrialState.RUNNING
-        )
-        allowed = set(holding[: self.settings.n_trials])
+        over = past_budget(study.get_trials(deepcopy=False), self.settings.n_trials)
         kept = []
         for a in batch:
-            if a.number in allowed:
+            if a.number not in over:
                 kept.append(a)
                 continue
             log.info("trial %d was asked beyond n_trials by workers asking at once: given back", a.number)

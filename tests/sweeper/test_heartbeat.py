@@ -114,3 +114,20 @@ def test_progress_line(tmp_path: Path) -> None:
     assert line1.startswith("trial 1/20 PRUNED pruned at step 2 (value 0.08) · best 0.9 (trial 0)")
     assert line1.endswith(" · w2@host")
     assert [format_seconds(s) for s in (14, 180, 5400)] == ["14 s", "3 min", "1.5 h"]
+
+
+def test_past_budget_gives_back_the_later_of_two_racing_asks() -> None:
+    from clara_hydra.sweeper.resume import past_budget
+
+    def t(number: int, state: TrialState, reason: str | None = None) -> optuna.trial.FrozenTrial:
+        frozen = optuna.trial.create_trial(
+            state=state, value=1.0 if state == TrialState.COMPLETE else None,
+            user_attrs={"fail_reason": reason} if reason else None,
+        )  # fmt: skip
+        frozen.number = number
+        return frozen
+
+    trials = [t(0, TrialState.COMPLETE), t(1, TrialState.FAIL, "interrupted"), t(2, TrialState.RUNNING)]
+    assert past_budget([*trials, t(3, TrialState.RUNNING)], n_trials=3) == set()  # interrupted: no place
+    assert past_budget([*trials, t(3, TrialState.RUNNING), t(4, TrialState.RUNNING)], n_trials=3) == {4}
+    assert past_budget([t(0, TrialState.RUNNING), t(1, TrialState.COMPLETE)], n_trials=1) == set()
