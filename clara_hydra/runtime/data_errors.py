@@ -4,7 +4,8 @@ A transform that fails while the trainer runs (a random crop larger than the ima
 task as ``RuntimeError: Caught RuntimeError in DataLoader worker process 0`` whose text is the worker's
 traceback, after ignite and MONAI logged it twice each. :func:`engine_data_error` turns it into one message
 naming the transform's config key, its class and the root cause; :func:`quiet_engine_errors` keeps the
-engines from logging it beforehand (the task reports it, and ``CLARA_HYDRA_FULL_ERROR=1`` shows everything).
+engines from logging it beforehand, and the same for Ctrl-C (the task reports both, and
+``CLARA_HYDRA_FULL_ERROR=1`` shows everything).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 from typing import Any
 
 from omegaconf import DictConfig
@@ -92,14 +94,15 @@ def transform_keys(cfg: DictConfig, cls: str) -> list[str]:
 
 
 class _DropDataErrors(logging.Filter):
-    """Drops an engine's ERROR records about a failed transform: the task reports it once, compactly."""
+    """Drops an engine's ERROR records about a failed transform or Ctrl-C: the task reports them once, compactly."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.ERROR:
             return True
-        exc = record.exc_info[1] if record.exc_info else None
+        # ignite logs "terminating due to exception" inside its except block without exc_info: ask sys for it
+        exc = record.exc_info[1] if record.exc_info else sys.exc_info()[1]
         if exc is not None:
-            return not _is_transform_error(exc)
+            return not (isinstance(exc, KeyboardInterrupt) or _is_transform_error(exc))
         message = record.getMessage()
         return not (_WORKER in message or "applying transform" in message)
 
