@@ -56,10 +56,12 @@ def run(label: str, extra: list[str], out: Path, trials: int, epochs: int) -> di
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     wall = time.perf_counter() - t0
+    load = os.getloadavg()[0]  # the 1-minute load at the end: other jobs on the machine skew the comparison
     (out / f"{label}.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         raise SystemExit(f"({label}) failed with code {proc.returncode}; see {out / f'{label}.log'}")
-    return {"label": label, "wall_s": round(wall, 2), **busy_fraction(journal, f"bench_{label}", slots=2)}
+    fractions = busy_fraction(journal, f"bench_{label}", slots=2)
+    return {"label": label, "wall_s": round(wall, 2), "load_1min_at_end": round(load, 2), **fractions}
 
 
 def busy_fraction(journal: Path, study_name: str, slots: int) -> dict[str, Any]:
@@ -142,7 +144,8 @@ def main() -> None:
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     for r in (batch, workers):
         print(
-            f"({r['label']}) wall {r['wall_s']:.1f} s, {r['trials']} trials {r['states']}, "
+            f"({r['label']}) wall {r['wall_s']:.1f} s (load {r['load_1min_at_end']}), "
+            f"{r['trials']} trials {r['states']}, "
             f"slot time in trials {r['in_trials']}, in the jobs' own work {r['in_jobs']}, best {r['best_value']}"
         )
     print(
