@@ -287,3 +287,16 @@ def test_two_workers_on_a_seeded_grid_visit_every_point_once(run_toy: Any) -> No
     rows = sweep.trials()
     assert len(rows) == 6 and not [r for r in rows if r["duplicate_of"]]
     assert len({(r["params_opt"], r["params_n"]) for r in rows}) == 6 == len(sweep.trainings())
+
+
+def test_two_workers_as_submitit_local_jobs(run_toy: Any) -> None:
+    """The SLURM code path (hydra-submitit-launcher), run locally: each submitted job is one worker."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="needs hydra-submitit-launcher")
+    sweep = run_toy(
+        "x=interval(0,1)", *SEED, "hydra.sweeper.n_trials=4", "hydra.sweeper.workers=2",
+        "hydra/launcher=submitit_local", env={"TOY_SLEEP": "0.5"},
+    )  # fmt: skip
+    rows = sweep.trials()
+    assert len(rows) == 4 and {r["state"] for r in rows} == {"COMPLETE"}
+    assert {r["worker"].split("@")[0] for r in rows} == {"w1", "w2"}
+    assert sorted(p.name for p in (sweep.sweep_dir / "workers").iterdir()) == ["0", "1"]
