@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from omegaconf import DictConfig
@@ -40,12 +41,16 @@ def _is_transform_error(exc: BaseException) -> bool:
     return any(_TRANSFORM.search(str(link)) for link in _chain(exc))
 
 
-def engine_data_error(exc: BaseException, cfg: DictConfig) -> DataError | None:
+def engine_data_error(
+    exc: BaseException, cfg: DictConfig, datasets: Mapping[str, Any] | None = None
+) -> DataError | None:
     """A :class:`DataError` for a transform that failed inside an engine, or ``None`` for other errors.
 
     Args:
         exc: what ``engine.run()`` raised.
         cfg: the composed config (to find the transform's config key from its class).
+        datasets: ``{config key: dataset}``; when a loader failed (a dataset that is not cached, so the file
+            is read inside the engine), their datalists are searched for the file that cannot be read.
 
     Returns:
         ``DataError("train.pre_transforms.rand_crop_by_pos_neg_labeld (RandCropByPosNegLabeld) failed: ...")``.
@@ -63,12 +68,34 @@ def engine_data_error(exc: BaseException, cfg: DictConfig) -> DataError | None:
     else:
         root = links[-1]
         cause = f"{type(root).__name__}: {root}"
+    if cls.startswith("LoadImage") and datasets:
+        found = _broken_entry(datasets)
+        if found is not None:
+            path, index, files = found
+            return DataError(
+                with_fix(
+                    f"{path}: cannot read {', '.join(files)} (datalist entry {index}) in {cls}: {shorten(cause, 300)}",
+                    "the file is truncated or corrupt: copy it again, or remove its entry from the datalist",
+                )
+            )
     keys = transform_keys(cfg, cls)
     where = f"{' or '.join(keys)} ({cls})" if keys else cls
     fix = f"check the arguments of {keys[0]}" if keys else f"check the arguments of the {cls} transform"
     if "larger than the image size" in cause and keys:
         fix = f"set {keys[0]}.spatial_size (or the ROI) to at most the image size, or resample the images"
     return DataError(with_fix(f"{where} failed: {shorten(cause, 400)}", fix))
+
+
+def _broken_entry(datasets: Mapping[str, Any]) -> tuple[str, int, list[str]] | None:
+    """The first datalist entry (dataset key, index, files) with a file that cannot be read, on the error path."""
+    from clara_hydra.data import broken_files
+
+    for path, dataset in datasets.items():
+        for index, item in enumerate(getattr(dataset, "data", None) or []):
+            files = broken_files(item)
+            if files:
+                return path, index, files
+    return None
 
 
 def transform_keys(cfg: DictConfig, cls: str) -> list[str]:

@@ -128,7 +128,8 @@ def run(cfg: DictConfig, job_dir: str | os.PathLike[str] | None = None) -> float
             try:
                 (trainer or evaluator).run()
             except Exception as exc:
-                data_error = engine_data_error(exc, cfg)
+                datasets = {p: builder.built[p] for p in dataset_paths if p in builder.built}
+                data_error = engine_data_error(exc, cfg, datasets)
                 if data_error is None:
                     raise
                 raise data_error from exc

@@ -12,6 +12,7 @@ the message, that no traceback is printed, and for code-execution rows that a se
 | ``hydra.sweeper.sampler._target_=os.abort``     | 2    | ``outside the allowed packages ['optuna']``        |
 | a crafted ``item_*.pt`` in the disk cache       | 0    | ``disk cache: not using``                          |
 | truncated ``.nii.gz``, single run               | 2    | ``cannot read <file> (datalist entry 1)``          |
+| truncated ``.nii.gz`` read by DataLoader workers | 2   | ``cannot read <file> (datalist entry 1)``          |
 | truncated ``.nii.gz``, sweep                    | 0    | trial FAIL, reason ``cannot read <file>``          |
 | ``epochs=-1`` / ``epochs=abc``                  | 2    | ``epochs=... must be a whole number of epochs``    |
 | ``learning_rate=1e9``, single run               | 2    | ``diverged at epoch 1``                            |
@@ -148,6 +149,16 @@ def test_a_truncated_image_in_a_single_run(broken_data: tuple[Path, Path], tmp_p
     run = train(tmp_path, *tiny(data, "train.dataset.num_workers=2"))
     assert run.returncode == 2, run.stderr[-2000:]
     assert f"cannot read {image} (datalist entry 1)" in run.stderr and "terminate called" not in run.stderr
+
+
+def test_a_truncated_image_read_by_dataloader_workers(broken_data: tuple[Path, Path], tmp_path: Path) -> None:
+    """A dataset that is not cached reads the file inside the trainer (here in 2 worker processes)."""
+    data, image = broken_data
+    plain = ["train.dataset._target_=monai.data.Dataset", "train.dataloader.num_workers=2"]
+    plain += [f"~train.dataset.{k}" for k in ("cache_num", "cache_rate", "num_workers")]
+    run = train(tmp_path, *tiny(data, *plain))
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert f"train.dataset: cannot read {image} (datalist entry 1) in LoadImaged: EOFError" in run.stderr
 
 
 def test_a_truncated_image_in_a_sweep_is_a_failed_trial(broken_data: tuple[Path, Path], tmp_path: Path) -> None:
