@@ -79,8 +79,11 @@ def mark_duplicates(study: optuna.Study, batch: list[Asked]) -> list[Asked]:
     to_launch = []
     for a in batch:
         key = a.key()
-        if key in done:
-            a.same_as = done[key]
+        original = done.get(key)
+        # Wait only for a running twin with a smaller number: two workers that drew the same parameters
+        # at once (or the baseline, enqueued twice without a study lock) never wait for each other.
+        if original is not None and (original.state != TrialState.RUNNING or original.number < a.number):
+            a.same_as = original
         elif key in first_in_batch:
             a.same_as = first_in_batch[key]
         else:
