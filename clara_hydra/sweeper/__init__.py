@@ -5,7 +5,10 @@ Select it with ``override hydra/sweeper: clara_optuna`` (converted configs do) a
 and :mod:`.space` (Hydra sweep grammar -> Optuna distributions), :mod:`.storage` (where the study
 lives), :mod:`.runner` (the ask/launch/tell loop) and :mod:`.batch`, :mod:`.settings`,
 :mod:`.optuna_objects` (sampler, pruner, directions), :mod:`.failures`, :mod:`.resume`, :mod:`.results`,
-:mod:`.checkpoints`, and :mod:`.trial_report` (``report(value, step)`` for pruning, used by the runtime).
+:mod:`.checkpoints`, :mod:`.startup` (study creation, sweep-folder ownership), :mod:`.workers` (many worker
+processes on one study), :mod:`.heartbeat` (dead workers' trials), :mod:`.progress` (one line per trial), and
+:mod:`.trial_report` (``report(value, step)`` for pruning; the job's trial identity is
+:mod:`clara_hydra.trial_context`).
 
 Importing this package is cheap: Optuna is imported only when a sweep runs.
 """

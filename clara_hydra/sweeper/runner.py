@@ -488,7 +488,7 @@ class SweepRunner:
     def _concurrent(self) -> int:
         """Trials of this sweep running at once on this machine: the workers here, or a parallel batch."""
         if self.role is not None:
-            return self.role.count if self.role.gpus is None else 1
+            return self.role.count if self.role.gpus is None and self.role.local else 1
         return 1 if isinstance(self.launcher, BasicLauncher) else self.settings.n_jobs
 
     def _launch(self, group: list[Asked]) -> None:

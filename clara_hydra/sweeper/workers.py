@@ -101,9 +101,12 @@ class WorkerRole:
     index: int
     count: int
     gpus: list[str] | None = None
+    # Whether the workers share this machine's CPU (local processes, joblib, submitit_local), not one
+    # cluster allocation each (submitit_slurm): only then are the CPU threads shared out.
+    local: bool = True
 
     def to_env(self) -> str:
-        return json.dumps({"index": self.index, "count": self.count, "gpus": self.gpus})
+        return json.dumps({"index": self.index, "count": self.count, "gpus": self.gpus, "local": self.local})
 
     @classmethod
     def from_env(cls) -> WorkerRole | None:
@@ -113,7 +116,7 @@ class WorkerRole:
             return None
         try:
             data = json.loads(text)
-            return cls(int(data["index"]), int(data["count"]), data.get("gpus"))
+            return cls(int(data["index"]), int(data["count"]), data.get("gpus"), bool(data.get("local", True)))
         except (ValueError, KeyError, TypeError) as exc:
             raise SweepError(f"{ENV_WORKER}={shorten(text)} is not a worker role: {exc}") from exc
 
@@ -136,7 +139,7 @@ def worker_env(role: WorkerRole, base: dict[str, str] | None = None) -> dict[str
     env = dict(os.environ if base is None else base)
     env[ENV_WORKER] = role.to_env()
     env.update(visible_devices_env(role.gpus))
-    if role.gpus is None and not env.get(ENV_THREADS):
+    if role.gpus is None and role.local and not env.get(ENV_THREADS):
         env[ENV_THREADS] = str(max(usable_cores() // role.count, 1))
     return env
 
@@ -205,6 +208,12 @@ def run_local(command: list[str], cwd: str, roles: Sequence[WorkerRole]) -> list
         raise
 
 
+def is_local_launcher(launcher: Any) -> bool:
+    """Whether a Hydra launcher runs its jobs on this machine (basic, joblib, submitit_local, ray local...)."""
+    name = type(launcher).__name__.lower()
+    return any(word in name for word in ("basic", "joblib", "local"))
+
+
 def run_with_launcher(launcher_factory: Any, command: list[str], cwd: str, roles: Sequence[WorkerRole]) -> list[int]:
     """Run one launcher job per worker (joblib, submitit...); each job runs the worker's command.
 
@@ -220,6 +229,9 @@ def run_with_launcher(launcher_factory: Any, command: list[str], cwd: str, roles
     from hydra.core.utils import JobStatus
 
     launcher = launcher_factory(WorkerJob(command, cwd, list(roles)))
+    if not is_local_launcher(launcher):
+        roles = [WorkerRole(r.index, r.count, r.gpus, local=False) for r in roles]
+        launcher = launcher_factory(WorkerJob(command, cwd, list(roles)))
     # Worker jobs get their own folders (workers/0, ...), away from the trial folders (job N = trial N).
     returns = launcher.launch([["hydra.sweep.subdir=workers/${hydra.job.num}"] for _ in roles], initial_job_idx=0)
     codes = []

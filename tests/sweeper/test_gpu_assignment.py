@@ -94,3 +94,16 @@ def test_trial_summary_records_the_devices_given(tmp_path: Path, monkeypatch: py
     summary = TrialSummary(tmp_path)
     data = json.loads(summary.write("completed").read_text())
     assert data["devices"] == {"cuda_visible_devices": "2,3", "worker": "w3@host", "gpus": ["2", "3"]}
+
+
+def test_cluster_workers_keep_their_own_cpu_allocation() -> None:
+    from clara_hydra.sweeper.workers import is_local_launcher
+
+    class SlurmLauncher: ...
+
+    class JoblibLauncher: ...
+
+    assert not is_local_launcher(SlurmLauncher()) and is_local_launcher(JoblibLauncher())
+    env = worker_env(WorkerRole(1, 8, local=False), base={})
+    assert "CLARA_HYDRA_THREADS" not in env  # a SLURM job's cores are its own, not an eighth of them
+    assert WorkerRole(**json.loads(env[ENV_WORKER])).local is False
