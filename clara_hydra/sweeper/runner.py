@@ -264,7 +264,7 @@ class SweepRunner:
         if stored is None:
             study.set_user_attr(STUDY_ATTR_SWEEP_DIR, str(self.sweep_dir))
             return
-        if self.role is None or self.role.index == 1:
+        if self.role is None:  # a coordinator's workers join the folder their coordinator just claimed
             log.info("resuming study '%s': continuing in its sweep folder %s", study.study_name, stored)
         if Path(stored) == self.sweep_dir:
             return
