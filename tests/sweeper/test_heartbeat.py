@@ -131,3 +131,30 @@ def test_past_budget_gives_back_the_later_of_two_racing_asks() -> None:
     assert past_budget([*trials, t(3, TrialState.RUNNING)], n_trials=3) == set()  # interrupted: no place
     assert past_budget([*trials, t(3, TrialState.RUNNING), t(4, TrialState.RUNNING)], n_trials=3) == {4}
     assert past_budget([t(0, TrialState.RUNNING), t(1, TrialState.COMPLETE)], n_trials=1) == set()
+
+
+def test_result_files_survive_concurrent_writers(tmp_path: Path) -> None:
+    """Workers rewrite the result files after each trial: unique temp names, so writers never collide."""
+    import threading
+
+    from clara_hydra.sweeper.results import write_all
+
+    study = study_on(tmp_path)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            for _ in range(20):
+                write_all(study, tmp_path / "sweep", "journal:///x", {})
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert not list((tmp_path / "sweep").glob(".*.tmp"))
+    assert (tmp_path / "sweep" / "trials.csv").read_text().count("\n") == 4
