@@ -143,8 +143,8 @@ def _best_section(study: optuna.Study, sweep_dir: Path) -> str:
         out.append('<p class="note">No complete trial yet.</p></section>')
         return "\n".join(out)
     best = [study.best_trial] if len(names) == 1 else list(study.best_trials)
-    if len(best) > 1:
-        out.append(f"<p>{len(best)} trials on the Pareto front; each below.</p>")
+    if len(names) > 1:  # a single trial can make the whole front (it beats the others on every objective)
+        out.append(f"<p>{len(best)} trial(s) on the Pareto front; each below.</p>")
     for t in best:
         values = ", ".join(f"{n} = {v:.6g}" for n, v in zip(names, t.values, strict=True))
         job_dir = t.user_attrs.get(ATTR_JOB_DIR)

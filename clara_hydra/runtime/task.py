@@ -92,8 +92,10 @@ def run(cfg: DictConfig, job_dir: str | os.PathLike[str] | None = None) -> float
         from clara_hydra.runtime.build import Builder
         from clara_hydra.runtime.cache import build_dataset
         from clara_hydra.runtime.cache_settings import CacheSettings
-        from clara_hydra.runtime.device import DevicePolicy, apply_determinism, configure_threads
+        from clara_hydra.runtime.device import DevicePolicy, apply_determinism, configure_threads, warn_multi_gpu
 
+    if not _is_multirun():  # in a sweep the sweeper says it once, not every trial
+        warn_multi_gpu(cfg)
     policy = DevicePolicy()
     if not policy.cuda:
         configure_threads(_concurrent_trials())

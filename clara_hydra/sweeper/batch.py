@@ -113,12 +113,13 @@ def record(study: optuna.Study, a: Asked) -> bool:
         )
         return False
     r = a.result
+    # The per-trial progress line already says PRUNED/FAIL and why; the log keeps a bug's traceback.
     if r.outcome is Outcome.PRUNED:
-        log.info("trial %d pruned: %s", a.number, r.reason)
-    elif r.outcome is Outcome.FAIL and r.error is not None:
-        log.warning("trial %d failed: %s\n%s", a.number, r.reason, format_traceback(r.error))
+        log.debug("trial %d pruned: %s", a.number, r.reason)
+    elif r.outcome is Outcome.FAIL and r.error is not None and (trace := format_traceback(r.error)):
+        log.warning("trial %d failed: %s\n%s", a.number, r.reason, trace)
     elif r.outcome is Outcome.FAIL:
-        log.warning("trial %d failed: %s", a.number, r.reason)
+        log.debug("trial %d failed: %s", a.number, r.reason)
     return True
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from clara_hydra.errors import SweepError
+from clara_hydra.errors import SweepError, with_fix
 from clara_hydra.keywords import Sweep
 from clara_hydra.quoting import override_quoted
 
@@ -133,9 +133,11 @@ def parse_override(line: str, where: str) -> Override:
     except OverrideParseException as exc:
         message = str(exc).splitlines()
         raise SweepError(
-            f"{where}: cannot parse '{line}': {' '.join(m for m in message[1:2] if m) or message[0]}\n"
-            "    fix: use Hydra's sweep grammar: choice(a, b), range(start, stop[, step]), interval(low, high), "
-            "int(interval(...)), tag(log, interval(...))"
+            with_fix(
+                f"{where}: cannot parse '{line}': {' '.join(m for m in message[1:2] if m) or message[0]}",
+                "use Hydra's sweep grammar: choice(a, b), range(start, stop[, step]), interval(low, high), "
+                "int(interval(...)), tag(log, interval(...))",
+            )
         ) from exc
 
 
@@ -163,8 +165,10 @@ def param_from_override(override: Override, where: str) -> ParamSpec:
     unknown = tags - KNOWN_TAGS
     if unknown:
         raise SweepError(
-            f"{where}: unknown tag(s) {sorted(unknown)}; this sweeper knows only 'log'\n"
-            "    fix: write tag(log, interval(low, high)) or drop the tag"
+            with_fix(
+                f"{where}: unknown tag(s) {sorted(unknown)}; this sweeper knows only 'log'",
+                "write tag(log, interval(low, high)) or drop the tag",
+            )
         )
     try:
         if isinstance(value, ChoiceSweep):
@@ -178,8 +182,10 @@ def param_from_override(override: Override, where: str) -> ParamSpec:
     except ValueError as exc:  # Optuna's own checks (log with low <= 0, log with a step, ...)
         raise SweepError(f"{where}: {exc}") from exc
     raise SweepError(
-        f"{where}: {type(value).__name__} sweeps are not supported by the Optuna sweeper\n"
-        "    fix: list the options with choice(a, b, ...)"
+        with_fix(
+            f"{where}: {type(value).__name__} sweeps are not supported by the Optuna sweeper",
+            "list the options with choice(a, b, ...)",
+        )
     )
 
 
@@ -201,9 +207,11 @@ def _categorical(name: str, key: str, items: list[Any], where: str) -> ParamSpec
             continue  # choice(a, a): one category
         if choice in elements:
             raise SweepError(
-                f"{where}: the choices {elements[choice]!r} and {item!r} are equal for Optuna "
-                "(same text, or 1 and true)"
-                "\n    fix: keep one of them, or quote the string one"
+                with_fix(
+                    f"{where}: the choices {elements[choice]!r} and {item!r} are equal for Optuna "
+                    "(same text, or 1 and true)",
+                    "keep one of them, or quote the string one",
+                )
             )
         elements[choice] = item
         choices.append(choice)
@@ -220,8 +228,10 @@ def _range(name: str, key: str, value: Any, override: Override, where: str, log:
     values: list[Any] = list(override.sweep_iterator())
     if not values:
         raise SweepError(
-            f"{where}: the range is empty (Hydra's range(start, stop, step) excludes stop)\n"
-            "    fix: check the order of start and stop and the sign of step"
+            with_fix(
+                f"{where}: the range is empty (Hydra's range(start, stop, step) excludes stop)",
+                "check the order of start and stop and the sign of step",
+            )
         )
     if value.shuffle:  # the values as categories, as upstream does; sorted, because Hydra shuffled them and
         return _categorical(name, key, sorted(values), where)  # a resumed study needs the same choice order
@@ -248,7 +258,9 @@ def _interval(name: str, key: str, value: Any, where: str, log: bool) -> ParamSp
 
     start, end = value.start, value.end
     if start > end:
-        raise SweepError(f"{where}: interval needs low <= high, got low={start} high={end}\n    fix: swap the bounds")
+        raise SweepError(
+            with_fix(f"{where}: interval needs low <= high, got low={start} high={end}", "swap the bounds")
+        )
     if isinstance(start, int) and isinstance(end, int):  # int(interval(...)): both ends included
         return ParamSpec(name, key, IntDistribution(start, end, log=log), where)
     return ParamSpec(name, key, FloatDistribution(float(start), float(end), log=log), where)

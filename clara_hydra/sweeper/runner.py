@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -30,11 +31,14 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from optuna.trial import TrialState
 
 from clara_hydra.errors import SweepError, with_fix
+from clara_hydra.report import write_report
+from clara_hydra.runtime.console import quiet_launcher
 from clara_hydra.runtime.device import warn_multi_gpu
 from clara_hydra.sweeper import progress, trial_report
 from clara_hydra.sweeper.batch import ATTR_FIXED, Asked, contiguous, mark_duplicates, record, record_duplicate
 from clara_hydra.sweeper.checkpoints import prune_checkpoints
 from clara_hydra.sweeper.failures import FailFast, Outcome, Result, check_failure_rate, classify
+from clara_hydra.sweeper.fixed_overrides import check_fixed_overrides
 from clara_hydra.sweeper.grammar import quote
 from clara_hydra.sweeper.heartbeat import Heartbeat, fail_stale
 from clara_hydra.sweeper.optuna_objects import build_pruner, build_sampler, is_grid
@@ -128,6 +132,7 @@ class SweepRunner:
                 coordinator exits with 130 itself.
         """
         s = self.settings
+        quiet_launcher()
         # Everything that can be checked without the storage is checked first (a sweep that cannot
         # start must leave no study behind).
         self.space = SearchSpace.from_config(s.params, arguments)
@@ -154,11 +159,13 @@ class SweepRunner:
             if created:
                 check_folder_free(self.sweep_dir, study_name, self.spec.display)
             study = self._open_study(study_name)
+            check_fixed_overrides(study, self.space.fixed_overrides)
             self._continue_sweep_dir(study)
             claim_folder(self.sweep_dir, study_name, self.spec.display)
             existing = study.get_trials(deepcopy=False)
             closed = fail_stale(study, s.grace_period, set(), s.retry_interrupted)
             self.baseline_values = self.space.baseline(self.config) if s.baseline_trial else {}
+            self.with_baseline = s.baseline_trial and not self._baseline_off_grid()
             joined = self._join(study)
             # Distinct seeds per process, so workers and reruns draw new trials; except for the grid sampler,
             # whose seed orders the grid: grid id N (= trial N) must mean the same point in every process.
@@ -185,7 +192,7 @@ class SweepRunner:
             interrupted = True
         finally:
             self.heartbeat.stop()
-            write_all(study, self.sweep_dir, self.spec.display, self.configs)
+            self._write_results(study)
         if interrupted and self.role is not None:
             # A worker of a coordinator: its trial is closed (and retried); the coordinator reports.
             print(f"{self.worker}: interrupted (Ctrl-C); its running trial was closed and will be retried")
@@ -195,6 +202,23 @@ class SweepRunner:
         if self.role is None:  # a worker started by a coordinator leaves the summary to it
             print_summary(study, self.sweep_dir)
 
+    def _baseline_off_grid(self) -> bool:
+        """The grid sampler runs grid points only: a baseline whose defaults are not one is left out."""
+        if not is_grid(self.settings.sampler):
+            return False
+        missing = sorted(set(self.space.params) - set(self.baseline_values))
+        if missing:
+            log.info("grid sampler: the defaults of %s are not grid values, so no baseline trial is run", missing)
+        return bool(missing)
+
+    def _write_results(self, study: optuna.Study) -> None:
+        """Rewrite the result files and ``report.html`` (whichever process finished the trial writes them)."""
+        write_all(study, self.sweep_dir, self.spec.display, self.configs)
+        try:
+            write_report(study, self.sweep_dir)
+        except Exception as exc:  # the report is a view: a plotting failure must not end a sweep
+            log.warning("report.html not written: %s: %s", type(exc).__name__, exc)
+
     def _join(self, study: optuna.Study) -> int:
         """Enqueue the baseline trial once per study and count this process in; return its join index."""
         with study_lock(self.spec, self.storage, study.study_name):
@@ -202,7 +226,7 @@ class SweepRunner:
             joined = int(attrs.get(STUDY_ATTR_JOINED, 0))
             self.storage.set_study_system_attr(study._study_id, STUDY_ATTR_JOINED, joined + 1)
             trials = study.get_trials(deepcopy=False)
-            if self.settings.baseline_trial and not any(
+            if self.with_baseline and not any(
                 t.user_attrs.get(ATTR_BASELINE) and not is_interrupted(t) for t in trials
             ):
                 study.enqueue_trial(self.baseline_values, user_attrs={ATTR_BASELINE: True})
@@ -225,7 +249,7 @@ class SweepRunner:
                 codes = run_with_launcher(self._launcher_for, command, cwd, roles)
         except KeyboardInterrupt:
             interrupted, codes = True, []
-        write_all(study, self.sweep_dir, self.spec.display, self.configs)
+        self._write_results(study)
         if interrupted or 130 in codes or -2 in codes:
             raise KeyboardInterrupt  # the plugin prints the summary and exits with 130
         print_summary(study, self.sweep_dir)
@@ -253,8 +277,11 @@ class SweepRunner:
         found = [d.name.lower() for d in study.directions]
         if found != self.settings.directions:
             raise SweepError(
-                f"study '{study_name}' in {self.spec.display} has direction(s) {found}, the config says "
-                f"{self.settings.directions}\n    fix: set another hydra.sweeper.study_name or storage"
+                with_fix(
+                    f"study '{study_name}' in {self.spec.display} has direction(s) {found}, the config says "
+                    f"{self.settings.directions}",
+                    "set another hydra.sweeper.study_name or storage",
+                )
             )
         return study
 
@@ -336,7 +363,7 @@ class SweepRunner:
             check_failure_rate(launched, s.max_failure_rate)
             if s.keep_best is not None:
                 prune_checkpoints(study, s.keep_best)
-            write_all(study, self.sweep_dir, self.spec.display, self.configs)
+            self._write_results(study)
 
     def _within_budget(self, study: optuna.Study, batch: list[Asked]) -> list[Asked]:
         """Without a study lock (Redis, gRPC proxy): give back trials asked beyond ``n_trials`` by a race.
@@ -364,7 +391,11 @@ class SweepRunner:
         return any(t._trial_id not in self.mine and t.state == TrialState.RUNNING for t in active)
 
     def _ask(self, study: optuna.Study) -> Asked:
-        trial = study.ask()
+        with warnings.catch_warnings():
+            # Optuna warns that RDB heartbeats belong to Study.optimize; our Heartbeat runs them for the
+            # ask/tell loop on purpose. Filtered here only, so a -W error run (upstream's tests) stays clean.
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+            trial = study.ask()
         assert self.heartbeat is not None
         self.heartbeat.claim(trial, self.worker)
         self.mine.add(trial._trial_id)

@@ -106,8 +106,10 @@ class Settings:
             for key in ("stop_threshold", "keep_best"):
                 if getattr(settings, key) is not None:
                     raise SweepError(
-                        f"hydra.sweeper.{key}: needs a single-objective study, direction is {directions}\n"
-                        f"    fix: set {key}: null"
+                        with_fix(
+                            f"hydra.sweeper.{key}: needs a single-objective study, direction is {directions}",
+                            f"set {key}: null",
+                        )
                     )
         return settings
 

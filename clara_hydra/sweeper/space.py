@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from clara_hydra.errors import SweepError
+from clara_hydra.errors import SweepError, with_fix
 from clara_hydra.sweeper.grammar import ParamSpec, Primitive, format_element, param_from_override, parse_override
 
 if TYPE_CHECKING:
@@ -146,8 +146,10 @@ class SearchSpace:
                 grid[name] = [float(low + step * i) for i in range(count)]
             else:
                 raise SweepError(
-                    f"{spec.source}: the grid sampler needs discrete dimensions, this one is continuous\n"
-                    "    fix: use choice(...) or range(...) for it, or another sampler (tpe, random, ...)"
+                    with_fix(
+                        f"{spec.source}: the grid sampler needs discrete dimensions, this one is continuous",
+                        "use choice(...) or range(...) for it, or another sampler (tpe, random, ...)",
+                    )
                 )
         if not grid:
             raise SweepError("the grid sampler needs at least one dimension in hydra.sweeper.params")

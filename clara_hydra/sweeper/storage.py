@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from clara_hydra.errors import SweepError
+from clara_hydra.errors import SweepError, shorten, with_fix
 
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage
@@ -90,8 +90,10 @@ def resolve_storage(setting: Any, study_name: str, cfg: DictConfig, cwd: str | N
         return StorageSpec(JOURNAL_SCHEME + str(path))
     if not isinstance(setting, str) or not setting.strip():
         raise SweepError(
-            f"hydra.sweeper.storage: expected a URL or a path, got {setting!r}\n"
-            "    fix: e.g. sqlite:///sweep.db, journal:///abs/sweep.journal, postgresql://user:pw@host/db, or null"
+            with_fix(
+                f"hydra.sweeper.storage: expected a URL or a path, got {setting!r}",
+                "e.g. sqlite:///sweep.db, journal:///abs/sweep.journal, postgresql://user:pw@host/db, or null",
+            )
         )
     text = setting.strip()
     if text.startswith(JOURNAL_SCHEME):
@@ -151,13 +153,20 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
             return optuna.storages.RDBStorage(rdb_url, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
     except (ImportError, OSError, ValueError, optuna.exceptions.StorageInternalError) as exc:
         raise SweepError(
-            f"hydra.sweeper.storage: cannot open {mask_password(url)}: {type(exc).__name__}: {exc}\n"
-            "    fix: check the URL, the server and its driver "
-            "(postgresql needs psycopg2: pip install 'clara-hydra[postgres]')"
+            with_fix(
+                f"hydra.sweeper.storage: cannot open {mask_password(url)}: {type(exc).__name__}: {exc}",
+                "check the URL, the server and its driver "
+                "(postgresql needs psycopg2: pip install 'clara-hydra[postgres]')",
+            )
         ) from exc
     except Exception as exc:  # SQLAlchemy's OperationalError and friends: same advice
         if type(exc).__module__.startswith("sqlalchemy"):
-            raise SweepError(f"hydra.sweeper.storage: cannot open {mask_password(url)}: {exc}") from exc
+            raise SweepError(
+                with_fix(
+                    f"hydra.sweeper.storage: cannot open {mask_password(url)}: {shorten(str(exc), 400)}",
+                    "check the URL, that the server is running and reachable, and the user's rights",
+                )
+            ) from exc
         raise
 
 

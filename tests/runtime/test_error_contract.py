@@ -251,6 +251,7 @@ def test_ctrl_c_in_a_single_run(demo_root: Path, tmp_path: Path) -> None:
 
 def test_ctrl_c_in_a_sweep(demo_root: Path, tmp_path: Path) -> None:
     sweep = ["-m", "experiment=quickstart", f"hydra.sweep.dir={tmp_path / 's'}", "hydra.sweeper.pruner=null"]
-    # A job's log goes to its folder, not stdout: interrupt a while after the (long) first job was launched.
-    run = _interrupt(tmp_path, [*sweep, *tiny(demo_root, "epochs=500")], "Launching 1 jobs locally", delay=3.0)
+    # A job's log goes to its folder, not stdout: interrupt a while after the sweep's header (the first,
+    # long job starts right after it).
+    run = _interrupt(tmp_path, [*sweep, *tiny(demo_root, "epochs=500")], "Sampler ", delay=3.0)
     assert run.returncode == 130 and "Optuna study" in run.stdout
