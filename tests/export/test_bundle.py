@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -87,21 +88,27 @@ def test_metadata_is_valid_against_monais_schema(bundle: BundleExport, tmp_path:
     assert "metadata is verified with no error" in proc.stdout + proc.stderr
 
 
-def test_inference_reproduces_the_trials_value(bundle: BundleExport, sweep: Sweep, tmp_path: Path) -> None:
-    root = bundle.root
-    proc = run(
+def bundle_run(root: Path, config: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m monai.bundle run`` of one of the bundle's configs, as a MONAI user runs it."""
+    meta = str(root / "configs" / "metadata.json")
+    return run(
         [
             sys.executable,
             "-m",
             "monai.bundle",
             "run",
             "--config_file",
-            str(root / "configs" / "inference.json"),
+            str(root / "configs" / config),
             "--meta_file",
-            str(root / "configs" / "metadata.json"),
+            meta,
         ],
-        cwd=tmp_path,
+        cwd=cwd,
     )
+
+
+def test_inference_reproduces_the_trials_value(bundle: BundleExport, sweep: Sweep, tmp_path: Path) -> None:
+    root = bundle.root
+    proc = bundle_run(root, "inference.json", tmp_path)
     values = KEY_METRIC_LINE.findall(proc.stdout + proc.stderr)
     # Same weights, same validation pipeline and data, deterministic inference: the value the trial reported.
     assert values and float(values[-1]) == pytest.approx(select_trial(sweep.dir).value, abs=1e-6)
@@ -111,19 +118,7 @@ def test_inference_reproduces_the_trials_value(bundle: BundleExport, sweep: Swee
 def test_monai_trains_the_bundle_and_makes_torchscript_of_it(bundle: BundleExport, tmp_path: Path) -> None:
     root = bundle.root
     before = set((root / "models").iterdir())
-    proc = run(
-        [
-            sys.executable,
-            "-m",
-            "monai.bundle",
-            "run",
-            "--config_file",
-            str(root / "configs" / "train.json"),
-            "--meta_file",
-            str(root / "configs" / "metadata.json"),
-        ],
-        cwd=tmp_path,
-    )
+    proc = bundle_run(root, "train.json", tmp_path)
     assert "Epoch: 1/1" in proc.stdout + proc.stderr
     assert any(p.suffix == ".pt" for p in set((root / "models").iterdir()) - before), "no checkpoint written"
     ts = root / "models" / "model.ts"
