@@ -41,6 +41,7 @@ from clara_hydra.sweeper.failures import FailFast, Outcome, Result, check_failur
 from clara_hydra.sweeper.fixed_overrides import check_fixed_overrides
 from clara_hydra.sweeper.grammar import quote
 from clara_hydra.sweeper.heartbeat import Heartbeat, fail_stale
+from clara_hydra.sweeper.live import live_progress
 from clara_hydra.sweeper.optuna_objects import build_pruner, build_sampler, is_grid
 from clara_hydra.sweeper.results import (
     ATTR_BASELINE,
@@ -187,7 +188,9 @@ class SweepRunner:
         self.heartbeat = Heartbeat(self.storage, s.heartbeat_interval)
         interrupted = False
         try:
-            self._loop(study)
+            # A coordinator's workers leave the live bar to it (one bar per terminal).
+            with live_progress(study, s.n_trials, enabled=False if self.role is not None else None):
+                self._loop(study)
         except KeyboardInterrupt:
             interrupted = True
         finally:
@@ -243,6 +246,8 @@ class SweepRunner:
         log.info("starting %d workers on study '%s'%s", s.workers, study.study_name, where)
         interrupted = False
         try:
+            # No live bar here: the workers print their lines straight to the same terminal, and rich can
+            # keep only its own process's output above a bar.
             if isinstance(self.launcher, BasicLauncher):
                 codes = run_local(command, cwd, roles)
             else:
