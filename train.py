@@ -8,7 +8,7 @@ import hydra
 from omegaconf import DictConfig
 
 import clara_hydra.runtime  # noqa: F401  (registers ${clara.job_dir:...} before Hydra composes)
-from clara_hydra.errors import exit_code_for
+from clara_hydra.errors import EXIT_USER_ERROR, exit_code_for, hydra_user_error
 from clara_hydra.runtime.argv import config_dir_as_primary
 from clara_hydra.runtime.console import quiet_sweep_job
 from clara_hydra.runtime.task import main as task
@@ -30,3 +30,7 @@ if __name__ == "__main__":
         if code is None:
             raise
         sys.exit(code)
+    except SystemExit as exc:
+        if hydra_user_error(exc):  # Hydra has printed its compact message (bad override, unknown key)
+            sys.exit(EXIT_USER_ERROR)
+        raise

@@ -191,6 +191,18 @@ def exit_code_for(exc: BaseException) -> int | None:
     return None
 
 
+def hydra_user_error(exc: SystemExit) -> bool:
+    """Whether Hydra ended the process (exit 1) after printing one of its own compact user errors.
+
+    Hydra prints a bad override, an unknown key or a missing config-group option compactly itself and
+    calls ``sys.exit(1)`` from inside its ``except`` block, so the error is the exit's ``__context__``. The
+    error contract wants exit code 2 for those: :mod:`train.py` swaps the code, the message stays Hydra's.
+    """
+    from hydra.errors import CompactHydraException
+
+    return exc.code == 1 and isinstance(exc.__context__, CompactHydraException)
+
+
 def run_and_report(func: Callable[[], int | None]) -> int:
     """Run an entry point under :func:`exit_code_for`'s contract and return its exit code."""
     try:

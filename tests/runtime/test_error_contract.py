@@ -255,3 +255,18 @@ def test_ctrl_c_in_a_sweep(demo_root: Path, tmp_path: Path) -> None:
     # long job starts right after it).
     run = _interrupt(tmp_path, [*sweep, *tiny(demo_root, "epochs=500")], "Sampler ", delay=3.0)
     assert run.returncode == 130 and "Optuna study" in run.stdout
+
+
+HYDRA_ERRORS = [
+    ("unknown key", ["epochz=3"], "Could not override 'epochz'"),
+    ("unknown group option", ["loss=dice_lossx"], "Could not find 'loss/dice_lossx'"),
+    ("unparsable override", ["learning_rate=[1"], "no viable alternative at input '[1'"),
+]
+
+
+@pytest.mark.parametrize(("args", "fragment"), [r[1:] for r in HYDRA_ERRORS], ids=[r[0] for r in HYDRA_ERRORS])
+def test_hydras_own_user_errors_exit_2(args: list[str], fragment: str, tmp_path: Path) -> None:
+    # Hydra prints these compactly itself; the contract's part is the exit code (Hydra's is 1).
+    run = train(tmp_path, "experiment=quickstart", *args)
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert fragment in run.stderr
