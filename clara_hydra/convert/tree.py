@@ -73,7 +73,7 @@ def _slots(low: Lowering, groups: list[Group]) -> tuple[dict[str, Any], dict[str
             continue
         value = low.slot(slot)
         if slot.kind is SlotKind.METRICS and slot.name == "metrics":
-            key_metric, others = _split_metrics(slot, value)
+            key_metric, others = _split_metrics(low, slot, value)
             _put(body, slot.section, "key_metric", key_metric)
             _put(body, slot.section, "additional_metrics", others)
             comments[f"{slot.section}.key_metric" if slot.section else "key_metric"] = (
@@ -225,12 +225,38 @@ def _put(root: dict[str, Any], section: str | None, name: str, value: Any) -> No
         root[name] = value
 
 
-def _split_metrics(slot: Slot, value: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    key_metric: dict[str, Any] = {}
+def _split_metrics(low: Lowering, slot: Slot, value: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A Clara 4.0 ``metrics`` list -> (key_metric, additional_metrics), by ``is_key_metric``.
+
+    The engines save checkpoints by one key metric: with none marked the first metric is it, with
+    several the first marked one is, the others are additional; both cases are said (never silently).
+    """
+    marked: dict[str, Any] = {}
     others: dict[str, Any] = {}
     for comp, (label, node) in zip(slot.components, value.items(), strict=False):
-        (key_metric if comp.attributes.get(Clara.IS_KEY_METRIC) is True else others)[label] = node
-    if not key_metric and others:
+        # 4.0 marks it beside name/args; 3.x inside args
+        flag = comp.attributes.get(Clara.IS_KEY_METRIC, comp.args.get(Clara.IS_KEY_METRIC))
+        (marked if flag is True else others)[label] = node
+    if not marked and others:
         label = next(iter(others))
-        key_metric[label] = others.pop(label)
-    return key_metric, others
+        low.problem(
+            "key-metric",
+            f"no metric of the list is marked is_key_metric: the first, '{label}', is the key metric "
+            "(checkpoints and the sweep's objective follow it)",
+            slot.json_path,
+            f'set "is_key_metric": true on the metric you mean, or keep {label} first',
+            Level.WARNING,
+        )
+        return {label: others.pop(label)}, others
+    if len(marked) > 1:
+        first, *rest = marked
+        low.problem(
+            "key-metric",
+            f"{len(marked)} metrics are marked is_key_metric ({', '.join(marked)}): an engine has one key metric, "
+            f"'{first}' (the first) is it; {', '.join(rest)} become additional metrics",
+            slot.json_path,
+            "mark one metric is_key_metric",
+            Level.WARNING,
+        )
+        others = {**{k: marked.pop(k) for k in rest}, **others}
+    return marked, others

@@ -208,6 +208,13 @@ WARNINGS = [
     ("warning_legacy-form_scalar_enum_targets.json", "legacy-form", "train.model.search[1].targets", "lists of one"),
     ("warning_unknown-domain.json", "unknown-domain", "train.model.search[1].domain", "'network'"),
     ("warning_duplicate-key.json", "duplicate-key", "epochs", "the last value wins"),
+    ("warning_key-metric_none_marked.json", "key-metric", "validate.metrics", "the first, 'val_mean_dice', is the key"),
+    (
+        "warning_key-metric_two_marked.json",
+        "key-metric",
+        "validate.metrics",
+        "'val_mean_dice' (the first) is it; val_acc become",
+    ),
 ]
 
 
