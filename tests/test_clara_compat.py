@@ -232,6 +232,23 @@ def test_dice_skip_background_and_label_format_fold_into_dice_loss() -> None:
     assert loss(probs, labels).item() == pytest.approx((1 - dice).mean().item(), rel=1e-5)
 
 
+def test_focal_skip_background_folds_into_focal_loss() -> None:
+    # Clara 3.x Focal(skip_background): the docs name "focal loss" and no formula, so this checks the textbook
+    # binary focal loss of Lin et al. (2017), FL = -(1-p_t)^gamma log(p_t) per voxel and class (gamma 2, no alpha,
+    # sigmoid of the logits), averaged, with the background channel skipped: what the fold must produce.
+    gen = torch.Generator().manual_seed(2)
+    logits = torch.randn(2, 3, 4, 4, 4, generator=gen)
+    labels = torch.randint(0, 3, (2, 4, 4, 4), generator=gen)
+    onehot = torch.nn.functional.one_hot(labels, 3).permute(0, 4, 1, 2, 3).float()
+    loss = _build("Focal", {"skip_background": True})
+    p = torch.sigmoid(logits[:, 1:])
+    g = onehot[:, 1:]
+    p_t = torch.where(g == 1, p, 1 - p)
+    expected = (-((1 - p_t) ** 2) * torch.log(p_t)).mean()
+    assert loss(logits, onehot).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert _build("Focal", {"skip_background": False})(logits, onehot).item() != pytest.approx(expected.item())
+
+
 def test_transform_inverter_inverts_the_prediction_in_place() -> None:
     from types import SimpleNamespace
 
