@@ -37,6 +37,7 @@ from clara_hydra.export.checkpoint import find_checkpoint, load_weights
 from clara_hydra.export.metadata import build_metadata, validate_metadata
 from clara_hydra.export.select import SelectedTrial
 from clara_hydra.export.trial_config import MISSING, TrialConfig, load_trial_config
+from clara_hydra.runtime.summary import read_summary
 
 RESERVED_IDS = (
     "bundle_root",
@@ -264,7 +265,7 @@ def _metadata(tc: TrialConfig, trial: SelectedTrial, needs_clara_hydra: bool) ->
     spatial: list[Any] = list(roi_size) if isinstance(roi_size, list) else []
     if not spatial or not all(isinstance(s, int) for s in spatial):
         spatial = ["*"] * dims
-    summary = _summary(trial.job_dir)
+    summary = read_summary(trial.job_dir)
     metric = str(summary.get("objective", {}).get("name") or "key_metric")
     return build_metadata(
         study=trial.study_name,
@@ -288,15 +289,6 @@ def _input_range(tc: TrialConfig) -> list[float]:
         if isinstance(node, dict) and isinstance(node.get("b_min"), int | float) and "b_max" in node:
             return [float(node["b_min"]), float(node["b_max"])]
     return []
-
-
-def _summary(job_dir: Path) -> dict[str, Any]:
-    path = job_dir / "trial_summary.json"
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _write_json(path: Path, content: Any) -> None:

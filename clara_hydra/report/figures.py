@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from clara_hydra.runtime.summary import objective_name
+from clara_hydra.sweeper.results import ATTR_JOB_DIR, ATTR_WORKER
+
 if TYPE_CHECKING:
     import optuna
 
-# Trial user attribute naming the worker (process, host) that ran a trial; absent = the sweep's one process.
-ATTR_WORKER = "worker"
-ATTR_JOB_DIR = "job_dir"
-SUMMARY_FILE = "trial_summary.json"  # written by the runtime in each job folder (clara_hydra.runtime.summary)
 ONE_LANE = "sweep process"
 
 _STATE_COLOURS = {
@@ -53,19 +52,10 @@ def objective_names(study: optuna.Study) -> list[str]:
 
 
 def _summary_metric(study: optuna.Study) -> str | None:
-    import json
-    from pathlib import Path
-
     for trial in study.get_trials(deepcopy=False):
-        job_dir = trial.user_attrs.get(ATTR_JOB_DIR)
-        summary = Path(str(job_dir)) / SUMMARY_FILE if job_dir else None
-        if summary is not None and summary.is_file():
-            try:
-                name = json.loads(summary.read_text()).get("objective", {}).get("name")
-            except (OSError, ValueError, AttributeError):
-                continue
-            if name:
-                return str(name)
+        name = objective_name(trial.user_attrs.get(ATTR_JOB_DIR))
+        if name:
+            return name
     return None
 
 

@@ -15,17 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clara_hydra.report.figures import Figure, build_figures, objective_names
+from clara_hydra.sweeper.batch import ATTR_FIXED
+from clara_hydra.sweeper.results import ATTR_BASELINE, ATTR_JOB_DIR, ATTR_OVERRIDES, BEST_CONFIG_FILE
 
 if TYPE_CHECKING:
     import optuna
 
 REPORT_FILE = "report.html"
-BEST_CONFIG_FILE = "best_config.yaml"
-# Trial user attributes the sweeper writes (clara_hydra.sweeper.results / batch); read, never written here.
-ATTR_JOB_DIR = "job_dir"
-ATTR_OVERRIDES = "overrides"
-ATTR_FIXED = "fixed_overrides"
-ATTR_BASELINE = "baseline"
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 1200px; color: #222; }

@@ -16,6 +16,24 @@ from clara_hydra.trial_context import given_devices
 SUMMARY_FILE = "trial_summary.json"
 
 
+def read_summary(job_dir: str | Path | None) -> dict[str, Any]:
+    """A job folder's ``trial_summary.json`` as a mapping; empty when absent or unreadable."""
+    if not job_dir:
+        return {}
+    try:
+        data = json.loads((Path(job_dir) / SUMMARY_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def objective_name(job_dir: str | Path | None) -> str | None:
+    """The name of the objective a job's ``trial_summary.json`` records (``val_mean_dice``), if any."""
+    objective = read_summary(job_dir).get("objective")
+    name = objective.get("name") if isinstance(objective, dict) else None
+    return str(name) if name else None
+
+
 @dataclass
 class TrialSummary:
     """Objective history, best value and timings of one run.

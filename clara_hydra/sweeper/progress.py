@@ -12,17 +12,14 @@ logging configuration; the log keeps the detail.
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clara_hydra.errors import shorten
+from clara_hydra.runtime.summary import objective_name
 
 if TYPE_CHECKING:
     import optuna
-
-SUMMARY_FILE = "trial_summary.json"  # written by clara_hydra.runtime.summary into each job folder
 
 
 def format_seconds(seconds: float) -> str:
@@ -36,15 +33,7 @@ def format_seconds(seconds: float) -> str:
 
 def metric_name(job_dir: str | None) -> str:
     """The objective's name from the job's ``trial_summary.json``, else ``value``."""
-    if job_dir:
-        try:
-            data = json.loads((Path(job_dir) / SUMMARY_FILE).read_text())
-            name = data.get("objective", {}).get("name")
-            if name:
-                return str(name)
-        except (OSError, ValueError, AttributeError):
-            pass
-    return "value"
+    return objective_name(job_dir) or "value"
 
 
 def trial_line(
