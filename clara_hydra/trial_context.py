@@ -148,20 +148,3 @@ def given_devices() -> dict[str, Any]:
     if ident.get("devices") is not None:
         out["gpus"] = ident["devices"]
     return out
-
-
-def report(value: float, step: int) -> None:
-    """Report an intermediate value to the current trial (see :func:`clara_hydra.sweeper.trial_report.report`).
-
-    A no-op outside a sweep, and when the sweeper is not installed.
-
-    Raises:
-        optuna.TrialPruned: the sweep's pruner stopped this trial.
-    """
-    if not in_sweep():
-        return
-    try:
-        from clara_hydra.sweeper.trial_report import report as sweeper_report
-    except ImportError:  # the runtime works without the sweeper
-        return
-    sweeper_report(value, step)

@@ -30,6 +30,7 @@ from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from optuna.trial import TrialState
 
+from clara_hydra import trial_context
 from clara_hydra.errors import SweepError, with_fix
 from clara_hydra.report import write_report
 from clara_hydra.runtime.console import quiet_launcher
@@ -508,7 +509,7 @@ class SweepRunner:
         self.composed |= seen
 
     def _job_overrides(self, a: Asked) -> list[str]:
-        env = trial_report.identity_env(
+        env = trial_context.identity_env(
             self.spec.url,
             a.trial.study.study_name,
             a.trial._trial_id,
