@@ -57,12 +57,6 @@ class SearchPlan:
     bindings: dict[tuple[str, str], str] = field(default_factory=dict)  # (component path, arg or @disabled) -> key
     aliases: dict[str, SearchSpec] = field(default_factory=dict)
 
-    def dimension_of(self, key: str) -> Dimension | None:
-        for dim in self.dimensions:
-            if key in dim.keys:
-                return dim
-        return None
-
 
 class SearchBinder:
     """Runs the binding pass, collecting diagnostics.
