@@ -23,6 +23,9 @@ from clara_hydra.errors import FULL_ERROR_ENV, SweepError, UserError, with_fix
 
 # The reason stored for trials a dead or interrupted run left unfinished (resume looks for it).
 INTERRUPTED = "interrupted"
+# The start of the reason stored for trials a full disk failed (clara_hydra.sweeper.disk.disk_report):
+# like interrupted ones, they do not count against n_trials and their parameters are retried.
+DISK_FULL = "disk full"
 # How long a reason may be in the storage and the CSV (a traceback is logged, not stored).
 MAX_REASON = 500
 

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from clara_hydra.sweeper.failures import INTERRUPTED
+from clara_hydra.sweeper.failures import DISK_FULL, INTERRUPTED
 from clara_hydra.sweeper.results import ATTR_BASELINE, ATTR_FAIL_REASON, ATTR_RETRY_OF
 
 if TYPE_CHECKING:
@@ -29,10 +29,14 @@ STUDY_ATTR_SWEEP_DIR = "sweep_dir"
 
 
 def is_interrupted(t: optuna.trial.FrozenTrial) -> bool:
-    """Whether a trial was failed as ``interrupted`` (its worker died or was stopped): it does not count."""
+    """Whether a trial was failed as ``interrupted`` (its worker died or was stopped) or by a full disk.
+
+    Such a trial does not count against ``n_trials``; its parameters are retried.
+    """
     from optuna.trial import TrialState
 
-    return t.state == TrialState.FAIL and t.user_attrs.get(ATTR_FAIL_REASON) == INTERRUPTED
+    reason = str(t.user_attrs.get(ATTR_FAIL_REASON, ""))
+    return t.state == TrialState.FAIL and (reason == INTERRUPTED or reason.startswith(DISK_FULL))
 
 
 def budget_used(study: optuna.Study, running: bool = False) -> int:
@@ -69,7 +73,12 @@ def past_budget(trials: Sequence[optuna.trial.FrozenTrial], n_trials: int) -> se
 
 
 def close_interrupted(
-    study: optuna.Study, storage: optuna.storages.BaseStorage, trial_id: int, number: int, retry: bool
+    study: optuna.Study,
+    storage: optuna.storages.BaseStorage,
+    trial_id: int,
+    number: int,
+    retry: bool,
+    reason: str = INTERRUPTED,
 ) -> None:
     """Mark one unfinished trial FAIL (``interrupted``) and optionally enqueue its parameters again.
 
@@ -80,6 +89,7 @@ def close_interrupted(
         trial_id: the trial's storage id.
         number: the trial's number.
         retry: enqueue the same parameters as a new trial.
+        reason: the stored ``fail_reason`` (``interrupted``, or a full disk's report).
     """
     import optuna
     from optuna.trial import TrialState
@@ -88,7 +98,7 @@ def close_interrupted(
     if frozen.state.is_finished():
         return
     try:
-        storage.set_trial_user_attr(trial_id, ATTR_FAIL_REASON, INTERRUPTED)
+        storage.set_trial_user_attr(trial_id, ATTR_FAIL_REASON, reason)
         tell(study, number, state=TrialState.FAIL)
     except optuna.exceptions.UpdateFinishedTrialError:
         return  # another worker failed it as stale meanwhile (and retried it)
@@ -100,7 +110,7 @@ def close_interrupted(
     log.warning(
         "trial %d was left unfinished: marked FAIL (%s)%s",
         number,
-        INTERRUPTED,
+        reason,
         "; its parameters are retried" if retry else "",
     )
 

@@ -38,7 +38,8 @@ from clara_hydra.runtime.device import warn_multi_gpu
 from clara_hydra.sweeper import progress, trial_report
 from clara_hydra.sweeper.batch import ATTR_FIXED, Asked, contiguous, mark_duplicates, record, record_duplicate
 from clara_hydra.sweeper.checkpoints import prune_checkpoints
-from clara_hydra.sweeper.failures import FailFast, Outcome, Result, check_failure_rate, classify
+from clara_hydra.sweeper.disk import DiskFullError, Reserve, disk_report, full_path, is_disk_full
+from clara_hydra.sweeper.failures import INTERRUPTED, FailFast, Outcome, Result, check_failure_rate, classify
 from clara_hydra.sweeper.fixed_overrides import check_fixed_overrides
 from clara_hydra.sweeper.grammar import quote
 from clara_hydra.sweeper.heartbeat import Heartbeat, fail_stale
@@ -46,6 +47,7 @@ from clara_hydra.sweeper.live import live_progress
 from clara_hydra.sweeper.optuna_objects import build_pruner, build_sampler, is_grid
 from clara_hydra.sweeper.results import (
     ATTR_BASELINE,
+    ATTR_FAIL_REASON,
     ATTR_JOB_DIR,
     ATTR_OVERRIDES,
     print_summary,
@@ -119,6 +121,8 @@ class SweepRunner:
         self.worker = worker_id(self.role)
         self.heartbeat: Heartbeat | None = None
         self.mine: set[int] = set()  # storage ids of the trials this process is running
+        self.reserve = Reserve(None)  # room to record a full disk's outcome (next to the journal)
+        self.disk_full: str | None = None  # the report of a full disk met by this run
 
     # ------------------------------------------------------------------ setup
     def run(self, arguments: list[str]) -> None:
@@ -153,6 +157,9 @@ class SweepRunner:
             )
         warn_multi_gpu(self.config)
         self.storage = open_storage(self.spec.url, s.heartbeat_interval, s.grace_period)
+        journal = self.spec.journal_path
+        self.reserve = Reserve(journal.with_name(journal.name + ".reserve") if journal else None)
+        self.reserve.create()
         cwd = Path(str(self.config.hydra.runtime.cwd))
         # Jobs in other processes keep their disk data cache next to the study (clara_hydra.runtime.diskcache).
         self.cache_dir = str(stable_sweep_root(self.config, cwd) / "cache")
@@ -217,11 +224,49 @@ class SweepRunner:
 
     def _write_results(self, study: optuna.Study) -> None:
         """Rewrite the result files and ``report.html`` (whichever process finished the trial writes them)."""
-        write_all(study, self.sweep_dir, self.spec.display, self.configs)
+        try:
+            write_all(study, self.sweep_dir, self.spec.display, self.configs)
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            self._note_disk_full(exc, self.sweep_dir)
+            return
         try:
             write_report(study, self.sweep_dir)
         except Exception as exc:  # the report is a view: a plotting failure must not end a sweep
-            log.warning("report.html not written: %s: %s", type(exc).__name__, exc)
+            if is_disk_full(exc):
+                self._note_disk_full(exc, self.sweep_dir)
+            else:
+                log.warning("report.html not written: %s: %s", type(exc).__name__, exc)
+
+    # ------------------------------------------------------------------ a full disk
+    def _note_disk_full(self, exc: BaseException | None, where: Path | str) -> str:
+        """Remember the first full disk met (its report names the path, mount point and free space).
+
+        The reserve next to the journal is deleted at once, so the outcome can still be recorded.
+        """
+        if self.disk_full is None:
+            self.disk_full = disk_report(full_path(exc) or where)
+            self.reserve.release()
+        return self.disk_full
+
+    def _stop_for_disk(self, study: optuna.Study) -> DiskFullError:
+        """The compact error that ends a sweep on a full disk (every trial of this run is closed by then)."""
+        s = self.settings
+        failed = sorted(
+            t.number
+            for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+            if t.user_attrs.get(ATTR_FAIL_REASON) == self.disk_full
+        )
+        which = f"trial(s) {', '.join(map(str, failed))} failed and will be retried; " if failed else ""
+        return DiskFullError(
+            with_fix(
+                f"sweep stopped: {self.disk_full}; {which}study '{study.study_name}' keeps "
+                f"{budget_used(study)} of n_trials={s.n_trials} finished trial(s)",
+                "free space on that disk (or set hydra.sweep.dir on another one), then rerun the same command: "
+                "the study resumes to n_trials",
+            )
+        )
 
     def _join(self, study: optuna.Study) -> int:
         """Enqueue the baseline trial once per study and count this process in; return its join index."""
@@ -359,17 +404,30 @@ class SweepRunner:
                     time.sleep(poll)
                     continue
                 launched = self._run_batch(study, batch)
-            except BaseException:
-                for a in batch:  # Ctrl-C or a launcher crash: close what this run still holds
-                    close_interrupted(study, self.storage, a.trial._trial_id, a.number, s.retry_interrupted)
+            except BaseException as exc:
+                # Ctrl-C, a launcher crash or a full disk: close what this run still holds.
+                full = is_disk_full(exc)
+                reason = self._note_disk_full(exc, self.spec.journal_path or self.sweep_dir) if full else INTERRUPTED
+                for a in batch:
+                    close_interrupted(
+                        study, self.storage, a.trial._trial_id, a.number, full or s.retry_interrupted, reason=reason
+                    )
                     self._release(a)
+                if full:
+                    self._write_results(study)
+                    raise self._stop_for_disk(study) from None
                 raise
+            if self.disk_full is not None:
+                self._write_results(study)
+                raise self._stop_for_disk(study)
             for number, result in launched:
                 fail_fast.add(number, result)
             check_failure_rate(launched, s.max_failure_rate)
             if s.keep_best is not None:
                 prune_checkpoints(study, s.keep_best)
             self._write_results(study)
+            if self.disk_full is not None:
+                raise self._stop_for_disk(study)
 
     def _within_budget(self, study: optuna.Study, batch: list[Asked]) -> list[Asked]:
         """Without a study lock (Redis, gRPC proxy): give back trials asked beyond ``n_trials`` by a race.
@@ -471,7 +529,13 @@ class SweepRunner:
 
     def _finish(self, study: optuna.Study, a: Asked, how: Callable[[optuna.Study, Asked], Any]) -> None:
         """Tell one trial (``record`` or ``record_duplicate``), stop its heartbeat, print its line."""
-        how(study, a)
+        if a.result is not None and self.disk_full is not None and a.result.reason == self.disk_full:
+            # Not the trial's fault: FAIL with the disk's report, not counted, its parameters retried.
+            if a.job_dir:
+                a.trial.set_user_attr(ATTR_JOB_DIR, a.job_dir)
+            close_interrupted(study, self.storage, a.trial._trial_id, a.number, True, reason=self.disk_full)
+        else:
+            how(study, a)
         self._release(a)
         progress.print_trial(
             study, a.trial._trial_id, self.settings.n_trials, workers=self._workers_seen(study), worker=self.worker
@@ -533,10 +597,22 @@ class SweepRunner:
             for a in group:  # same-process launchers (basic) let report() use these live trials
                 stack.enter_context(trial_report.live_trial(a.trial))
             # initial_job_idx = the trial number: job folder N holds trial N, across reruns too
-            returns = self.launcher.launch([self._job_overrides(a) for a in group], initial_job_idx=group[0].number)
+            try:
+                returns = self.launcher.launch([self._job_overrides(a) for a in group], initial_job_idx=group[0].number)
+            except OSError as exc:  # Hydra's own writes in the job folder (.hydra/*.yaml, the log)
+                if not is_disk_full(exc):
+                    raise
+                reason = self._note_disk_full(exc, self.sweep_dir)
+                for a in group:
+                    a.result = Result(Outcome.FAIL, reason=reason)
+                return
         for a, ret in zip(group, returns, strict=True):
             a.result = classify(ret.status == JobStatus.FAILED, ret._return_value, len(self.settings.directions))
             a.job_dir = _job_dir(ret)
+            if a.result.outcome is Outcome.FAIL and is_disk_full(a.result.error):
+                a.result = Result(
+                    Outcome.FAIL, reason=self._note_disk_full(a.result.error, a.job_dir or self.sweep_dir)
+                )
             if a.result.outcome is Outcome.COMPLETE and ret.cfg is not None:
                 self.configs[a.number] = ret.cfg
 

@@ -127,11 +127,13 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
 
     try:
         if url.startswith(JOURNAL_SCHEME):
-            from optuna.storages.journal import JournalFileBackend, JournalStorage
+            from optuna.storages.journal import JournalStorage
+
+            from clara_hydra.sweeper.journal import SafeJournalFileBackend
 
             path = Path(url[len(JOURNAL_SCHEME) :])
             path.parent.mkdir(parents=True, exist_ok=True)
-            return JournalStorage(JournalFileBackend(str(path)))
+            return JournalStorage(SafeJournalFileBackend(str(path)))
         if url.startswith("grpc://"):
             # Optuna's gRPC storage proxy (optuna.storages.run_grpc_proxy_server in front of a database).
             from optuna.storages import GrpcStorageProxy
@@ -152,6 +154,16 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(rdb_url, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
     except (ImportError, OSError, ValueError, optuna.exceptions.StorageInternalError) as exc:
+        from clara_hydra.sweeper.disk import DiskFullError, disk_report, full_path, is_disk_full
+
+        if is_disk_full(exc):
+            where = full_path(exc) or url[len(JOURNAL_SCHEME) :]
+            raise DiskFullError(
+                with_fix(
+                    f"hydra.sweeper.storage: cannot open {mask_password(url)}: {disk_report(where)}",
+                    "free space on that disk, then rerun the same command",
+                )
+            ) from exc
         raise SweepError(
             with_fix(
                 f"hydra.sweeper.storage: cannot open {mask_password(url)}: {type(exc).__name__}: {exc}",

@@ -5,6 +5,9 @@
   raise KeyboardInterrupt there (Ctrl-C); ``TOY_EXIT_AFTER=<k>``: ``os._exit(3)`` once trial k's checkpoint
   is written (a kill between a job's end and its record).
 - ``TOY_SLEEP=<s>``: sleep that long in every training (workers' trials overlap; a test can kill one).
+- ``TOY_FILL_AT=<k>``: at trial k, fill the disk under the job folder with a checkpoint (the write fails
+  with ENOSPC and the job raises it); ``TOY_FILL_QUIET_AT=<k>``: the same, but the job swallows the error
+  and returns normally (the sweeper's own next write meets the full disk).
 - ``TOY_REOPEN=1``: forget the live trial so report() reopens it from the storage, as a job in another
   process (joblib, submitit) does.
 """
@@ -61,6 +64,15 @@ def main(cfg: DictConfig) -> float | list[float]:
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "model.pt"), "wb") as f:
         f.write(b"0" * 1000)  # a fake checkpoint for keep_best
+    if str(number) in (os.environ.get("TOY_FILL_AT"), os.environ.get("TOY_FILL_QUIET_AT")):
+        try:
+            with open(os.path.join(out, "filler.pt"), "wb") as f:
+                while True:
+                    f.write(b"0" * (1 << 16))
+                    f.flush()
+        except OSError:
+            if os.environ.get("TOY_FILL_AT") == str(number):
+                raise
     if os.environ.get("TOY_EXIT_AFTER") == str(number):
         os._exit(3)  # killed between the job's end and its record
     if cfg.mode == "diverge":
