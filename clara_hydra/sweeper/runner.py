@@ -62,8 +62,15 @@ from clara_hydra.sweeper.resume import (
 )
 from clara_hydra.sweeper.settings import Settings
 from clara_hydra.sweeper.space import SearchSpace
-from clara_hydra.sweeper.startup import check_folder_free, claim_folder, delete_new_study, study_exists
-from clara_hydra.sweeper.storage import open_storage, resolve_storage, stable_sweep_root, study_lock
+from clara_hydra.sweeper.startup import (
+    OWNER_FILE,
+    check_folder_free,
+    claim_folder,
+    delete_new_study,
+    read_owner,
+    study_exists,
+)
+from clara_hydra.sweeper.storage import for_jobs, open_storage, resolve_storage, stable_sweep_root, study_lock
 from clara_hydra.sweeper.workers import (
     WorkerRole,
     run_local,
@@ -125,6 +132,7 @@ class SweepRunner:
         self.disk_full: str | None = None  # the report of a full disk met by this run
 
     # ------------------------------------------------------------------ setup
+        self.warned_owner = False  # keep_best's warning about a sweep folder this study does not own
     def run(self, arguments: list[str]) -> None:
         """Run the sweep until the study holds ``n_trials`` counted trials or a stop rule fires.
 
@@ -221,6 +229,21 @@ class SweepRunner:
         if missing:
             log.info("grid sampler: the defaults of %s are not grid values, so no baseline trial is run", missing)
         return bool(missing)
+    def _owns_sweep_dir(self, study: optuna.Study) -> bool:
+        """Whether the sweep folder's ``.study.json`` names this study: only then may keep_best delete in it."""
+        owner = read_owner(self.sweep_dir) or {}
+        if owner.get("study") == study.study_name and owner.get("storage") == self.spec.display:
+            return True
+        if not self.warned_owner:
+            self.warned_owner = True
+            log.warning(
+                "keep_best: the sweep folder %s is not this study's (its %s names %s): no checkpoint is deleted",
+                self.sweep_dir,
+                OWNER_FILE,
+                owner or "no study",
+            )
+        return False
+
 
     def _write_results(self, study: optuna.Study) -> None:
         """Rewrite the result files and ``report.html`` (whichever process finished the trial writes them)."""
@@ -423,8 +446,8 @@ class SweepRunner:
             for number, result in launched:
                 fail_fast.add(number, result)
             check_failure_rate(launched, s.max_failure_rate)
-            if s.keep_best is not None:
-                prune_checkpoints(study, s.keep_best)
+            if s.keep_best is not None and self._owns_sweep_dir(study):
+                prune_checkpoints(study, s.keep_best, self.sweep_dir)
             self._write_results(study)
             if self.disk_full is not None:
                 raise self._stop_for_disk(study)
@@ -574,7 +597,7 @@ class SweepRunner:
 
     def _job_overrides(self, a: Asked) -> list[str]:
         env = trial_context.identity_env(
-            self.spec.url,
+            for_jobs(self.spec),  # a URL with a password goes by reference: it is written nowhere
             a.trial.study.study_name,
             a.trial._trial_id,
             a.number,

@@ -69,6 +69,36 @@ def mask_password(url: str) -> str:
     return re.sub(r"(://[^/:@]*:)[^@/]*@", r"\1***@", url)
 
 
+# What a job is told instead of a storage URL that carries a password: "read hydra.sweeper.storage from
+# your own Hydra config". The job resolves it in its own process (``${oc.env:OPTUNA_DB}`` reads its
+# environment), so the password is written into no job config, identity or log.
+STORAGE_REF = "ref:hydra.sweeper.storage"
+
+
+def for_jobs(spec: StorageSpec) -> str:
+    """The storage as jobs are told it: the URL, or :data:`STORAGE_REF` when the URL carries a password."""
+    return spec.url if spec.display == spec.url else STORAGE_REF
+
+
+def from_job_config(reference: str, study_name: str) -> str:
+    """The storage URL a job was told (:func:`for_jobs`), resolving :data:`STORAGE_REF` from the job's Hydra config.
+
+    Raises:
+        SweepError: a reference outside a Hydra job.
+    """
+    if reference != STORAGE_REF:
+        return reference
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        raise SweepError(f"the trial's storage is given as {STORAGE_REF}, but this process runs no Hydra job")
+    hydra_cfg = HydraConfig.get()
+    # A password implies a URL (never the default journal), so no sweep folder is needed to resolve it.
+    return resolve_storage(
+        hydra_cfg.sweeper.get("storage"), study_name, OmegaConf.create({}), cwd=hydra_cfg.runtime.cwd
+    ).url
+
+
 def resolve_storage(setting: Any, study_name: str, cfg: DictConfig, cwd: str | None = None) -> StorageSpec:
     """Turn the ``storage`` setting into an absolute URL.
 

@@ -103,7 +103,10 @@ def current_trial() -> optuna.Trial | None:
     trial_id = int(ident["trial_id"])
     if trial_id in _live:
         return _live[trial_id]
-    url, study_name = str(ident["storage"]), str(ident["study"])
+    from clara_hydra.sweeper.storage import from_job_config
+
+    study_name = str(ident["study"])
+    url = from_job_config(str(ident["storage"]), study_name)
     key = (url, study_name, trial_id)
     if key not in _reopened:
         _reopened[key] = _reopen(url, study_name, trial_id)
