@@ -3,20 +3,21 @@
 Layout (MONAI's bundle specification)::
 
     OUT/configs/train.json       the trial's training, MONAI bundle syntax, no `$` expression
-    OUT/configs/inference.json   its validation section as inference: loads models/model.pt, saves predictions
+    OUT/configs/inference.json   its validation section as inference: loads models/model.pt, saves label maps
     OUT/configs/metadata.json    checked against MONAI's metadata schema (shipped: schema/)
     OUT/models/model.pt          the trial's network weights (a state_dict)
     OUT/LICENSE, OUT/docs/README.md
 
-``python -m monai.bundle run --config_file OUT/configs/train.json --meta_file OUT/configs/metadata.json``
-trains it again; ``python -m monai.bundle ckpt_export network_def --filepath OUT/models/model.ts
---ckpt_file OUT/models/model.pt --meta_file OUT/configs/metadata.json --config_file OUT/configs/inference.json``
-makes TorchScript of it.
+The bundle travels: as in MONAI's model zoo, ``bundle_root`` is ``"."`` and every file of the bundle is named
+from it (:func:`under_root`), so ``cd OUT && python -m monai.bundle run --config_file configs/inference.json``
+works wherever OUT was copied, and ``--bundle_root OUT`` runs it from any other folder. The data (the trial's
+``DATA_ROOT``, ``DATASET_JSON``, ...) stay where the trial read them: top-level ids to override.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +25,14 @@ from typing import Any
 
 from clara_hydra.errors import ExportError, with_fix
 from clara_hydra.export import bundle_docs
+from clara_hydra.export.bundle_labels import is_compose, label_map_transforms, tensors_invertible
+from clara_hydra.export.bundle_paths import ROOT_DEFAULT, ROOT_ID, built_on_variable, data_ids, relocate, under_root
 from clara_hydra.export.bundle_syntax import (
     DEVICE_ID,
     MODEL_PATH,
     NETWORK_ID,
     SEP,
     BundleTranslator,
-    absolute,
     references,
 )
 from clara_hydra.export.checkpoint import find_checkpoint, load_weights
@@ -39,8 +41,10 @@ from clara_hydra.export.select import SelectedTrial
 from clara_hydra.export.trial_config import MISSING, TrialConfig, load_trial_config
 from clara_hydra.runtime.summary import read_summary
 
+CHECKPOINT_FILE = "models/model.pt"
+EVAL_DIR = "eval"
 RESERVED_IDS = (
-    "bundle_root",
+    ROOT_ID,
     DEVICE_ID,
     NETWORK_ID,
     "ckpt_path",
@@ -99,14 +103,15 @@ def export_bundle(trial: SelectedTrial, out: str | os.PathLike[str], *, force: b
     if clash:
         raise ExportError(f"top-level name(s) {clash} are ids the bundle needs itself ({list(RESERVED_IDS)})")
     t = BundleTranslator(tc, variables)
-    common = _common(t, tc, root, variables)
-    train = _train_config(t, tc, common)
-    inference = _inference_config(t, tc, common, root)
+    common = _common(t, tc, variables)
+    train = relocate(_train_config(t, tc, common), root)
+    result = BundleExport(root=root, checkpoint=checkpoint)
+    inference = _inference_config(t, tc, common, result.notes)
+    inference = relocate(inference, root) if inference is not None else None
     _drop_missing(tc, [train, *([inference] if inference else [])])
 
     weights = load_weights(checkpoint)
     _check_weights(train, weights, checkpoint)
-    result = BundleExport(root=root, checkpoint=checkpoint)
     if t.uses_clara_hydra:
         result.notes.append("the configs name clara_hydra callables (discard_output, ...): install clara-hydra")
     meta = _metadata(tc, trial, t.uses_clara_hydra)
@@ -127,20 +132,21 @@ def export_bundle(trial: SelectedTrial, out: str | os.PathLike[str], *, force: b
     _write_json(root / "configs" / "metadata.json", meta)
     torch.save(weights, root / "models" / "model.pt")
     (root / "LICENSE").write_text(bundle_docs.license_text(trial))
-    (root / "docs" / "README.md").write_text(bundle_docs.readme(trial, checkpoint, variables, result.notes))
+    readme = bundle_docs.readme(trial, checkpoint, variables, result.notes, data_ids(train, variables))
+    (root / "docs" / "README.md").write_text(readme)
     result.files += ["configs/metadata.json", "models/model.pt", "LICENSE", "docs/README.md"]
     return result
 
 
-def _common(t: BundleTranslator, tc: TrialConfig, root: Path, variables: list[str]) -> dict[str, Any]:
+def _common(t: BundleTranslator, tc: TrialConfig, variables: list[str]) -> dict[str, Any]:
     """The ids both configs start with: the bundle root, the device, the trial's variables, the network."""
     common: dict[str, Any] = {
-        "bundle_root": absolute(root),
+        ROOT_ID: ROOT_DEFAULT,
         # CUDA when there is one, else the CPU: an importable callable instead of a `$torch.device(...)` expression.
         DEVICE_ID: {"_target_": "ignite.distributed.device"},
     }
     for name in variables:
-        common[name] = t.variable_value(name)
+        common[name] = built_on_variable(tc, name, variables) or t.variable_value(name)
     common[NETWORK_ID] = t.node(MODEL_PATH)
     return common
 
@@ -180,14 +186,14 @@ def _train_config(t: BundleTranslator, tc: TrialConfig, common: dict[str, Any]) 
 
 
 def _inference_config(
-    t: BundleTranslator, tc: TrialConfig, common: dict[str, Any], root: Path
+    t: BundleTranslator, tc: TrialConfig, common: dict[str, Any], notes: list[str]
 ) -> dict[str, Any] | None:
     validate = tc.resolved.get("validate")
     if not isinstance(validate, dict) or "evaluator" not in validate:
         return None
     config = dict(common)
-    config["ckpt_path"] = absolute(root / "models" / "model.pt")
-    config["output_dir"] = absolute(root / "eval")
+    config["ckpt_path"] = under_root(CHECKPOINT_FILE)
+    config["output_dir"] = under_root(EVAL_DIR)
     section = {slot: t.node(f"validate.{slot}") for slot in validate}
     handlers = section.get("handlers")
     kept = [h for h in handlers if not _is_handler(h, _NOT_FOR_INFERENCE)] if isinstance(handlers, list) else []
@@ -199,17 +205,16 @@ def _inference_config(
     }
     section["handlers"] = [loader, *kept]
     post = section.get("post_transforms")
-    if isinstance(post, dict) and isinstance(post.get("transforms"), list):
-        post["transforms"].append(
-            {
-                "_target_": "monai.transforms.SaveImaged",
-                "keys": "pred",
-                "output_dir": "@output_dir",
-                "output_postfix": "seg",
-                "separate_folder": False,
-                "print_log": False,
-            }
-        )
+    if is_compose(post):
+        pre = section.get("pre_transforms")
+        invertible = is_compose(pre)
+        if invertible:
+            tensors_invertible(pre)
+        else:
+            notes.append("validate.pre_transforms is no Compose: the label maps keep the transformed geometry")
+        post["transforms"] += label_map_transforms(_model_io(tc)[1], invert=invertible)
+    else:
+        notes.append("validate.post_transforms is no Compose of transforms: inference.json saves no label map")
     config["validate"] = section
     # The validate section may use train slots besides the network (rare): carry those over too.
     train = _referenced_train_slots(t, tc, config)
@@ -255,16 +260,30 @@ def _check_weights(train: dict[str, Any], weights: dict[str, Any], checkpoint: P
         ) from exc
 
 
-def _metadata(tc: TrialConfig, trial: SelectedTrial, needs_clara_hydra: bool) -> dict[str, Any]:
+def _model_io(tc: TrialConfig) -> tuple[int, int, int]:
+    """``(in_channels, out_channels, spatial_dims)`` of the trial's network (1, 1, 3 where it does not say)."""
     model = tc.resolved["train"]["model"]
-    in_channels = int(model.get("in_channels", 1)) if isinstance(model, dict) else 1
-    out_channels = int(model.get("out_channels", 1)) if isinstance(model, dict) else 1
-    dims = int(model.get("spatial_dims", 3)) if isinstance(model, dict) else 3
+    if not isinstance(model, dict):
+        return 1, 1, 3
+    return int(model.get("in_channels", 1)), int(model.get("out_channels", 1)), int(model.get("spatial_dims", 3))
+
+
+def _spatial_shape(tc: TrialConfig, dims: int) -> list[Any]:
+    """The network's input patch: the validation's ``roi_size``, else a multiple of the network's total
+    stride (``"16*n"``: ``verify_net_in_out`` builds its test input from it), else any size (``"*"``)."""
     roi = (tc.resolved.get("validate") or {}).get("inferer", {})
     roi_size = roi.get("roi_size") if isinstance(roi, dict) else None
-    spatial: list[Any] = list(roi_size) if isinstance(roi_size, list) else []
-    if not spatial or not all(isinstance(s, int) for s in spatial):
-        spatial = ["*"] * dims
+    if isinstance(roi_size, list) and len(roi_size) == dims and all(isinstance(s, int) for s in roi_size):
+        return list(roi_size)
+    model = tc.resolved["train"]["model"]
+    strides = model.get("strides") if isinstance(model, dict) else None
+    if isinstance(strides, list) and strides and all(isinstance(s, int) for s in strides):
+        return [f"{math.prod(strides)}*n"] * dims
+    return ["*"] * dims
+
+
+def _metadata(tc: TrialConfig, trial: SelectedTrial, needs_clara_hydra: bool) -> dict[str, Any]:
+    in_channels, out_channels, dims = _model_io(tc)
     summary = read_summary(trial.job_dir)
     metric = str(summary.get("objective", {}).get("name") or "key_metric")
     return build_metadata(
@@ -275,7 +294,7 @@ def _metadata(tc: TrialConfig, trial: SelectedTrial, needs_clara_hydra: bool) ->
         overrides=trial.overrides,
         in_channels=in_channels,
         out_channels=out_channels,
-        spatial=spatial,
+        spatial=_spatial_shape(tc, dims),
         input_range=_input_range(tc),
         data_source=str(tc.resolved.get("DATASET_JSON") or tc.resolved.get("DATA_ROOT") or "see docs/README.md"),
         needs_clara_hydra=needs_clara_hydra,

@@ -19,8 +19,9 @@ def add_export_parser(sub: Any) -> argparse.ArgumentParser:
         "export",
         help="export the best (or a given) trial of a sweep as a MONAI bundle or a Clara 4.1 training config",
         description=(
-            "Export the best (or --trial N) trial of a sweep: '--to bundle OUT/' writes a MONAI bundle "
-            "(configs/train.json, inference.json, metadata.json, models/model.pt, LICENSE, docs/README.md); "
+            "Export the best (or --trial N) trial of a sweep: '--to bundle OUT/' writes a MONAI bundle that runs "
+            "wherever it is copied (configs/train.json, inference.json writing label maps, metadata.json, "
+            "models/model.pt, LICENSE, docs/README.md); "
             "'--to clara OUT.json' writes the trial as a Clara 4.1 config_train.json without search blocks; "
             "'--to validation CONF/' points a converted Clara validation config (CONF/) at the trial's checkpoint "
             "(CONF/experiment/sweep_best.yaml: python train.py -cd CONF/ experiment=sweep_best)."
@@ -53,11 +54,14 @@ def run_export(args: argparse.Namespace) -> int:
         bundle = export_bundle(trial, out, force=args.force)
         print(f"wrote a MONAI bundle of trial {trial.number}{value} to {bundle.root}/", file=sys.stderr)
         print(f"  weights from {bundle.checkpoint}", file=sys.stderr)
-        print(
-            f"  train it: python -m monai.bundle run --config_file {bundle.root}/configs/train.json "
-            f"--meta_file {bundle.root}/configs/metadata.json",
-            file=sys.stderr,
-        )
+        # bundle_root is "." (MONAI's model zoo): the commands start in the bundle's folder, wherever it is.
+        print(f"  use it (in {bundle.root}/, or add --bundle_root FOLDER elsewhere):", file=sys.stderr)
+        if "configs/inference.json" in bundle.files:
+            print(
+                "    label maps: python -m monai.bundle run --config_file configs/inference.json  (into eval/)",
+                file=sys.stderr,
+            )
+        print("    train:      python -m monai.bundle run --config_file configs/train.json", file=sys.stderr)
         notes = bundle.notes
     elif kind == "validation":
         from clara_hydra.export.validation import export_validation
