@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 from clara_hydra.sweeper.failures import Outcome, Result, format_traceback
 from clara_hydra.sweeper.results import ATTR_DUPLICATE_OF, ATTR_FAIL_REASON, ATTR_JOB_DIR, ATTR_PRUNE_REASON
 from clara_hydra.sweeper.resume import tell
+from clara_hydra.sweeper.warm_start import is_warm_started
 
 log = logging.getLogger(__name__)
 ATTR_FIXED = "fixed_overrides"
@@ -69,7 +70,8 @@ def mark_duplicates(study: optuna.Study, batch: list[Asked]) -> list[Asked]:
     mine = {a.trial._trial_id for a in batch}
     states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
     for t in study.get_trials(deepcopy=False, states=states):
-        if t._trial_id in mine or ATTR_DUPLICATE_OF in t.user_attrs:
+        # A warm-started trial's value was measured under an earlier config: never reused.
+        if t._trial_id in mine or ATTR_DUPLICATE_OF in t.user_attrs or is_warm_started(t):
             continue
         key = param_key(t.params, t.user_attrs.get(ATTR_FIXED, []))
         # A finished original beats a running one (no wait); among equals, the first.

@@ -276,6 +276,14 @@ class ClaraOptunaSweeperConf:
     - ``heartbeat_interval`` / ``grace_period`` (seconds, Optuna's names and meaning): a worker records a
       heartbeat for its running trial every interval; a trial without one for the grace period (default
       twice the interval) is failed as ``interrupted`` by a live worker and its parameters retried once.
+    - ``terminator``: ``regret`` stops the sweep once Optuna's regret bound (how much the best value may
+      still improve) falls below the objective's noise; ``null`` (default) = off.
+      ``terminator_min_trials``: complete trials before the first check (Optuna's 20).
+      ``terminator_error``: the noise: ``auto`` (the best trial's cross-validation/seed scores, else
+      ``median``), ``median`` (Optuna's heuristic) or a number in the objective's units.
+      See :mod:`clara_hydra.sweeper.terminator`.
+    - ``warm_start``: ``SWEEP_FOLDER_OR_STORAGE[:study]``: a new study starts with the finished trials of
+      that study that fit the space, its best retried first. See :mod:`clara_hydra.sweeper.warm_start`.
     """
 
     _target_: str = SWEEPER_TARGET
@@ -311,6 +319,12 @@ class ClaraOptunaSweeperConf:
     gpus: Any = None
     heartbeat_interval: int = 10
     grace_period: int | None = None
+    # Stopping early (clara_hydra.sweeper.terminator): Optuna's Terminator, off by default.
+    terminator: str | None = None
+    terminator_min_trials: int = 20
+    terminator_error: Any = "auto"
+    # Seeding a new study with an earlier one's finished trials (clara_hydra.sweeper.warm_start).
+    warm_start: str | None = None
 
 
 def register_configs() -> None:

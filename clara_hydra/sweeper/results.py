@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from clara_hydra.sweeper.warm_start import ATTR_WARM_START, ATTR_WARM_START_BEST
+
 if TYPE_CHECKING:
     import optuna
 
@@ -55,6 +57,10 @@ def reason_of(trial: optuna.trial.FrozenTrial) -> str:
         return str(attrs[ATTR_PRUNE_REASON])
     if ATTR_DUPLICATE_OF in attrs:
         return f"duplicate of trial {attrs[ATTR_DUPLICATE_OF]}: not retrained"
+    if ATTR_WARM_START in attrs:
+        return f"warm start: {attrs[ATTR_WARM_START]}, not run here"
+    if ATTR_WARM_START_BEST in attrs:
+        return f"retries the best of the warm start, {attrs[ATTR_WARM_START_BEST]}"
     return ""
 
 
@@ -112,6 +118,9 @@ def results_summary(
         "n_trials": len(trials),
         "states": counts,
     }
+    from clara_hydra.sweeper import terminator, warm_start  # light modules; Optuna only inside functions
+
+    out.update(**warm_start.results_entry(study), **terminator.results_entry(study))
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if not complete:
         return out

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from clara_hydra.sweeper.failures import DISK_FULL, INTERRUPTED
 from clara_hydra.sweeper.results import ATTR_BASELINE, ATTR_FAIL_REASON, ATTR_RETRY_OF
+from clara_hydra.sweeper.warm_start import is_warm_started
 
 if TYPE_CHECKING:
     import optuna
@@ -52,7 +53,8 @@ def budget_used(study: optuna.Study, running: bool = False) -> int:
     return sum(
         1
         for t in study.get_trials(deepcopy=False)
-        if (t.state.is_finished() and not is_interrupted(t)) or (running and t.state == TrialState.RUNNING)
+        if ((t.state.is_finished() and not is_interrupted(t)) or (running and t.state == TrialState.RUNNING))
+        and not is_warm_started(t)  # added from an earlier study, not run by this one
     )
 
 
@@ -67,7 +69,8 @@ def past_budget(trials: Sequence[optuna.trial.FrozenTrial], n_trials: int) -> se
     holding = sorted(
         (t.number, t.state == TrialState.RUNNING)
         for t in trials
-        if (t.state.is_finished() and not is_interrupted(t)) or t.state == TrialState.RUNNING
+        if ((t.state.is_finished() and not is_interrupted(t)) or t.state == TrialState.RUNNING)
+        and not is_warm_started(t)
     )
     return {number for number, running in holding[n_trials:] if running}
 

@@ -35,7 +35,7 @@ from clara_hydra.errors import SweepError, with_fix
 from clara_hydra.report import write_report
 from clara_hydra.runtime.console import quiet_launcher
 from clara_hydra.runtime.device import warn_multi_gpu
-from clara_hydra.sweeper import progress, trial_report
+from clara_hydra.sweeper import progress, terminator, trial_report, warm_start
 from clara_hydra.sweeper.batch import ATTR_FIXED, Asked, contiguous, mark_duplicates, record, record_duplicate
 from clara_hydra.sweeper.checkpoints import prune_checkpoints
 from clara_hydra.sweeper.disk import DiskFullError, Reserve, disk_report, full_path, is_disk_full
@@ -183,6 +183,9 @@ class SweepRunner:
             closed = fail_stale(study, s.grace_period, set(), s.retry_interrupted)
             self.baseline_values = self.space.baseline(self.config) if s.baseline_trial else {}
             self.with_baseline = s.baseline_trial and not self._baseline_off_grid()
+            if s.warm_start is not None:  # before the baseline is enqueued: the earlier best is trial 0
+                warm_start.seed_study(study, s.warm_start, self.space, self.space.baseline(self.config),
+                                      created=created, cwd=str(cwd), announce=self.role is None)  # fmt: skip
             joined = self._join(study)
             # Distinct seeds per process, so workers and reruns draw new trials; except for the grid sampler,
             # whose seed orders the grid: grid id N (= trial N) must mean the same point in every process.
@@ -405,9 +408,10 @@ class SweepRunner:
     def _loop(self, study: optuna.Study) -> None:
         s = self.settings
         fail_fast = FailFast(min(s.fail_fast, max(s.n_trials - budget_used(study), 0)))
+        stop = terminator.start(study, s.terminator, self.space.params, fresh=self.role is None)
         poll = min(max(s.heartbeat_interval / 2, 0.5), 5.0)
         while True:
-            if self._threshold_reached(study) or self._grid_exhausted(study):
+            if self._threshold_reached(study) or self._grid_exhausted(study) or (stop and stop.check(study)):
                 break
             fail_stale(study, s.grace_period, self.mine, s.retry_interrupted)
             batch: list[Asked] = []

@@ -12,6 +12,8 @@ from clara_hydra.errors import SweepError, with_fix
 from clara_hydra.sweeper.config import ClaraOptunaSweeperConf
 from clara_hydra.sweeper.deprecated_space import resolve_params
 from clara_hydra.sweeper.optuna_objects import parse_directions
+from clara_hydra.sweeper.terminator import TerminatorSettings, parse_terminator
+from clara_hydra.sweeper.warm_start import WarmStartSource, parse_warm_start
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class Settings:
     gpus: list[list[str]] | None = None
     heartbeat_interval: int = 10
     grace_period: int = 20
+    terminator: TerminatorSettings | None = None
+    warm_start: WarmStartSource | None = None
 
     @classmethod
     def from_node(cls, node: Mapping[str, Any]) -> Settings:
@@ -94,6 +98,8 @@ class Settings:
             fail_fast=_int(fail_fast, "fail_fast", minimum=0),
             retry_interrupted=bool(get("retry_interrupted")),
             **_parallel_settings(get),
+            terminator=parse_terminator(get, directions),
+            warm_start=parse_warm_start(get("warm_start")),
         )
         if not 0.0 <= settings.max_failure_rate <= 1.0:
             raise SweepError(
