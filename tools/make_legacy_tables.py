@@ -50,6 +50,15 @@ PACKAGES = (
     "monai.handlers",
     "monai.engines",
     "monai.metrics",
+    # MONAI's apps that Clara 4.x MMARs named components from (signatures.SEARCH_MODULES has the same list).
+    # monai.apps.detection is left out: it arrived in MONAI 0.9, after every Clara release.
+    "monai.apps.deepgrow.transforms",
+    "monai.apps.deepgrow.interaction",
+    "monai.apps.deepedit.transforms",
+    "monai.apps.deepedit.interaction",
+    "monai.apps.pathology.transforms",
+    "monai.apps.pathology.inferers",
+    "monai.apps.pathology.engines",
 )
 FIRST = (0, 3, 0)  # Clara 3.x ran TensorFlow; MONAI names in Clara configs start with MONAI 0.3
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "clara_hydra" / "convert" / "legacy" / "monai_history.json"
@@ -138,6 +147,7 @@ class Definition:
     params: dict[str, str | None] | None  # name -> default source (None: no default); None: unknown (inherited)
     deprecated: dict[str, str] | None  # @deprecated(...) keywords
     deprecated_args: tuple[dict[str, str], ...] = field(default=())
+    docs: dict[str, str] = field(default_factory=dict)  # parameter -> its line(s) in the docstring's Args section
 
 
 def _keywords(call: ast.Call) -> dict[str, str]:
@@ -252,11 +262,16 @@ class Scanner:
                 params = _params(init, skip_self=True) if init is not None else None
                 dargs = tuple(_decorators(init, "deprecated_arg")) if init is not None else ()
                 dep = _decorators(stmt, "deprecated")
-                return Definition(f"{module}.{name}", "class", params, dep[0] if dep else None, dargs)
+                docs = _arg_docs(ast.get_docstring(stmt) or "")
+                if init is not None:
+                    docs = {**docs, **_arg_docs(ast.get_docstring(init) or "")}
+                return Definition(f"{module}.{name}", "class", params, dep[0] if dep else None, dargs, docs)
             if isinstance(stmt, ast.FunctionDef) and stmt.name == name:
                 dep = _decorators(stmt, "deprecated")
                 dargs = tuple(_decorators(stmt, "deprecated_arg"))
-                return Definition(f"{module}.{name}", "function", _params(stmt, False), dep[0] if dep else None, dargs)
+                docs = _arg_docs(ast.get_docstring(stmt) or "")
+                params = _params(stmt, False)
+                return Definition(f"{module}.{name}", "function", params, dep[0] if dep else None, dargs, docs)
         return None
 
 
@@ -269,8 +284,51 @@ class Snapshot:
 
 
 def _home(package: str) -> str:
-    """``monai.networks.nets`` -> ``monai.networks.``: where a package's own objects are defined."""
-    return ".".join(package.split(".")[:2]) + "."
+    """``monai.networks.nets`` -> ``monai.networks.``, ``monai.apps.deepgrow.transforms`` -> ``monai.apps.deepgrow.``:
+    where a package's own objects are defined."""
+    depth = 3 if package.startswith("monai.apps.") else 2
+    return ".".join(package.split(".")[:depth]) + "."
+
+
+_DOC_ARG = re.compile(r"^(\s*)(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
+_DOC_LIMIT = 300
+
+
+def _arg_docs(doc: str) -> dict[str, str]:
+    """Parameter -> its description in a Google-style ``Args:`` section (continuation lines joined, cut to
+    a few hundred characters)."""
+    out: dict[str, str] = {}
+    lines = doc.splitlines()
+    i = 0
+    while i < len(lines):
+        if lines[i].strip() not in ("Args:", "Arguments:", "Parameters:"):
+            i += 1
+            continue
+        section_indent = len(lines[i]) - len(lines[i].lstrip())
+        i += 1
+        item_indent: int | None = None
+        current: str | None = None
+        while i < len(lines):
+            line = lines[i]
+            if not line.strip():
+                i += 1
+                continue
+            indent = len(line) - len(line.lstrip())
+            if indent <= section_indent:
+                break
+            m = _DOC_ARG.match(line)
+            if m and (item_indent is None or indent == item_indent):
+                item_indent = indent
+                current = m.group(2)
+                out[current] = m.group(3).strip()
+            elif current is not None:
+                out[current] = (out[current] + " " + line.strip()).strip()
+            i += 1
+    return {k: _cut(" ".join(v.split())) for k, v in out.items() if v}
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= _DOC_LIMIT else text[: _DOC_LIMIT - 3].rstrip() + "..."
 
 
 def snapshot(git_dir: str, tag: str) -> Snapshot:
@@ -446,6 +504,8 @@ def _arg_tables(snaps: list[Snapshot], latest: Snapshot) -> tuple[dict[str, Any]
                         continue
                     e = removed.setdefault(target, {}).setdefault(old, {"first": tag})
                     e["last"] = tag
+                    if d.docs.get(old):  # what it did, as the last release that had it says
+                        e["doc"] = d.docs[old]
             for name in now.params:
                 timeline = _default_timeline(name, history)
                 if len(timeline) > 1:

@@ -51,7 +51,9 @@ def check_args(
                     rule="rewrite",
                     message=f"'{arg}' -> '{new}' for {sig.target}: {why}",
                     json_path=where,
-                    fix="" if level is Level.INFO else f"check that '{new}: {value!r}' means what '{arg}' meant",
+                    fix=""
+                    if level is Level.INFO
+                    else f"check that '{new}: {shorten(repr(value))}' means what '{arg}' meant",
                     level=level,
                 )
             )
@@ -61,8 +63,9 @@ def check_args(
             diags.append(
                 Diagnostic(
                     rule="removed-argument",
-                    message=f"argument '{arg}' ({shorten(value)}) of {sig.target} was removed {gone} "
-                    f"(last in {removed.last}): dropped",
+                    message=f"argument '{arg}' ({shorten(repr(value))}) of {sig.target} was removed {gone} "
+                    f"(last in {removed.last}): dropped"
+                    + (f"; it was documented as: {shorten(removed.doc, 300)}" if removed.doc else ""),
                     json_path=where,
                     fix=f"check that {sig.target} without '{arg}' does what you need",
                     level=Level.WARNING,
@@ -75,7 +78,8 @@ def check_args(
             diags.append(
                 Diagnostic(
                     rule="dropped-argument",
-                    message=f"{old} argument '{arg}' ({value!r}) has no counterpart in {sig.target}: dropped",
+                    message=f"{old} argument '{arg}' ({shorten(repr(value))}) has no counterpart in {sig.target}: "
+                    "dropped",
                     json_path=where,
                     fix=f"check that {sig.target} without '{arg}' does what you need",
                     level=Level.WARNING,

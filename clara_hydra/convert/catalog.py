@@ -19,7 +19,7 @@ Example:
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -176,7 +176,31 @@ def _unresolved(args: dict[str, Any], diags: list[Diagnostic], requirement: str 
     return Resolution(None, args, {a: a for a in args}, frozenset(), None, False, tuple(diags), requirement)
 
 
-def _resolve_path(path: str, args: dict[str, Any], json_path: str, era: str) -> Resolution:
+def _resolve_path(path: str, args: dict[str, Any], json_path: str, era: str, bound: Collection[str]) -> Resolution:
+    clara = legacy.clara_path_rule(path)
+    if clara is not None and clara.new is not None and load_index().lookup(path) is None:
+        rewrite = legacy.apply_rule(clara, args, json_path, bound)
+        sig = load_index().lookup(clara.new)
+        if sig is not None:
+            note = Diagnostic(
+                rule="rewrite",
+                message=f"{path} -> {clara.new}: {clara.why}",
+                json_path=f"{json_path}.path",
+                level=Level.INFO,
+            )
+            diags = [note, *rewrite.diagnostics[1:]]  # the path replaces apply_rule's own summary
+            return _finish(
+                clara.new,
+                sig,
+                rewrite.args,
+                rewrite.arg_map,
+                rewrite.value_rewritten,
+                diags,
+                json_path,
+                False,
+                path,
+                era,
+            )
     sig = load_index().lookup(path)
     if sig is not None:
         return _finish(path, sig, args, {a: a for a in args}, frozenset(), [], json_path, False, path, era)
@@ -242,6 +266,7 @@ def resolve_component(
     json_path: str,
     slot: str | None,
     era: str,
+    bound: Collection[str] = (),
 ) -> Resolution:
     """Resolve one Clara component and check its arguments.
 
@@ -255,6 +280,8 @@ def resolve_component(
             they are (:mod:`clara_hydra.convert.legacy.pick`); the era only decides a name both Clara 3.x and MONAI
             have when the args say nothing, which MONAI release's defaults Clara ran with, and whether an unknown
             name is an error or a 3.x component without counterpart.
+        bound: the args that are searched or ``apply``-ed; a legacy fold carries such a value over only by moving
+            it whole (:func:`~clara_hydra.convert.legacy.apply_rule`), else reports it.
 
     Returns:
         A :class:`Resolution`; problems are diagnostics, never exceptions.
@@ -266,7 +293,7 @@ def resolve_component(
         raise ValueError(f"era must be one of {ERAS}, got {era!r}")
     clean = _strip_comments(args)
     if path:
-        return _resolve_path(path, clean, json_path, era)
+        return _resolve_path(path, clean, json_path, era, bound)
     if not name:
         diag = Diagnostic(
             rule="missing-name",
@@ -296,7 +323,7 @@ def resolve_component(
             return _unresolved(clean, [pick.removed_diagnostic(found, json_path)])
         rule = found
     if rule is not None and rule.new is not None:
-        rewrite = legacy.apply_rule(rule, clean, json_path)
+        rewrite = legacy.apply_rule(rule, clean, json_path, bound)
         target, slip = _dictionary(rule.new, name, rewrite.args, json_path, index)
         sig = index.lookup(target)
         if sig is None:  # a table entry the installed MONAI lacks: say so rather than crash

@@ -12,6 +12,7 @@ from clara_hydra.convert.catalog import Resolution, resolve_component
 from clara_hydra.convert.model import ClaraConfig, Component
 from clara_hydra.convert.stages import Parsed, Resolved
 from clara_hydra.errors import Diagnostic, Level, shorten
+from clara_hydra.keywords import Clara
 
 _MESSAGE_LIMIT = 1000
 
@@ -20,8 +21,17 @@ def resolve_one(comp: Component, config: ClaraConfig) -> Resolution | None:
     """The resolution of one component; None for a ``ref`` placeholder or a nameless model loader."""
     if comp.ref is not None or (comp.name is None and comp.class_path is None):
         return None
+    # Searched and applied args: a legacy rewrite carries their value over only by moving it whole.
+    bound = {a.name for spec in comp.searches for a in spec.args if not a.is_disabled}
+    bound |= {target for target in comp.apply if target != Clara.DISABLED_ARG}
     res = resolve_component(
-        comp.name, comp.class_path, comp.args, json_path=comp.json_path, slot=comp.slot, era=config.era.value
+        comp.name,
+        comp.class_path,
+        comp.args,
+        json_path=comp.json_path,
+        slot=comp.slot,
+        era=config.era.value,
+        bound=frozenset(bound),
     )
     return replace(res, diagnostics=tuple(_with_file(res.diagnostics, config.file)))
 

@@ -14,7 +14,7 @@ from clara_hydra.convert.catalog import resolve_component
 from clara_hydra.convert.signatures import load_index
 from clara_hydra.errors import Level
 
-ALL_RULES = legacy.MONAI_RULES + legacy.TF_RULES
+ALL_RULES = legacy.MONAI_RULES + legacy.TF_RULES + legacy.CLARA_RULES
 
 # Sample args for each rule, so that every fold runs at least once in the consistency check below.
 SAMPLES: dict[str, dict[str, Any]] = {
@@ -68,7 +68,11 @@ def test_generic_arg_renames_point_at_real_parameters() -> None:
 def test_tables_do_not_overlap() -> None:
     assert not set(legacy.TF_BY_NAME) & set(legacy.TF_NO_COUNTERPART)
     assert len(legacy.TF_BY_NAME) == len(legacy.TF_RULES)
-    assert len(legacy.MONAI_BY_NAME) == len(legacy.MONAI_RULES)
+    assert len(legacy.MONAI_BY_NAME) == len(legacy.MONAI_RULES) + len(legacy.CLARA_RULES)
+    # Clara's own classes are no MONAI names; each is reachable by the dotted path Clara configs give.
+    assert not {r.old for r in legacy.CLARA_RULES} & set(load_index().names)
+    for path, rule in legacy.CLARA_PATHS.items():
+        assert path.endswith("." + rule.old) and legacy.clara_path_rule("medl.apps." + path) is rule
 
 
 # (rule, args) -> (args, arg_map, value_rewritten, diagnostic rules)
@@ -235,7 +239,7 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, Any], dict[str, str], set[
         set(),
         [],
     ),
-    # Placeholders are never folded: the argument is dropped with a warning instead of guessed.
+    # A fold never computes with a placeholder: a located error (the conversion fails) instead of a guess or a drop.
     (
         "tf",
         "Dice",
@@ -274,7 +278,8 @@ def test_apply_rule(
     assert result.value_rewritten == rewritten
     assert [d.rule for d in result.diagnostics] == rules
     for d in result.diagnostics:
-        assert d.level is (Level.INFO if d.rule == "rewrite" else Level.WARNING)
+        expected = {"rewrite": Level.INFO, "unfoldable-legacy-value": Level.ERROR}.get(d.rule, Level.WARNING)
+        assert d.level is expected
         assert d.json_path.startswith("train.x")
 
 

@@ -149,6 +149,25 @@ class Keep:
     def __init__(self, spatial_dims=3, crop=False):
         pass
 """
+OLD_APP = """
+class FindDiscrepancyRegionsd:
+    \"\"\"
+    Find discrepancy between prediction and actual during click interactions.
+
+    Args:
+        label: key to label source.
+        batched: whether input is batched or not;
+            continued on a second line.
+    \"\"\"
+
+    def __init__(self, label="label", batched=True):
+        pass
+"""
+NEW_APP = """
+class FindDiscrepancyRegionsd:
+    def __init__(self, label="label"):
+        pass
+"""
 CHANGELOG = """# Changelog
 ## [0.4.0]
 ### Removed
@@ -166,10 +185,12 @@ def test_the_tool_reads_a_small_history(tmp_path: Path) -> None:
         {
             "monai/transforms/__init__.py": "from .array import *\n",
             "monai/transforms/array.py": OLD_ARRAY,
+            "monai/apps/deepgrow/transforms.py": OLD_APP,
             "CHANGELOG.md": "# Changelog\n",
         },
     )
     (repo / "monai/transforms/array.py").write_text(NEW_ARRAY, encoding="utf-8")
+    (repo / "monai/apps/deepgrow/transforms.py").write_text(NEW_APP, encoding="utf-8")
     _release(repo, "0.4.0", {"monai/transforms/__init__.py": "from .array import Keep\n", "CHANGELOG.md": CHANGELOG})
     out = tmp_path / "history.json"
     subprocess.run(
@@ -194,6 +215,11 @@ def test_the_tool_reads_a_small_history(tmp_path: Path) -> None:
     ]
     history = parse_history(data)
     assert history.changed_defaults("monai.transforms.Keep", "0.3.0")[0].old_value is True
+    # MONAI's apps are read too; a removed argument keeps what its docstring said it did.
+    batched = history.removed_arg("monai.apps.deepgrow.transforms.FindDiscrepancyRegionsd", "batched")
+    assert batched is not None and batched.removed == "0.4.0"
+    assert batched.doc == "whether input is batched or not; continued on a second line."
+    assert "doc" not in data["removed_args"]["monai.transforms.Keep"]["gone"]  # undocumented: nothing invented
 
 
 @pytest.mark.parametrize("rule", legacy.MONAI_RULES, ids=lambda r: r.old)

@@ -6,7 +6,8 @@ Three layers, each a module:
   (``tools/make_legacy_tables.py``): removed names and their replacements, ``deprecated_arg`` renames,
   removed arguments, changed defaults;
 * :mod:`.rules` -- curated rules for Clara-era MONAI names whose rewrite needs more than a rename (an added
-  argument, a value fold), and the machinery that applies a rule and reports it;
+  argument, a value fold), Clara 4.x's own classes with a MONAI counterpart (DeepGrow's ClickInteraction), and the
+  machinery that applies a rule and reports it;
 * :mod:`.tf` -- Clara 3.x's own (TensorFlow) components, from NVIDIA's documentation.
 """
 
@@ -22,14 +23,18 @@ from clara_hydra.convert.legacy.history import (
 )
 from clara_hydra.convert.legacy.rules import (
     ARG_RENAMES,
+    CLARA_PATHS,
+    CLARA_RULES,
     METRIC_SLOTS,
     MONAI_BY_NAME,
     MONAI_RULES,
     Fold,
     Rewrite,
     Rule,
+    Searched,
     Unfoldable,
     apply_rule,
+    clara_path_rule,
     concrete,
     is_concrete,
     short,
@@ -39,6 +44,8 @@ from clara_hydra.convert.legacy.tf import TF_BY_NAME, TF_NO_COUNTERPART, TF_RULE
 __all__ = [
     "ARG_RENAMES",
     "CLARA_MONAI",
+    "CLARA_PATHS",
+    "CLARA_RULES",
     "METRIC_SLOTS",
     "MONAI_BY_NAME",
     "MONAI_RULES",
@@ -53,8 +60,10 @@ __all__ = [
     "RemovedName",
     "Rewrite",
     "Rule",
+    "Searched",
     "Unfoldable",
     "apply_rule",
+    "clara_path_rule",
     "concrete",
     "is_concrete",
     "load_history",

@@ -1,8 +1,9 @@
 """MONAI's own history of renames and removals, read from the table ``monai_history.json``.
 
 The table is generated from MONAI's git history by ``tools/make_legacy_tables.py`` (release tags 0.3.0 on:
-what each package exported, ``@deprecated``/``@deprecated_arg`` decorators, the CHANGELOG's Removed /
-Deprecated / Changed lines, literal constructor defaults) and shipped with the package, so conversion
+what each package exported -- the core packages and the apps Clara configs used (deepgrow, deepedit, pathology) --,
+``@deprecated``/``@deprecated_arg`` decorators, the CHANGELOG's Removed / Deprecated / Changed lines, literal
+constructor defaults, and the docstring line of each removed argument) and shipped with the package, so conversion
 imports neither MONAI nor torch. The tests check every entry against the installed MONAI.
 
 Example:
@@ -41,6 +42,9 @@ QUIET_DEFAULTS: Mapping[tuple[str, str], str] = {
     ("Invertd", "device"): "where the inverse runs, not what it computes",
     ("Invert", "device"): "where the inverse runs, not what it computes",
     ("SegResNet", "norm_name"): "superseded by 'norm', whose default is the same group norm",
+    # False -> None: both mean "no one-hot"; advising `to_onehot: false` would be wrong, MONAI 1.x rejects booleans.
+    ("AsDiscrete", "to_onehot"): "None means no one-hot, as False did (MONAI 1.x rejects a boolean)",
+    ("AsDiscreted", "to_onehot"): "None means no one-hot, as False did (MONAI 1.x rejects a boolean)",
     ("CacheDataset", "num_workers"): "worker threads: speed, not results",
     ("SmartCacheDataset", "num_init_workers"): "worker threads: speed, not results",
     ("SmartCacheDataset", "num_replace_workers"): "worker threads: speed, not results",
@@ -85,6 +89,7 @@ class RemovedArg:
     arg: str
     last: str
     removed: str | None
+    doc: str = ""  # what it did: its line in the docstring of the last release that had it
 
 
 @dataclass(frozen=True)
@@ -169,7 +174,9 @@ def parse_history(data: Mapping[str, Any]) -> History:
         for target, by_arg in data["args"].items()
     }
     removed = {
-        target: {arg: RemovedArg(target, arg, e["last"], e.get("removed")) for arg, e in by_arg.items()}
+        target: {
+            arg: RemovedArg(target, arg, e["last"], e.get("removed"), e.get("doc", "")) for arg, e in by_arg.items()
+        }
         for target, by_arg in data["removed_args"].items()
     }
     defaults = {

@@ -10,18 +10,21 @@ rule over a component's args and reports every change, so the catalog can list e
 conversion report. The tables are verified against the shipped signature index by the tests (every
 target exists; every renamed or added argument is a parameter of the target).
 
-Values may be placeholders (``"{VAR}"``, ``"@model"``, ``"#expr"``) or nested components; a rename keeps
-them untouched, and a fold that needs a concrete value drops the argument with a warning instead of
-guessing.
+A value a fold cannot compute with -- a placeholder (``"{VAR}"``, ``"@model"``, ``"#expr"``), a nested
+component, a typed value the parser decoded, or :class:`Searched` (the argument is searched or ``apply``-ed, so
+its value is chosen per trial) -- is *opaque*. A fold may move an opaque value whole into one new argument
+(``to_onehot: true, n_classes: "{N}"`` -> ``to_onehot: "{N}"``, so the new argument reads the same variable
+or searched key); one that would have to compute with it, or place it inside a list it builds (a ``{VAR}``
+may hold a list itself), is a located error (``unfoldable-legacy-value``): nothing is ever dropped or guessed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from clara_hydra.errors import Diagnostic, Level
+from clara_hydra.errors import Diagnostic, Level, shorten
 
 # Slots that hold metrics (4.1 key_metric/additional_metrics, 4.0 metrics).
 METRIC_SLOTS = frozenset({"key_metric", "additional_metrics", "metrics"})
@@ -31,13 +34,27 @@ class Unfoldable(ValueError):
     """A fold needs a concrete value but got a placeholder, an expression or a component."""
 
 
+@dataclass(frozen=True)
+class Searched:
+    """Stands for the value of an argument that is searched or ``apply``-ed: it is chosen per trial."""
+
+    arg: str
+
+    def __repr__(self) -> str:
+        return f"<searched or applied {self.arg}>"
+
+
 def is_concrete(value: Any) -> bool:
-    """Whether a value is plain data a fold may compute with (not ``{VAR}``, ``@ref``, ``#expr`` or a component)."""
+    """Whether a value is plain JSON data a fold may compute with.
+
+    Not concrete: ``{VAR}``, ``@ref``, ``#expr`` strings, components (dicts), :class:`Searched` and any other typed
+    value (a decoded sigil), so a new kind of placeholder is never mistaken for a literal.
+    """
     if isinstance(value, str):
         return not (value.startswith(("@", "#")) or "{" in value)
     if isinstance(value, list | tuple):
         return all(is_concrete(v) for v in value)
-    return not isinstance(value, dict)
+    return value is None or isinstance(value, bool | int | float)
 
 
 def concrete(value: Any, arg: str) -> Any:
@@ -47,7 +64,7 @@ def concrete(value: Any, arg: str) -> Any:
         Unfoldable: it is a placeholder, an expression or a component.
     """
     if not is_concrete(value):
-        raise Unfoldable(f"'{arg}' is {value!r}, not a literal value")
+        raise Unfoldable(f"'{arg}' is {_quote(value)}, not a literal value")
     return value
 
 
@@ -70,30 +87,40 @@ class Fold:
 
 def _onehot(v: Mapping[str, Any]) -> dict[str, Any]:
     # MONAI 0.8 made `to_onehot` the number of classes; `to_onehot: true` + `n_classes: N` is `to_onehot: N`.
+    # MONAI 0.5-0.7's AsDiscreted repeated a scalar `to_onehot`/`n_classes` per key (ensure_tuple_rep).
     n = v.get("n_classes", v.get("num_classes"))
     if "to_onehot" not in v:
-        return {}
+        return {}  # n_classes alone did nothing (one-hot was off): consumed, nothing to carry over
     if n is None and not is_concrete(v["to_onehot"]):
         return {"to_onehot": v["to_onehot"]}  # a placeholder alone is today's spelling already: leave it
     onehot = concrete(v["to_onehot"], "to_onehot")
 
-    def one(flag: Any) -> Any:
+    def one(flag: Any, classes: Any) -> Any:
         if flag is True:
-            if n is None:
+            if classes is None:
                 raise Unfoldable("'to_onehot: true' needs the number of classes (n_classes)")
-            return concrete(n, "n_classes")
+            return classes  # may be opaque ({VAR}, a searched value): moved, never computed with
         return None if flag is False else flag
 
-    return {"to_onehot": _each(onehot, one)}
+    if isinstance(onehot, list) or isinstance(n, list):
+        flags = onehot if isinstance(onehot, list) else [onehot] * len(n)
+        counts = n if isinstance(n, list) else [n] * len(flags)
+        if len(flags) != len(counts):
+            raise Unfoldable(f"'to_onehot' has {len(flags)} entries and 'n_classes' {len(counts)}")
+        return {"to_onehot": [one(f, c) for f, c in zip(flags, counts, strict=True)]}
+    return {"to_onehot": one(onehot, n)}
 
 
 def _threshold(v: Mapping[str, Any]) -> dict[str, Any]:
     # MONAI 0.8 merged `threshold_values: true` + `logit_thresh: t` into `threshold: t`.
     flags = concrete(v.get("threshold_values", False), "threshold_values")
-    thresh = concrete(v.get("logit_thresh", 0.5), "logit_thresh")
-    if isinstance(flags, list):
-        threshs = thresh if isinstance(thresh, list) else [thresh] * len(flags)
-        return {"threshold": [t if f else None for f, t in zip(flags, threshs, strict=False)]}
+    thresh = v.get("logit_thresh", 0.5)  # may be opaque: moved, never computed with
+    if isinstance(flags, list) or isinstance(thresh, list):
+        fs = flags if isinstance(flags, list) else [flags] * len(thresh)
+        threshs = thresh if isinstance(thresh, list) else [thresh] * len(fs)
+        if len(fs) != len(threshs):
+            raise Unfoldable(f"'threshold_values' has {len(fs)} entries and 'logit_thresh' {len(threshs)}")
+        return {"threshold": [t if f else None for f, t in zip(fs, threshs, strict=True)]}
     return {"threshold": thresh if flags else None}
 
 
@@ -176,6 +203,28 @@ MONAI_RULES: tuple[Rule, ...] = (
     ),
 )
 
+# Clara 4.x's own classes (NVIDIA's ``medl``, not MONAI) with an evident MONAI counterpart, by short name and by
+# the dotted path Clara configs give. Clara 4.1's DeepGrow MMARs drive training clicks with
+# `deepgrow.interaction.ClickInteraction`; MONAI's deepgrow app has the same process function, Interaction(transforms,
+# max_interactions, train, key_probability) -- the args are checked against it, so any other arg is a located error.
+CLARA_RULES: tuple[Rule, ...] = (
+    Rule(
+        "ClickInteraction",
+        "monai.apps.deepgrow.interaction.Interaction",
+        "Clara 4.1's DeepGrow click simulation is MONAI's deepgrow Interaction (same arguments)",
+    ),
+)
+CLARA_PATHS: Mapping[str, Rule] = {"deepgrow.interaction.ClickInteraction": CLARA_RULES[0]}
+
+
+def clara_path_rule(path: str) -> Rule | None:
+    """The rule of a Clara-only class given by ``path`` (any package prefix: ``medl.apps.deepgrow...``), else None."""
+    for suffix, rule in CLARA_PATHS.items():
+        if path == suffix or path.endswith("." + suffix):
+            return rule
+    return None
+
+
 # Argument renames on any current class whose signature has the new name but not the old one.
 ARG_RENAMES: Mapping[str, tuple[str, str]] = {
     "dimensions": ("spatial_dims", "networks renamed 'dimensions' to 'spatial_dims' in MONAI 0.6-1.3"),
@@ -184,7 +233,7 @@ ARG_RENAMES: Mapping[str, tuple[str, str]] = {
     "do_softmax": ("softmax", "losses renamed 'do_softmax' to 'softmax' in MONAI 0.3"),
 }
 
-MONAI_BY_NAME: Mapping[str, Rule] = {r.old: r for r in MONAI_RULES}
+MONAI_BY_NAME: Mapping[str, Rule] = {r.old: r for r in MONAI_RULES + CLARA_RULES}
 
 
 # ---------------------------------------------------------------------------------------------- applying
@@ -206,14 +255,59 @@ def short(target: str) -> str:
 
 
 def _show(values: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in values.items())
+    return ", ".join(f"{k}={_quote(v)}" for k, v in values.items())
 
 
-def apply_rule(rule: Rule, args: Mapping[str, Any], json_path: str) -> Rewrite:
+def _quote(value: Any) -> str:
+    """A value as messages show it: ``repr``, cut (a 20 MB string stays a short message)."""
+    return repr(value) if isinstance(value, Searched) else shorten(repr(value), 80)
+
+
+def _holds(value: Any, item: Any) -> bool:
+    """``item`` (the very object) sits somewhere inside ``value``."""
+    if value is item:
+        return True
+    if isinstance(value, list | tuple):
+        return any(_holds(v, item) for v in value)
+    if isinstance(value, dict):
+        return any(_holds(v, item) for v in value.values())
+    return False
+
+
+def _moves(present: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, str]:
+    """Original arg -> new arg, for each opaque value a fold moved whole into a new argument.
+
+    Raises:
+        Unfoldable: an opaque value sits inside a value the fold built (its kind -- a number or a list -- would
+            decide what it means there, and it is unknown until the config is composed).
+    """
+    moved: dict[str, str] = {}
+    for arg, value in present.items():
+        if is_concrete(value):
+            continue
+        for dest, built in new.items():
+            if built is value:
+                moved[arg] = dest
+            elif _holds(built, value):
+                raise Unfoldable(
+                    f"'{arg}' is {_quote(value)}, "
+                    f"which would have to sit inside the new '{dest}', and its kind (a number or a list) is "
+                    "unknown until the config is composed"
+                )
+    return moved
+
+
+def apply_rule(rule: Rule, args: Mapping[str, Any], json_path: str, bound: Collection[str] = ()) -> Rewrite:
     """Rewrite ``args`` by ``rule``: folds first, then drops and renames, then added defaults.
 
+    ``bound`` names the args that are searched or ``apply``-ed (given in ``args`` or not): a fold sees them as
+    :class:`Searched`. An opaque value (a placeholder or a bound arg) a fold moves whole into a new argument is
+    mapped there (:attr:`Rewrite.arg_map`), so the new argument reads the same variable or searched key.
+
     Reports one INFO (rule ``rewrite``) summarising the changes, a WARNING per dropped argument
-    (``dropped-argument``) or unfoldable value (``unfoldable-legacy-value``), and the rule's caveat.
+    (``dropped-argument``), an ERROR per value that cannot be carried over (``unfoldable-legacy-value``: a
+    fold would have to compute with a placeholder or searched value, or the literal is of the wrong kind),
+    and the rule's caveat.
 
     Example:
         >>> r = apply_rule(MONAI_BY_NAME["AddChanneld"], {"keys": "image"}, "train.pre_transforms[1]")
@@ -228,31 +322,44 @@ def apply_rule(rule: Rule, args: Mapping[str, Any], json_path: str) -> Rewrite:
     diags: list[Diagnostic] = []
     target = rule.new or "?"
     for fold in rule.folds:
-        present = {a: args[a] for a in fold.reads if a in args}
+        present = {a: Searched(a) if a in bound else args[a] for a in fold.reads if a in args or a in bound}
         if not present:
             continue
         try:
             new = fold.func(present)
-        except (ValueError, TypeError) as exc:  # Unfoldable, or a literal of the wrong kind ("abc" for a number)
+            moved = _moves(present, new)
+        # Unfoldable, or a literal of the wrong kind ("abc" for a number, 1e400 for an int)
+        except (ValueError, TypeError, ArithmeticError) as exc:
             consumed.update(present)
             rewritten.update(present)
             diags.append(
                 Diagnostic(
                     rule="unfoldable-legacy-value",
-                    message=f"{rule.old}: cannot rewrite {_show(present)} for {target} automatically ({exc}); dropped",
-                    json_path=json_path,
-                    fix=f"set the matching argument of {target} by hand ({fold.why})",
-                    level=Level.WARNING,
+                    message=f"{rule.old}: {_show(present)} cannot be carried over to {target} "
+                    f"({shorten(str(exc), 300)})",
+                    json_path=f"{json_path}.args.{next(iter(present))}",
+                    fix=f"write the literal value, or the arguments of {target} by hand ({fold.why})",
                 )
             )
             continue
         if new == present:  # already today's spelling (`to_onehot: 2`): nothing to rewrite
             continue
+        shown = _show(new) or "removed"
         consumed.update(present)
-        rewritten.update(present)
+        # A searched value the fold does not use (n_classes while one-hot is off) is no rewritten value: the
+        # lowering reports that its search has no effect here.
+        rewritten.update(a for a in present if a not in moved and not isinstance(present[a], Searched))
+        new = dict(new)
+        for dest, value in list(new.items()):
+            if isinstance(value, Searched):  # the binding writes this argument; keep the written default, if any
+                if value.arg in args:
+                    new[dest] = args[value.arg]
+                else:
+                    del new[dest]
         out.update(new)
         arg_map.update({a: rule.renames.get(a, a) for a in present if rule.renames.get(a, a) in new})
-        changes.append(f"{_show(present)} -> {_show(new) or 'removed'} ({fold.why})")
+        arg_map.update(moved)
+        changes.append(f"{_show(present)} -> {shown} ({fold.why})")
     for arg, value in args.items():
         if arg in consumed:
             continue
@@ -270,7 +377,7 @@ def apply_rule(rule: Rule, args: Mapping[str, Any], json_path: str) -> Rewrite:
     for arg, value in rule.add.items():
         if arg not in out:
             out[arg] = value
-            changes.append(f"added {arg}={value!r}")
+            changes.append(f"added {arg}={_quote(value)}")
     # Our own implementation of a Clara/MONAI class keeps its short name but changes its home: report it too.
     renamed_class = rule.new is not None and (short(rule.new) != rule.old or rule.new.startswith("clara_hydra."))
     if renamed_class or changes:
@@ -295,7 +402,8 @@ def apply_rule(rule: Rule, args: Mapping[str, Any], json_path: str) -> Rewrite:
 def _dropped(rule: Rule, arg: str, value: Any, why: str, json_path: str) -> Diagnostic:
     return Diagnostic(
         rule="dropped-argument",
-        message=f"{rule.old} argument '{arg}' ({value!r}) has no counterpart in {rule.new}: dropped ({why})",
+        message=f"{rule.old} argument '{arg}' ({shorten(repr(value))}) has no counterpart in {rule.new}: "
+        f"dropped ({why})",
         json_path=f"{json_path}.args.{arg}",
         fix=f"check that {rule.new} without '{arg}' does what you need",
         level=Level.WARNING,
