@@ -8,7 +8,8 @@ it. The JSON object holds:
 - ``cache_dir``: the sweep's disk data cache (``<stable sweep root>/cache``);
 - ``concurrent``: how many trials of this sweep run at once on this machine (CPU thread sharing);
 - ``worker``: the worker that runs it (``w1@host``), ``workers``: how many workers share the study,
-  ``devices``: the GPUs it was given.
+  ``devices``: the GPUs it was given;
+- ``tracking``: the trial's MLflow run (``uri``, ``run_id``) when the sweep is tracked (:mod:`clara_hydra.tracking`).
 
 The runtime reads it through this module only; the sweeper writes it through :func:`identity_env`.
 Nothing here imports Optuna, torch or the sweeper's internals at import time.
@@ -40,6 +41,7 @@ def identity_env(
     worker: str | None = None,
     workers: int | None = None,
     devices: list[str] | None = None,
+    tracking: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """The environment variable that tells a job which trial it is.
 
@@ -53,6 +55,7 @@ def identity_env(
         worker: the id of the worker running the trial.
         workers: how many sweep workers share the study (each in its own process).
         devices: the GPU ids the worker was given (``CUDA_VISIBLE_DEVICES``), if any.
+        tracking: the trial's MLflow run, ``{"uri": ..., "run_id": ...}``, if the sweep is tracked.
 
     Returns:
         Variable name -> value.
@@ -64,6 +67,7 @@ def identity_env(
         "worker": worker,
         "workers": workers,
         "devices": devices,
+        "tracking": tracking,
     }
     ident.update({k: v for k, v in extras.items() if v is not None})
     return {ENV_TRIAL: json.dumps(ident)}
@@ -148,3 +152,12 @@ def given_devices() -> dict[str, Any]:
     if ident.get("devices") is not None:
         out["gpus"] = ident["devices"]
     return out
+
+
+def tracking_run() -> dict[str, str] | None:
+    """The trial's MLflow run sent by a tracked sweep (``{"uri": ..., "run_id": ...}``), or ``None``."""
+    ident = identity()
+    value = ident.get("tracking") if ident else None
+    if not isinstance(value, dict) or not value.get("run_id") or not value.get("uri"):
+        return None
+    return {"uri": str(value["uri"]), "run_id": str(value["run_id"])}

@@ -23,6 +23,8 @@ from clara_hydra import resolvers
 from clara_hydra.errors import BuildError, UserError, exit_code_for, shorten, with_fix
 from clara_hydra.runtime.monitor import Monitor, is_trial_pruned
 from clara_hydra.runtime.summary import TrialSummary
+from clara_hydra.tracking.job import attach as track_validations
+from clara_hydra.tracking.job import job_tracking
 
 log = logging.getLogger(__name__)
 _SETTLE_SECONDS = 10.0  # how long an exiting run waits for loader threads still inside C++ code
@@ -37,7 +39,8 @@ def main(cfg: DictConfig) -> float:
     stops on Ctrl-C with its summary. ``CLARA_HYDRA_FULL_ERROR=1`` keeps the traceback.
     """
     try:
-        return run(cfg)
+        with job_tracking(cfg):  # MLflow, only with a `tracking` node (+tracking=mlflow)
+            return run(cfg)
     except (UserError, KeyboardInterrupt) as exc:
         if _is_multirun():
             raise
@@ -119,6 +122,7 @@ def run(cfg: DictConfig, job_dir: str | os.PathLike[str] | None = None) -> float
         summary.amp = bool(getattr(trainer or evaluator, "amp", False))
         monitor = Monitor(evaluator, trainer, summary)
         monitor.attach()
+        track_validations(evaluator, trainer)  # rank 0, only when tracked
         from clara_hydra.runtime.data_errors import engine_data_error, quiet_engine_errors
         from clara_hydra.runtime.divergence import DivergenceGuard
 

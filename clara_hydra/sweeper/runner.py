@@ -79,6 +79,7 @@ from clara_hydra.sweeper.workers import (
     worker_command,
     worker_id,
 )
+from clara_hydra.tracking.sweep import SweepTracker
 
 # A study-level counter of the sweep processes that joined the study, bumped under the study lock:
 # each process's sampler seed is offset by it, so workers started together draw different trials.
@@ -128,6 +129,7 @@ class SweepRunner:
         self.worker = worker_id(self.role)
         self.heartbeat: Heartbeat | None = None
         self.mine: set[int] = set()  # storage ids of the trials this process is running
+        self.tracker: SweepTracker | None = None  # MLflow runs of the study (+tracking=mlflow)
         self.reserve = Reserve(None)  # room to record a full disk's outcome (next to the journal)
         self.disk_full: str | None = None  # the report of a full disk met by this run
 
@@ -195,6 +197,7 @@ class SweepRunner:
             self.grid = isinstance(study.sampler, optuna.samplers.GridSampler)
             self._log_header(study, existing, closed)
             self._save_multirun_config()
+            self.tracker = SweepTracker.start(self.config, study, self.spec, self.storage, self.sweep_dir)
         except BaseException:
             if created:
                 delete_new_study(self.storage, study_name, self.sweep_dir)
@@ -215,6 +218,8 @@ class SweepRunner:
         finally:
             self.heartbeat.stop()
             self._write_results(study)
+            if self.tracker is not None:
+                self.tracker.end(study, interrupted)
         if interrupted and self.role is not None:
             # A worker of a coordinator: its trial is closed (and retried); the coordinator reports.
             print(f"{self.worker}: interrupted (Ctrl-C); its running trial was closed and will be retried")
@@ -327,6 +332,8 @@ class SweepRunner:
         except KeyboardInterrupt:
             interrupted, codes = True, []
         self._write_results(study)
+        if self.tracker is not None:
+            self.tracker.end(study, interrupted)
         if interrupted or 130 in codes or -2 in codes:
             raise KeyboardInterrupt  # the plugin prints the summary and exits with 130
         print_summary(study, self.sweep_dir)
@@ -563,6 +570,8 @@ class SweepRunner:
             close_interrupted(study, self.storage, a.trial._trial_id, a.number, True, reason=self.disk_full)
         else:
             how(study, a)
+        if self.tracker is not None:  # the child run's final state, read back from the study
+            self.tracker.trial_told(a.trial._trial_id, a.job_dir)
         self._release(a)
         progress.print_trial(
             study, a.trial._trial_id, self.settings.n_trials, workers=self._workers_seen(study), worker=self.worker
@@ -610,6 +619,7 @@ class SweepRunner:
             worker=self.worker,
             workers=self._workers_seen(a.trial.study),
             devices=self.role.gpus if self.role else None,
+            tracking=self.tracker.for_job(a.trial._trial_id, a.number, a.trial.params) if self.tracker else None,
         )
         return a.overrides + self.sweep_dir_override + trial_report.identity_overrides(env)
 
