@@ -103,7 +103,8 @@ class Clara:
 
 
 class Emitted:
-    """Markers of the Hydra tree we emit, read by :mod:`clara_hydra.runtime.build`.
+    """Markers of the Hydra tree we emit. What each does is :data:`clara_hydra.tree_nodes.TABLE`, the one reader
+    of the tree that the runtime builder, the data cache and both exporters share.
 
     A node ``{_target_: pkg.Class, ...}`` builds one object (Hydra's key). Our own keys:
 
@@ -136,18 +137,6 @@ class Emitted:
     UNKNOWN: Final = "???"  # OmegaConf's missing value: what could not be carried over
     # Top-level keys of the emitted config.yaml that no Clara name may take.
     RESERVED_TOP: Final = ("hydra", "defaults", "train", "validate", ALLOW)
-    MARKERS: Final = (
-        "_target_",
-        "_partial_",
-        "_args_",
-        "_ref_",
-        "_config_",
-        "_disabled_",
-        "_rank_",
-        "_one_of_",
-        "_compose_",
-        "_list_",
-    )
 
 
 class Sweep:

@@ -29,9 +29,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from clara_hydra import tree_nodes as tree
 from clara_hydra.errors import ExportError, shorten, with_fix
 from clara_hydra.export.trial_config import MISSING, TrialConfig, simple_link
 from clara_hydra.keywords import Emitted
+from clara_hydra.tree_nodes import Kind
 
 MODEL_PATH = "train.model"
 NETWORK_ID = "network_def"
@@ -40,7 +42,6 @@ SEP = "::"  # MONAI's id separator (ID_SEP_KEY)
 COMPOSE_TARGET = "monai.transforms.Compose"
 # Strings MONAI's parser would read as a reference, an expression or a macro.
 SIGILS = ("@", "$", "%")
-_DROPPED_KEYS = (Emitted.RANK, Emitted.DISABLED, Emitted.CONVERT, Emitted.RECURSIVE)
 _CHECKPOINT_DICTS = ("save_dict", "load_dict")
 
 
@@ -82,48 +83,42 @@ class BundleTranslator:
         link = simple_link(raw, self.variables)
         if link is not None:
             return f"@{link}"
-        if isinstance(res, list):
+        kind = tree.kind_of(res)
+        if kind is Kind.SEQUENCE:
             raw_list = raw if isinstance(raw, list) else res
             return [self._node(r, v, f"{path}[{i}]") for i, (r, v) in enumerate(zip(raw_list, res, strict=True))]
         if not isinstance(res, dict):
             return self._literal(res, path)
         raw = raw if isinstance(raw, dict) else res
-        if Emitted.REF in res:
+        if kind is Kind.REFERENCE:
             return "@" + bundle_id(str(res[Emitted.REF]))
-        if res.get(Emitted.CONFIG) is True:
+        if kind is Kind.CONFIG:
             raise ExportError(
                 with_fix(f"{path}: the whole config ({{_config_: true}}) has no bundle form", "remove it from there")
             )
-        if res.get(Emitted.ONE_OF) not in (None, False):
-            alternatives = res[Emitted.ONE_OF]
-            if isinstance(alternatives, list):  # the list form {_one_of_: [node, ...]}
-                raw_list = raw.get(Emitted.ONE_OF) if isinstance(raw.get(Emitted.ONE_OF), list) else alternatives
+        if kind is Kind.ONE_OF:
+            alternatives = tree.one_of_list(res)
+            if alternatives is not None:  # the list form {_one_of_: [node, ...]}
+                raw_list = tree.one_of_list(raw) or alternatives
                 chosen = [(r, v) for r, v in zip(raw_list, alternatives, strict=True) if v is not None and _enabled(v)]
             else:
-                chosen = [(raw[k], v) for k, v in self._members(res, path)]
+                chosen = [(raw[k], v) for k, v in self._members(res)]
             if len(chosen) != 1:
                 raise ExportError(f"{path}: {len(chosen)} alternatives enabled, expected exactly one")
             return self._node(chosen[0][0], chosen[0][1], path)
-        if res.get(Emitted.COMPOSE) is True:
-            items = [self._node(raw[k], v, f"{path}.{k}") for k, v in self._members(res, path)]
+        if kind is Kind.COMPOSE:
+            items = [self._node(raw[k], v, f"{path}.{k}") for k, v in self._members(res)]
             return {Emitted.TARGET: COMPOSE_TARGET, "transforms": items}
-        if res.get(Emitted.LIST) is True:
-            return [self._node(raw[k], v, f"{path}.{k}") for k, v in self._members(res, path)]
-        if Emitted.TARGET in res:
+        if kind is Kind.LIST:
+            return [self._node(raw[k], v, f"{path}.{k}") for k, v in self._members(res)]
+        if kind is Kind.TARGET:
             return self._component(raw, res, path)
-        return {
-            str(k): self._node(raw.get(k), v, f"{path}.{k}")
-            for k, v in res.items()
-            if k not in _DROPPED_KEYS and _enabled(v)
-        }
+        return {str(k): self._node(raw.get(k), res[k], f"{path}.{k}") for k in tree.arguments(res) if _enabled(res[k])}
 
-    def _members(self, res: dict[str, Any], path: str) -> list[tuple[str, Any]]:
+    @staticmethod
+    def _members(res: dict[str, Any]) -> list[tuple[str, Any]]:
         """Enabled named members of a ``_compose_``/``_list_``/``_one_of_`` mapping, in order."""
-        return [
-            (str(k), v)
-            for k, v in res.items()
-            if not (str(k).startswith("_") and str(k).endswith("_")) and v is not None and _enabled(v)
-        ]
+        return list(tree.members(res, keep=lambda _key, value: _enabled(value)))
 
     def _component(self, raw: dict[str, Any], res: dict[str, Any], path: str) -> dict[str, Any]:
         target = str(res[Emitted.TARGET])
@@ -143,10 +138,8 @@ class BundleTranslator:
         out: dict[str, Any] = {Emitted.TARGET: target}
         if res.get(Emitted.PARTIAL) is True:
             out["_mode_"] = "callable"
-        for key, value in res.items():
-            if key in (Emitted.TARGET, Emitted.PARTIAL, *_DROPPED_KEYS):
-                continue
-            sub = f"{path}.{key}"
+        for key in tree.arguments(res):
+            value, sub = res[key], f"{path}.{key}"
             if key in _CHECKPOINT_DICTS and isinstance(value, dict):
                 out[key] = {
                     k: self._node(raw[key].get(k) if isinstance(raw.get(key), dict) else v, v, f"{sub}.{k}")
@@ -184,11 +177,7 @@ def _is_discard(node: Any) -> bool:
 
 
 def _enabled(node: Any) -> bool:
-    if not isinstance(node, dict):
-        return True
-    if node.get(Emitted.DISABLED) is True:
-        return False
-    return Emitted.RANK not in node or int(node[Emitted.RANK]) == 0
+    return tree.enabled(node, rank=0)  # a bundle runs as one process
 
 
 def _parameters(t: BundleTranslator, raw: dict[str, Any], res: dict[str, Any], path: str) -> dict[str, Any]:

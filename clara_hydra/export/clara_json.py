@@ -37,16 +37,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clara_hydra import tree_nodes as tree
 from clara_hydra.convert.jsonpath import snake
 from clara_hydra.errors import ExportError, shorten, with_fix
 from clara_hydra.export.select import SelectedTrial
 from clara_hydra.export.trial_config import MISSING, SIMPLE_INTERPOLATION, TrialConfig, load_trial_config
 from clara_hydra.keywords import Clara, Emitted, SlotKind
+from clara_hydra.tree_nodes import Kind
 
 # The converter points these into the job folder when they have no value (clara_hydra.convert.emit).
 JOB_DIR_DEFAULTS = {"MMAR_CKPT_DIR": "models", "MMAR_EVAL_OUTPUT_PATH": "eval"}
 _ANY_INTERPOLATION = re.compile(r"\$\{[^}]*\}")
-_MARKER_KEYS = (*Emitted.MARKERS, Emitted.CONVERT, Emitted.RECURSIVE)
 # Strings Clara would read as a reference, an expression or a lambda.
 _CLARA_SIGILS = ("@", "#")
 
@@ -123,7 +124,7 @@ class ClaraWriter:
         raw, res = self.tc.raw[name], self.tc.resolved[name]
         if name in self.tc.job_dir_vars:
             self.notes.append(f"{name}: written as the trial's own folder {res} (not the converter's default)")
-        if isinstance(raw, str) and _ANY_INTERPOLATION.search(raw):
+        if tree.is_interpolation(raw):
             return res  # first-level values are not formatted by Clara: the value itself
         return self._literal(raw, name)
 
@@ -137,9 +138,7 @@ class ClaraWriter:
             return self._metrics(raw, res, path, section, slot)
         if not isinstance(res, dict):
             raise ExportError(f"{path}: expected a component, got {shorten(res)}")
-        if kind in (SlotKind.TRANSFORMS, SlotKind.LIST) or any(
-            res.get(k) not in (None, False) for k in (Emitted.COMPOSE, Emitted.LIST, Emitted.ONE_OF)
-        ):
+        if kind in (SlotKind.TRANSFORMS, SlotKind.LIST) or tree.kind_of(res) in tree.COLLECTIONS:
             return [self._component(raw[k], v, f"{path}.{k}", section, slot, member=k) for k, v in _members(res)]
         return self._component(raw, res, path, section, slot)
 
@@ -165,7 +164,7 @@ class ClaraWriter:
         log_label: str | None = None,
         member: str | None = None,
     ) -> dict[str, Any]:
-        if not isinstance(res, dict) or Emitted.TARGET not in res:
+        if not isinstance(res, dict) or tree.kind_of(res) is not Kind.TARGET:
             raise ExportError(f"{path}: expected a component ({{_target_: ...}}), got {shorten(res)}")
         if res[Emitted.TARGET] == MISSING:
             raise ExportError(f"{path}: a component the converter could not carry over (_target_: ???)")
@@ -182,10 +181,8 @@ class ClaraWriter:
         if Emitted.RANK in raw:
             out[Clara.RANK] = self._value(raw[Emitted.RANK], res[Emitted.RANK], path, section)
         args: dict[str, Any] = {}
-        for key, value in res.items():
-            if key in _MARKER_KEYS:
-                continue
-            sub = f"{path}.{key}"
+        for key in tree.arguments(res):
+            value, sub = res[key], f"{path}.{key}"
             if key == "data" and isinstance(value, dict) and value.get(Emitted.TARGET) == _DATALIST:
                 for attr in (Clara.DATA_LIST_FILE_PATH, Clara.DATA_FILE_BASE_DIR, Clara.DATA_LIST_KEY):
                     if attr in value:
@@ -219,30 +216,31 @@ class ClaraWriter:
     # -- values -----------------------------------------------------------------------------------------
 
     def _value(self, raw: Any, res: Any, path: str, section: str | None) -> Any:
-        if isinstance(raw, str) and _ANY_INTERPOLATION.search(raw):
+        if tree.kind_of(raw) is Kind.INTERPOLATION:
             text = self._format(raw)
             if text is not None:
                 return text
             return self._plain(res, path, section)
-        if isinstance(res, list):
+        kind = tree.kind_of(res)
+        if kind is Kind.SEQUENCE:
             raw_list = raw if isinstance(raw, list) else res
             pairs = enumerate(zip(raw_list, res, strict=True))
             return [self._value(r, v, f"{path}[{i}]", section) for i, (r, v) in pairs]
         if not isinstance(res, dict):
             return self._literal(res, path)
         raw = raw if isinstance(raw, dict) else res
-        if Emitted.REF in res:
+        if kind is Kind.REFERENCE:
             return self._reference(str(res[Emitted.REF]), path, section)
-        if res.get(Emitted.CONFIG) is True:
+        if kind is Kind.CONFIG:
             return Clara.CONF_REF
-        if any(res.get(k) not in (None, False) for k in (Emitted.COMPOSE, Emitted.LIST, Emitted.ONE_OF)):
+        if kind in tree.COLLECTIONS:
             raise ExportError(f"{path}: a nested _compose_/_list_/_one_of_ has no Clara form")
-        if Emitted.TARGET in res:
+        if kind is Kind.TARGET:
             expression = self._expression(raw, res, path, section)
             if expression is not None:
                 return expression
             return self._component(raw, res, path, section, None)
-        return {str(k): self._value(raw.get(k), v, f"{path}.{k}", section) for k, v in res.items()}
+        return {str(k): self._value(raw.get(k), res[k], f"{path}.{k}", section) for k in tree.arguments(res)}
 
     def _plain(self, res: Any, path: str, section: str | None) -> Any:
         """A resolved value (no interpolation left) in Clara form."""
@@ -273,7 +271,7 @@ class ClaraWriter:
         target = res[Emitted.TARGET]
         if target == "clara_hydra.expressions.parameters_of":
             module = res.get("module")
-            if not (isinstance(module, dict) and Emitted.REF in module):
+            if not (isinstance(module, dict) and tree.kind_of(module) is Kind.REFERENCE):
                 raise ExportError(f"{path}: parameters_of needs a reference to a slot (module: {{_ref_: ...}})")
             ref = self._reference(str(module[Emitted.REF]), path, section)
             return f"#{ref}.parameters()"
@@ -318,7 +316,8 @@ def _short_name_target(short: str, slot: str | None) -> str | None:
 
 
 def _members(res: dict[str, Any]) -> list[tuple[str, Any]]:
-    """Named members of a ``_compose_``/``_list_``/``_one_of_`` mapping, in order; ``null`` ones dropped."""
-    if isinstance(res.get(Emitted.ONE_OF), list):
+    """Named members of a ``_compose_``/``_list_``/``_one_of_`` mapping, in order; ``null`` ones dropped (disabled
+    ones are kept: Clara writes them with ``"disabled": true``)."""
+    if tree.one_of_list(res) is not None:
         raise ExportError("the list form {_one_of_: [...]} has no Clara member names: write it as a mapping")
-    return [(str(k), v) for k, v in res.items() if k not in _MARKER_KEYS and v is not None]
+    return list(tree.members(res))

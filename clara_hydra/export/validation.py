@@ -23,11 +23,13 @@ from typing import Any
 
 import yaml
 
+from clara_hydra import tree_nodes
 from clara_hydra.errors import ExportError, InputFileError, with_fix
 from clara_hydra.export.checkpoint import find_checkpoint
 from clara_hydra.export.select import SelectedTrial
 from clara_hydra.export.trial_config import SIMPLE_INTERPOLATION, load_trial_config
 from clara_hydra.keywords import Emitted
+from clara_hydra.tree_nodes import Kind
 
 CKPT_MODEL = "clara_hydra.expressions.model_from_checkpoint"
 DEFAULT_OPTION = "sweep_best"
@@ -111,7 +113,7 @@ def _checkpoint_models(tree: Any, path: str = "") -> Iterator[tuple[str, dict[st
     """``(path, node, siblings)`` of every checkpoint-model node; siblings are the other ``_one_of_`` members."""
     if not isinstance(tree, dict):
         return
-    alternatives = tree.get(Emitted.ONE_OF) not in (None, False)
+    alternatives = tree_nodes.kind_of(tree) is Kind.ONE_OF
     for key, value in tree.items():
         sub = f"{path}.{key}" if path else str(key)
         if isinstance(value, dict) and value.get(Emitted.TARGET) == CKPT_MODEL:
@@ -119,7 +121,7 @@ def _checkpoint_models(tree: Any, path: str = "") -> Iterator[tuple[str, dict[st
                 [
                     (f"{path}.{k}" if path else str(k), v)
                     for k, v in tree.items()
-                    if k != key and isinstance(v, dict) and not _is_marker(str(k))
+                    if k != key and isinstance(v, dict) and tree_nodes.is_member_key(k)
                 ]
                 if alternatives
                 else []
@@ -155,7 +157,3 @@ def _fill_required(values: dict[str, Any], tree: dict[str, Any], trial: Selected
         else:
             notes.append(f"{name} is still required (???): add {name}=... to the command")
     return notes
-
-
-def _is_marker(key: str) -> bool:
-    return len(key) > 2 and key.startswith("_") and key.endswith("_")

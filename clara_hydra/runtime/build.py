@@ -30,18 +30,15 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
+from clara_hydra import tree_nodes as tree
 from clara_hydra.errors import BuildError, DataError, UserError, shorten, suggest
 from clara_hydra.keywords import Clara, Emitted
 from clara_hydra.targets import DEFAULT_ALLOWED, Permissions
+from clara_hydra.tree_nodes import Kind
 
 __all__ = ["DEFAULT_ALLOWED", "Builder", "StoredDict", "build_all", "slot_paths"]
 
 log = logging.getLogger(__name__)
-COMPOSE = Emitted.COMPOSE
-LIST = Emitted.LIST
-# Hydra's own instantiate keys mean nothing to us; accepted and ignored.
-_IGNORED = (Emitted.CONVERT, Emitted.RECURSIVE)
-_CONTROL = (*Emitted.MARKERS, COMPOSE, LIST, *_IGNORED)
 _CHECKPOINT_DICTS = ("save_dict", "load_dict")  # ignite/MONAI checkpoint handlers' object mappings
 _MISSING_KEY = re.compile(r"Missing mandatory value: ([\w.\[\]]+)")
 
@@ -49,10 +46,6 @@ KwargsPolicy = Callable[[str, Any, dict[str, Any]], dict[str, Any]]  # (path, ca
 
 # The permissions of the builder now building, so a builder created inside a build cannot widen them.
 _BUILDING: contextvars.ContextVar[Permissions | None] = contextvars.ContextVar("clara_hydra_building", default=None)
-
-
-def _is_marker(key: object) -> bool:
-    return isinstance(key, str) and len(key) > 2 and key.startswith("_") and key.endswith("_")
 
 
 def _join(path: str, key: object) -> str:
@@ -159,13 +152,9 @@ class Builder:
 
     def enabled(self, node: Any, path: str) -> bool:
         """Whether a node is kept in its container: not ``_disabled_: true`` and on this ``_rank_``."""
-        if not isinstance(node, DictConfig) or node._is_none():
+        if not isinstance(node, DictConfig):
             return True
-        if Emitted.DISABLED in node and self._get(node, Emitted.DISABLED, path) is True:
-            return False
-        if Emitted.RANK in node:
-            return int(self._get(node, Emitted.RANK, path)) == self.rank
-        return True
+        return tree.enabled(node, self.rank, get=lambda key: self._get(node, key, path))
 
     # -- the walk ---------------------------------------------------------------------------------------
 
@@ -190,39 +179,37 @@ class Builder:
             return [self._at(v, p) for p, v in items if self.enabled(v, p)]
         if not isinstance(node, DictConfig):
             return node  # a primitive, already resolved by OmegaConf
-        if node._is_none():
+        kind = tree.kind_of(node)
+        if kind is Kind.NONE:
             return None
-        if Emitted.REF in node:
-            extra = [k for k in node if k not in (Emitted.REF, Emitted.DISABLED, Emitted.RANK)]
+        if kind is Kind.REFERENCE:
+            extra = [k for k in node if k != Emitted.REF and not tree.is_placement(k)]
             if extra:
                 raise BuildError(f"{path}: a {{_ref_: ...}} node takes no other keys, found {extra}")
             return self.build(str(self._get(node, Emitted.REF, path)))
-        if node.get(Emitted.CONFIG) is True:
+        if kind is Kind.CONFIG:
             return self.config_container()
-        if node.get(Emitted.ONE_OF) is not None and node.get(Emitted.ONE_OF) is not False:
+        if kind is Kind.ONE_OF:
             return self._one_of(node, path)
-        if node.get(COMPOSE) is True:
+        if kind is Kind.COMPOSE:
             from monai.transforms import Compose
 
             return Compose([self._at(v, p) for p, v in self._members(node, path)])
-        if node.get(LIST) is True:
+        if kind is Kind.LIST:
             return [self._at(v, p) for p, v in self._members(node, path)]
-        if Emitted.TARGET in node:
+        if kind is Kind.TARGET:
             return self._call(node, path)
-        return {
-            str(k): self._at(v, _join(path, k))
-            for k, v in self._items(node, path)
-            if k not in _CONTROL and self.enabled(v, _join(path, k))
-        }
+        values = ((k, _join(path, k), self._get(node, k, path)) for k in tree.arguments(node))
+        return {str(k): self._at(v, p) for k, p, v in values if self.enabled(v, p)}
 
     def _one_of(self, node: DictConfig, path: str) -> Any:
-        alternatives = node[Emitted.ONE_OF]
-        if isinstance(alternatives, ListConfig):  # list form {_one_of_: [node, ...]}
+        alternatives = tree.one_of_list(node)
+        if alternatives is not None:  # list form {_one_of_: [node, ...]}
             members = [(_join(_join(path, Emitted.ONE_OF), i), alternatives[i]) for i in range(len(alternatives))]
             names = [str(i) for i in range(len(alternatives))]
             enabled = [(p, v) for p, v in members if v is not None and self.enabled(v, p)]
         else:
-            names = [str(k) for k, _ in self._items(node, path) if not _is_marker(k)]
+            names = [str(k) for k in node if tree.is_member_key(k)]
             enabled = list(self._members(node, path))
         if len(enabled) != 1:
             chosen = [p.rsplit(".", 1)[-1] for p, _ in enabled]
@@ -235,12 +222,14 @@ class Builder:
         return self._at(member, member_path)
 
     def _members(self, node: DictConfig, path: str) -> Iterator[tuple[str, Any]]:
-        """The enabled named members of a ``_compose_``/``_list_``/``_one_of_`` mapping, in key order."""
-        for key, value in self._items(node, path):
-            member_path = _join(path, key)
-            # A null member is dropped too: `train.pre_transforms.rand_gaussian_noised=null` on the command line.
-            if not _is_marker(key) and value is not None and self.enabled(value, member_path):
-                yield member_path, value
+        """``(path, value)`` of the enabled named members of a ``_compose_``/``_list_``/``_one_of_`` mapping."""
+        found = tree.members(
+            node,
+            get=lambda key: self._get(node, key, path),
+            keep=lambda key, value: self.enabled(value, _join(path, key)),
+        )
+        for key, value in found:
+            yield _join(path, key), value
 
     def _call(self, node: DictConfig, path: str) -> Any:
         target = self._get(node, Emitted.TARGET, path)
@@ -248,7 +237,7 @@ class Builder:
             raise BuildError(f"{path}: _target_ must be a dotted import path, got {target!r}")
         func = self._locate(target, path)
         args = [self._at(v, p) for p, v in self._positional(node, path)]
-        kwargs = {str(k): self._at(v, _join(path, k)) for k, v in self._items(node, path) if k not in _CONTROL}
+        kwargs = {str(k): self._at(self._get(node, k, path), _join(path, k)) for k in tree.arguments(node)}
         if self.kwargs_policy is not None:
             kwargs = self.kwargs_policy(path, func, kwargs)
         if target.startswith(("monai.handlers.", "ignite.handlers.")):
@@ -287,10 +276,6 @@ class Builder:
             raise BuildError(f"{path}: cannot import _target_ {target!r}{_did_you_mean(target)}") from exc
 
     # -- OmegaConf access with located errors ------------------------------------------------------------
-
-    def _items(self, node: DictConfig, path: str) -> Iterator[tuple[Any, Any]]:
-        for key in node:
-            yield key, self._get(node, key, path)
 
     def _get(self, container: DictConfig | ListConfig, key: Any, path: str) -> Any:
         try:
@@ -356,10 +341,9 @@ def _sources(node: DictConfig, kwargs: dict[str, Any]) -> str:
     for key in kwargs:
         raw = node._get_node(key) if key in node else None
         text = raw._value() if raw is not None and not isinstance(raw, DictConfig | ListConfig) else None
-        if isinstance(text, str) and text.startswith("${") and text.endswith("}") and text.count("${") == 1:
-            inner = text[2:-1]
-            if ":" not in inner:
-                found.append(f"{key}={shorten(repr(kwargs[key]), 40)} comes from {inner}")
+        link = tree.interpolation_link(text)
+        if link is not None:
+            found.append(f"{key}={shorten(repr(kwargs[key]), 40)} comes from {link}")
     return f"; {', '.join(found)}" if found else ""
 
 

@@ -38,8 +38,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from clara_hydra import tree_nodes as tree
 from clara_hydra.keywords import Emitted
 from clara_hydra.runtime.cache_settings import GB, CacheSettings
+from clara_hydra.tree_nodes import Kind
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,6 @@ log = logging.getLogger(__name__)
 # the dataset is built as configured, without the shared cache.
 _CONTENT_ARGS = ("cache_num", "cache_rate", "as_contiguous")  # change what is cached: part of the key
 _OTHER_ARGS = ("num_workers", "progress", "copy_cache")  # do not change the cached content
-_MARKERS = (Emitted.DISABLED, Emitted.RANK)
 
 
 @dataclass
@@ -148,7 +149,7 @@ def prefix_config(members: list[tuple[str, Any]], n_prefix: int) -> list[Any]:
     for _, node in members[:n_prefix]:
         plain = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
         if isinstance(plain, dict):
-            plain = {k: v for k, v in plain.items() if k not in _MARKERS}
+            plain = {k: v for k, v in plain.items() if not tree.is_placement(k)}
         out.append(plain)
     return out
 
@@ -197,10 +198,10 @@ def plan(builder: Any, path: str) -> Plan | None:
     from monai.transforms import Compose
 
     node = OmegaConf.select(builder.cfg, path, default=None)
-    if not isinstance(node, DictConfig) or Emitted.TARGET not in node or node.get(Emitted.PARTIAL):
+    if tree.kind_of(node) is not Kind.TARGET or node.get(Emitted.PARTIAL) or Emitted.ARGS in node:
         return None
     target = str(node[Emitted.TARGET])
-    args = [str(k) for k in node if k not in (Emitted.TARGET, *_MARKERS, Emitted.CONVERT, Emitted.RECURSIVE)]
+    args = [str(k) for k in tree.arguments(node)]
     unknown = set(args) - {"data", "transform", *_CONTENT_ARGS, *_OTHER_ARGS}
     if unknown or "data" not in args or "transform" not in args:
         log.debug("%s: not cached across trials (arguments %s)", path, sorted(unknown) or args)
@@ -209,9 +210,10 @@ def plan(builder: Any, path: str) -> Plan | None:
     if cls is not CacheDataset:
         return None
     transform_node = node._get_node("transform")
-    if isinstance(transform_node, DictConfig) and Emitted.REF in transform_node:
+    transform_kind = tree.kind_of(transform_node)
+    if transform_kind is Kind.REFERENCE and isinstance(transform_node, DictConfig):
         transform_path = str(transform_node[Emitted.REF])
-    elif isinstance(transform_node, DictConfig) and transform_node.get(Emitted.COMPOSE) is True:
+    elif transform_kind is Kind.COMPOSE:
         transform_path = f"{path}.transform"
     else:
         return None
