@@ -5,6 +5,10 @@ Why not ``hydra.utils.instantiate``: it builds a fresh object for every occurren
 the checkpoint saver all hold the *same* model. It also leaves OmegaConf containers inside objects by default.
 So we walk the tree ourselves, memoised by config path, and only borrow Hydra's target lookup.
 
+Some targets are built by a factory registered with the builder (:meth:`Builder.register`): the data cache
+(:mod:`clara_hydra.runtime.cache`) builds every ``monai.data.CacheDataset`` that way, so it never writes
+into the builder's memo; the builder still memoises, shares and permission-checks what the factory returns.
+
 Which targets may be built is :mod:`clara_hydra.targets`' business (judged by the module that defines the
 object). Only the top config and the command line grant more (``_allow_``): a builder created while another
 one is building (``clara_hydra.expressions.model_from_checkpoint`` rebuilding a network from a checkpoint's
@@ -43,6 +47,8 @@ _CHECKPOINT_DICTS = ("save_dict", "load_dict")  # ignite/MONAI checkpoint handle
 _MISSING_KEY = re.compile(r"Missing mandatory value: ([\w.\[\]]+)")
 
 KwargsPolicy = Callable[[str, Any, dict[str, Any]], dict[str, Any]]  # (path, callable, kwargs) -> kwargs
+# (builder, path, default) -> object; default() builds the node as configured.
+Factory = Callable[["Builder", str, Callable[[], Any]], Any]
 
 # The permissions of the builder now building, so a builder created inside a build cannot widen them.
 _BUILDING: contextvars.ContextVar[Permissions | None] = contextvars.ContextVar("clara_hydra_building", default=None)
@@ -94,6 +100,7 @@ class Builder:
         self.allowed = self.permissions.allowed
         self.kwargs_policy = kwargs_policy
         self.built: dict[str, Any] = {}
+        self._factories: list[tuple[Any, Factory]] = []  # (object a _target_ names, factory); looked up by identity
         self._active: list[tuple[str, bool]] = []  # (path, entered through a _ref_)
 
     # -- public API -------------------------------------------------------------------------------------
@@ -145,6 +152,26 @@ class Builder:
         if not isinstance(node, DictConfig):
             return []
         return list(self._members(node, path))
+
+    def register(self, obj: Any, factory: Factory) -> None:
+        """Build every node whose ``_target_`` names ``obj`` with ``factory`` instead of calling ``obj``.
+
+        The hook through which other parts of the runtime take over the construction of one kind of object
+        (the data cache builds ``monai.data.CacheDataset``). The builder still checks the target's permission
+        first and memoises the result under the node's path, so every ``_ref_`` to it gets the same object.
+
+        Args:
+            obj: the object the ``_target_`` resolves to (a class, a function), compared by identity, so any
+                spelling of its import path matches (``monai.data.CacheDataset``, ``monai.data.dataset.CacheDataset``).
+            factory: called as ``factory(builder, path, default)``; ``default()`` builds the node as configured
+                (a factory that does not want the node returns it). Its errors pass through unchanged: they name
+                their place themselves. A later registration for the same object replaces an earlier one.
+
+        Example:
+            >>> builder.register(CacheDataset, lambda b, path, default: default())  # doctest: +SKIP
+        """
+        self._factories = [(o, f) for o, f in self._factories if o is not obj]
+        self._factories.append((obj, factory))
 
     def locate(self, target: str, path: str) -> Any:
         """The object a ``_target_`` names, refused outside the allowed modules (see :meth:`build`)."""
@@ -236,6 +263,12 @@ class Builder:
         if not isinstance(target, str) or not target:
             raise BuildError(f"{path}: _target_ must be a dotted import path, got {target!r}")
         func = self._locate(target, path)
+        factory = next((f for o, f in self._factories if o is func), None)
+        if factory is not None:
+            return factory(self, path, lambda: self._construct(node, path, target, func))
+        return self._construct(node, path, target, func)
+
+    def _construct(self, node: DictConfig, path: str, target: str, func: Any) -> Any:
         args = [self._at(v, p) for p, v in self._positional(node, path)]
         kwargs = {str(k): self._at(self._get(node, k, path), _join(path, k)) for k in tree.arguments(node)}
         if self.kwargs_policy is not None:

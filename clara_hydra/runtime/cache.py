@@ -23,16 +23,22 @@ the list with MONAI's own ``_load_cache_item`` (``as_contiguous`` too) on our th
 
 Across processes (joblib/submitit launchers, separate ``python train.py`` runs) a disk copy with the same
 key is used, see :mod:`clara_hydra.runtime.diskcache`.
+
+The cache is a session object (:class:`DataCache`), not a module global: the task function keeps one per process
+and attaches it to each trial's builder (:meth:`DataCache.attach`), which then hands it every ``CacheDataset`` to
+build (:meth:`clara_hydra.runtime.build.Builder.register`).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,7 +78,17 @@ class _Entry:
 
 @dataclass
 class DataCache:
-    """Entries keyed by prefix hash, least recently used first; one per process (:data:`CACHE`)."""
+    """The data cache of a session: entries keyed by prefix hash, least recently used first.
+
+    Whoever runs trials owns one and attaches it to each trial's builder; trials that share it share their
+    preprocessed data (``clara_hydra.runtime.task`` keeps one per process, so a sweep run by Hydra's basic
+    launcher shares it across all its trials).
+
+    Example:
+        >>> cache = DataCache()                                       # doctest: +SKIP
+        >>> cache.attach(builder, settings, device="cuda:0")          # doctest: +SKIP
+        >>> dataset = builder.build("train.dataset")  # cached here   # doctest: +SKIP
+    """
 
     entries: OrderedDict[str, _Entry] = field(default_factory=OrderedDict)
     stats: CacheStats = field(default_factory=CacheStats)
@@ -126,8 +142,18 @@ class DataCache:
         self.entries.clear()
         self.stats = CacheStats()
 
+    def attach(self, builder: Any, settings: CacheSettings | None = None, device: str = "cpu") -> None:
+        """Let this cache build every ``monai.data.CacheDataset`` of ``builder`` (see :func:`build_dataset`).
 
-CACHE = DataCache()  # one per process: a sweep run by Hydra's basic launcher shares it across all trials
+        Args:
+            builder: the trial's :class:`~clara_hydra.runtime.build.Builder`.
+            settings: cache settings (default: from the builder's config and the environment).
+            device: the run's device; on CUDA the cached items move to the GPU when they fit (:func:`_on_device`).
+        """
+        from monai.data import CacheDataset
+
+        settings = settings or CacheSettings.from_config(builder.cfg)
+        builder.register(CacheDataset, functools.partial(_cached_dataset, cache=self, settings=settings, device=device))
 
 
 @dataclass
@@ -268,31 +294,36 @@ def build_dataset(
 ) -> Any:
     """Build the dataset at ``path``, reusing the cached preprocessing of an earlier trial with the same key.
 
-    Falls back to ``builder.build(path)`` (MONAI's own caching only) when the cache is disabled or the
-    dataset does not qualify (see :func:`plan`). The result is registered in the builder, so every
-    ``_ref_`` to ``path`` (the dataloader) gets it.
+    ``cache.attach(builder, settings, device)`` and then ``builder.build(path)``: the builder memoises the
+    dataset, so every ``_ref_`` to ``path`` (the dataloader) gets it. A dataset that does not qualify (see
+    :func:`plan`) is built as configured (MONAI's own caching only).
 
     Args:
         builder: the run's :class:`~clara_hydra.runtime.build.Builder`.
         path: config path of the dataset (``train.dataset``).
         settings: cache settings (default: from the config and environment).
-        cache: the in-process cache (default: :data:`CACHE`).
+        cache: the session's cache; ``None``: a cache of this call alone (nothing shared with other trials).
         device: the run's device; on CUDA the cached items move to the GPU when they fit (see
-            :func:`to_device`).
+            :func:`_on_device`).
 
     Returns:
         The dataset.
     """
-    settings = settings or CacheSettings.from_config(builder.cfg)
-    cache = CACHE if cache is None else cache
+    (DataCache() if cache is None else cache).attach(builder, settings, device)
+    return builder.build(path)
+
+
+def _cached_dataset(
+    builder: Any, path: str, default: Callable[[], Any], *, cache: DataCache, settings: CacheSettings, device: str
+) -> Any:
+    """The builder's factory for ``CacheDataset`` nodes (registered by :meth:`DataCache.attach`)."""
     # Planned even with the cache off: our fill (runtime.loading) names a broken file and joins its threads.
     p = plan(builder, path)
     if p is None:
-        return builder.build(path)
+        return default()
     if not settings.enabled:
         dataset = p.cls(data=p.data, transform=p.transform, **p.kwargs, runtime_cache=True)
         dataset._cache[:] = _compute(dataset, p)
-        builder.built[path] = dataset
         return dataset
     t0 = time.perf_counter()
     items = cache.get(p.key)
@@ -309,7 +340,6 @@ def build_dataset(
                 nbytes_of(items) / GB,
                 "+".join(p.prefix) or "no preprocessing",
             )
-            builder.built[path] = dataset
             return _on_device(dataset, items, device, settings)
     cache.stats.misses += 1
     # runtime_cache=True: MONAI allocates [None] * cache_num without loading; we fill that list ourselves.
@@ -330,7 +360,6 @@ def build_dataset(
     )
     _on_device(dataset, items, device, settings)
     cache.put(p.key, items, size, settings.max_bytes, path)
-    builder.built[path] = dataset
     return dataset
 
 

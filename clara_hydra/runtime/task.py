@@ -21,12 +21,16 @@ from omegaconf.errors import OmegaConfBaseException
 
 from clara_hydra import resolvers
 from clara_hydra.errors import BuildError, UserError, exit_code_for, shorten, with_fix
+from clara_hydra.runtime.cache import DataCache
 from clara_hydra.runtime.monitor import Monitor, is_trial_pruned
 from clara_hydra.runtime.summary import TrialSummary
 from clara_hydra.tracking.job import attach as track_validations
 from clara_hydra.tracking.job import job_tracking
 
 log = logging.getLogger(__name__)
+# This process's data cache, a session object handed to every trial's builder: the trials of a sweep run by
+# Hydra's basic launcher (one process) share their preprocessed data through it.
+_PROCESS_DATA_CACHE = DataCache()
 _SETTLE_SECONDS = 10.0  # how long an exiting run waits for loader threads still inside C++ code
 
 
@@ -71,12 +75,13 @@ def _is_pool_worker(name: str) -> bool:
     return name.endswith("(worker)") or name.startswith(("ThreadPoolExecutor-", "clara-cache"))
 
 
-def run(cfg: DictConfig, job_dir: str | os.PathLike[str] | None = None) -> float:
+def run(cfg: DictConfig, job_dir: str | os.PathLike[str] | None = None, data_cache: DataCache | None = None) -> float:
     """Train (or, for a validation config, evaluate) the composed config and return the best key metric.
 
     Args:
         cfg: the composed config (a converted Clara config plus overrides).
         job_dir: where ``trial_summary.json`` goes; default: Hydra's job output folder, else the cwd.
+        data_cache: the session's data cache (default: this process's, shared by the trials it runs).
 
     Returns:
         The best value of the validation key metric (e.g. ``val_mean_dice``).
@@ -115,7 +120,8 @@ def run(cfg: DictConfig, job_dir: str | os.PathLike[str] | None = None) -> float
         with summary.timed("caching_data"):
             for path in dataset_paths:  # reused from an earlier trial of this process when its prefix matches
                 t0 = time.perf_counter()
-                dataset = build_dataset(builder, path, cache_settings, device=policy.device)
+                cache = _PROCESS_DATA_CACHE if data_cache is None else data_cache
+                dataset = build_dataset(builder, path, cache_settings, cache, device=policy.device)
                 log.info("built %s: %s (%.2f s)", path, type(dataset).__name__, time.perf_counter() - t0)
         evaluator = _build_logged(builder, evaluator_path)
         trainer = _build_logged(builder, trainer_path) if trainer_path else None

@@ -14,13 +14,17 @@ from omegaconf import DictConfig
 
 from clara_hydra.runtime import task
 from clara_hydra.runtime.build import Builder
-from clara_hydra.runtime.cache import CACHE, build_dataset, nbytes_of, plan
+from clara_hydra.runtime.cache import DataCache, build_dataset, nbytes_of, plan
 from clara_hydra.runtime.cache_settings import GB, CacheSettings
 from clara_hydra.runtime.device import configure_threads, usable_cores
 from clara_hydra.runtime.diskcache import DiskCache
 
 Composer = Callable[..., DictConfig]
 MEMORY = CacheSettings(enabled=True, max_bytes=GB, disk=False)
+
+
+# The session's data cache: what the task function keeps per process, here one per test.
+CACHE = DataCache()
 
 
 @pytest.fixture(autouse=True)
@@ -31,7 +35,7 @@ def empty_cache() -> Iterator[None]:
 
 
 def _dataset(cfg: DictConfig, path: str = "train.dataset", settings: CacheSettings = MEMORY) -> Any:
-    return build_dataset(Builder(cfg), path, settings)
+    return build_dataset(Builder(cfg), path, settings, CACHE)
 
 
 def test_equal_preprocessing_reuses_the_cache_without_loading(compose_cfg: Composer) -> None:
@@ -62,6 +66,19 @@ def test_key_ignores_the_random_suffix_and_follows_the_prefix(compose_cfg: Compo
     assert same.key == key.key and other.key != key.key and fewer.key != key.key
 
 
+def test_the_cache_joins_the_builder_through_its_factory_hook(compose_cfg: Composer) -> None:
+    """Every CacheDataset the builder meets goes through the attached session; the builder memoises it itself."""
+    builder = Builder(compose_cfg())
+    CACHE.attach(builder, MEMORY)
+    loader = builder.build("train.dataloader")  # the dataset is built through the dataloader's _ref_
+    assert CACHE.stats.misses == 1 and loader.dataset is builder.build("train.dataset")
+    other = DataCache()  # another session shares nothing with this one
+    build_dataset(Builder(compose_cfg()), "train.dataset", MEMORY, other)
+    assert other.stats.misses == 1 and CACHE.stats.hits == 0
+    build_dataset(Builder(compose_cfg()), "train.dataset", MEMORY, CACHE)
+    assert CACHE.stats.hits == 1
+
+
 def test_datasets_that_do_not_qualify_are_built_as_configured(compose_cfg: Composer) -> None:
     cfg = compose_cfg("train.dataset._target_=monai.data.Dataset", "~train.dataset.cache_num",
                       "~train.dataset.cache_rate", "~train.dataset.num_workers")  # fmt: skip
@@ -74,12 +91,12 @@ def test_datasets_that_do_not_qualify_are_built_as_configured(compose_cfg: Compo
 def test_results_with_and_without_the_cache_are_equal(
     compose_cfg: Composer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    filled = task.run(compose_cfg(), job_dir=tmp_path / "a")  # fills the cache
-    reused = task.run(compose_cfg(), job_dir=tmp_path / "b")  # served from it
+    filled = task.run(compose_cfg(), job_dir=tmp_path / "a", data_cache=CACHE)  # fills the cache
+    reused = task.run(compose_cfg(), job_dir=tmp_path / "b", data_cache=CACHE)  # served from it
     assert CACHE.stats.hits == 2, "train and validate datasets came from the cache"
     monkeypatch.setenv("CLARA_HYDRA_CACHE", "0")
     CACHE.clear()
-    plain = task.run(compose_cfg(), job_dir=tmp_path / "c")
+    plain = task.run(compose_cfg(), job_dir=tmp_path / "c", data_cache=CACHE)
     assert CACHE.stats.misses == 0 and CACHE.stats.hits == 0, "disabled: MONAI's own caching only"
     assert filled == reused == plain
 
@@ -123,7 +140,7 @@ def test_disk_cache_with_two_concurrent_writers(compose_cfg: Composer, tmp_path:
     assert len(results) == 2 and sum(loaded + computed for loaded, computed in results) == 2 * len(reference)
     assert sorted(f.name for f in folder.iterdir()) == [f"item_{i:05d}.pt" for i in range(len(reference))]
     CACHE.clear()  # a new process: nothing in memory, everything on disk
-    from_disk = build_dataset(Builder(cfg), "train.dataset", settings)._cache
+    from_disk = build_dataset(Builder(cfg), "train.dataset", settings, CACHE)._cache
     assert CACHE.stats.items_from_disk == len(reference) and CACHE.stats.items_computed == 0
     for got, want in zip(from_disk, reference, strict=True):
         assert torch.equal(got["image"], want["image"]) and torch.equal(got["label"], want["label"])
@@ -163,9 +180,9 @@ def test_disk_cache_items_round_trip_exactly(compose_cfg: Composer, tmp_path: Pa
 
     cfg = compose_cfg()
     settings = CacheSettings(enabled=True, max_bytes=GB, disk=True, dir=tmp_path / "cache")
-    reference = build_dataset(Builder(cfg), "train.dataset", settings)._cache  # computed and written
+    reference = build_dataset(Builder(cfg), "train.dataset", settings, CACHE)._cache  # computed and written
     CACHE.clear()
-    from_disk = build_dataset(Builder(cfg), "train.dataset", settings)._cache
+    from_disk = build_dataset(Builder(cfg), "train.dataset", settings, CACHE)._cache
     assert CACHE.stats.items_from_disk == len(reference)
     stored = torch.load(next((tmp_path / "cache").glob("*/item_00000.pt")), weights_only=True)
     assert stored["format"] == FORMAT

@@ -47,7 +47,7 @@ def test_a_truncated_image_names_the_file_and_leaves_no_thread_behind(
     import threading
 
     from clara_hydra.runtime.build import Builder
-    from clara_hydra.runtime.cache import CACHE, build_dataset
+    from clara_hydra.runtime.cache import DataCache, build_dataset
 
     data = tmp_path / "data"
     shutil.copytree(demo_root, data)
@@ -55,9 +55,8 @@ def test_a_truncated_image_names_the_file_and_leaves_no_thread_behind(
     broken.write_bytes(broken.read_bytes()[: broken.stat().st_size // 2])
     monkeypatch.setenv("CLARA_HYDRA_CACHE", "1" if cache == "on" else "0")
     cfg = compose_cfg(f"DATA_ROOT={data}", f"DATASET_JSON={data / 'dataset.json'}", "train.dataset.num_workers=4")
-    CACHE.clear()
     with pytest.raises(DataError) as err:
-        build_dataset(Builder(cfg), "train.dataset")
+        build_dataset(Builder(cfg), "train.dataset", cache=DataCache())
     message = str(err.value)
     assert message.startswith(f"train.dataset: cannot read {broken} (datalist entry 1) in LoadImaged: EOFError")
     assert "fix: the file is truncated or corrupt" in message
