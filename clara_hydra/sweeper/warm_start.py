@@ -198,6 +198,7 @@ def _open(source: WarmStartSource, cwd: str) -> tuple[optuna.Study, str]:
     except UserError as exc:
         # open_study speaks to the report command: name this key and its ':study' suffix instead.
         text = str(exc).replace("with --study NAME", "with warm_start: FOLDER_OR_STORAGE:STUDY")
+        text = text.removeprefix("hydra.sweeper.storage: ")  # open_storage's own key: the storage named here
         raise SweepError(f"{key}: {text}") from exc
     except Exception as exc:  # a file that is no storage, a server that does not answer
         raise SweepError(
