@@ -212,7 +212,7 @@ def _inference_config(
             tensors_invertible(pre)
         else:
             notes.append("validate.pre_transforms is no Compose: the label maps keep the transformed geometry")
-        post["transforms"] += label_map_transforms(_model_io(tc)[1], invert=invertible)
+        post["transforms"] += label_map_transforms(post["transforms"], _model_io(tc)[1], invert=invertible)
     else:
         notes.append("validate.post_transforms is no Compose of transforms: inference.json saves no label map")
     config["validate"] = section

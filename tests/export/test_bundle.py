@@ -16,7 +16,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from monai.data import MetaTensor
 from monai.transforms import LoadImage
 
 from clara_hydra.errors import ExportError
@@ -219,20 +218,6 @@ def test_paths_resolve_in_monai_from_the_ids_they_are_built_on(bundle: BundleExp
     assert parser.get_parsed_content("output_dir") == "/x/b/eval"
     assert parser.get_parsed_content("DATASET_JSON") == "/data/{odd}/dataset.json"
     assert parser.get_parsed_content("braces") == "/x/b/a{b}"
-
-
-def test_totensord_inverse_still_gives_numpy() -> None:
-    """Why the inference config has EnsureTyped where the trial had ToTensord (``_tensors_invertible``): MONAI's
-    ToTensord.inverse returns a numpy array, which the inverse of an earlier crop cannot take. When this test
-    fails, MONAI fixed it and the swap can go."""
-    from monai.transforms import Compose, CropForegroundd, ToTensord
-
-    pre = Compose([CropForegroundd(keys="image", source_key="image"), ToTensord(keys="image")])
-    volume = np.zeros((1, 8, 8, 8), dtype=np.float32)
-    volume[0, 2:5, 2:5, 2:5] = 1
-    out = pre({"image": MetaTensor(volume)})
-    with pytest.raises(RuntimeError, match=r"Cropd\.inverse"):
-        pre.inverse(out)
 
 
 def test_monai_trains_the_bundle_and_makes_torchscript_of_it(bundle: BundleExport, tmp_path: Path) -> None:
