@@ -177,3 +177,18 @@ def test_a_bad_setting_stops_the_sweep_before_any_trial(run_toy: Any) -> None:
     assert sweep.proc.returncode == 2
     assert "hydra.sweeper.terminator: unknown terminator 'yes'" in sweep.output
     assert "Traceback" not in sweep.output and not (sweep.sweep_dir / "0").exists()
+
+
+def test_a_later_run_forgets_the_stop_of_an_earlier_one() -> None:
+    study = optuna.create_study()
+    record = {"by": "terminator", "after_trial": 24, "complete_trials": 25, "regret_bound": 0.002, "error": 0.031,
+              "error_source": "the spread of the best trial's scores", "best_value": 0.91}  # fmt: skip
+    study.set_user_attr(terminator.STUDY_ATTR_STOPPED, record)
+    assert terminator.results_entry(study)["stopped"]["reason"] == (
+        "terminator: stopping after trial 24 (25 complete trials): the best value 0.91 can improve by at most 0.002 "
+        "(regret bound), less than the objective's noise 0.031 (the spread of the best trial's scores)"
+    )
+    terminator.start(study, None, ["x"], fresh=False)  # a coordinator's worker leaves the record alone
+    assert terminator.results_entry(study)
+    terminator.start(study, None, ["x"], fresh=True)  # a rerun (terminator on or off) may run past it
+    assert terminator.results_entry(study) == {}

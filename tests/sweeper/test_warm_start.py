@@ -3,6 +3,7 @@ the earlier best retried as trial 0; what no longer fits is listed and skipped; 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -234,3 +235,21 @@ def test_a_new_parameter_takes_its_default(tmp_path: Path) -> None:
     assert first.number == 0 and space.suggest(first) == {"x": 0.38, "opt": "rmsprop", "n": 2, "lr": 0.01}
     assert [t.params["n"] for t in added] == [2, 2, 2, 2, 3]  # trial 4 ran with n=3, the others with the default
     assert study.user_attrs["clara_warm_start"]["defaults_filled"] == defaults
+
+
+@pytest.mark.postgres
+def test_from_postgresql_into_a_journal(run_toy: Any, tmp_path: Path) -> None:
+    url = os.environ.get("CLARA_HYDRA_PG_URL")
+    if not url:
+        pytest.skip("set CLARA_HYDRA_PG_URL (e.g. postgresql://postgres@localhost/optuna) to run")
+    pytest.importorskip("psycopg2", reason="needs a PostgreSQL driver: pip install -e '.[postgres]'")
+    name = f"warm_{os.getpid()}_{id(tmp_path)}"
+    source = optuna.create_study(study_name=name, storage=open_storage(url))
+    x = FloatDistribution(0.0, 1.0)
+    source.add_trials([create_trial(params={"x": v}, distributions={"x": x}, value=abs(v - 0.3)) for v in (0.9, 0.32)])
+    try:
+        sweep = run_toy("x=interval(0,1)", "hydra.sweeper.n_trials=1", f"hydra.sweeper.warm_start={url}:{name}", *BASE)
+    finally:
+        optuna.delete_study(study_name=name, storage=open_storage(url))
+    assert sweep.results()["storage"].startswith("journal://") and sweep.results()["warm_start"]["added"] == 2
+    assert sweep.trainings()[0]["x"] == 0.32 and sweep.trials()[0]["params_x"] == "0.32"
