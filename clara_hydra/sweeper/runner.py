@@ -187,7 +187,8 @@ class SweepRunner:
             self.with_baseline = s.baseline_trial and not self._baseline_off_grid()
             if s.warm_start is not None:  # before the baseline is enqueued: the earlier best is trial 0
                 warm_start.seed_study(study, s.warm_start, self.space, self.space.baseline(self.config),
-                                      created=created, cwd=str(cwd), announce=self.role is None)  # fmt: skip
+                                      created=created, cwd=str(cwd), announce=self.role is None,
+                                      lock=lambda: study_lock(self.spec, self.storage, study_name))  # fmt: skip
             joined = self._join(study)
             # Distinct seeds per process, so workers and reruns draw new trials; except for the grid sampler,
             # whose seed orders the grid: grid id N (= trial N) must mean the same point in every process.

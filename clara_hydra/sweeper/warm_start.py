@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -106,6 +107,7 @@ def seed_study(
     created: bool,
     cwd: str,
     announce: bool = True,
+    lock: Callable[[], AbstractContextManager[Any]] | None = None,
 ) -> None:
     """Add the fitting finished trials of the earlier study and enqueue its best (see the module docstring).
 
@@ -117,6 +119,8 @@ def seed_study(
         created: whether this run created the study (a resumed study is not seeded).
         cwd: the launch directory, for relative paths.
         announce: log that a resumed study is not seeded (False for a coordinator's workers).
+        lock: the study's lock (:func:`clara_hydra.sweeper.storage.study_lock`), held while adding: two
+            processes creating the study at once seed it once. The earlier study is read before.
 
     Raises:
         SweepError: the source cannot be read, holds no such study, or has other directions.
@@ -166,13 +170,29 @@ def seed_study(
         for t, params in added
     ]
     best = _best(added, directions)
-    # Enqueued before the trials are added: the retry takes number 0, the added trials follow.
-    if best is not None:
-        study.enqueue_trial(best[1], user_attrs={ATTR_WARM_START_BEST: f"{origin} trial {best[0].number}"})
-    study.add_trials(frozen)
+    with lock() if lock is not None else nullcontext():
+        # Another process creating the same study at the same moment may have seeded it already.
+        if study.user_attrs.get(STUDY_ATTR_WARM_START) is not None:
+            return
+        # Enqueued before the trials are added: the retry takes number 0, the added trials follow.
+        if best is not None:
+            study.enqueue_trial(best[1], user_attrs={ATTR_WARM_START_BEST: f"{origin} trial {best[0].number}"})
+        study.add_trials(frozen)
+        study.set_user_attr(STUDY_ATTR_WARM_START, _summary(where, earlier.study_name, frozen, skipped, best, filled))
+    _log(study.user_attrs[STUDY_ATTR_WARM_START], len(added) + len(skipped))
+
+
+def _summary(
+    where: str,
+    name: str,
+    frozen: list[Any],
+    skipped: list[tuple[int, str]],
+    best: tuple[optuna.trial.FrozenTrial, dict[str, Any]] | None,
+    filled: dict[str, Any],
+) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "source": where,
-        "study": earlier.study_name,
+        "study": name,
         "added": len(frozen),
         "skipped": [{"trial": n, "why": why} for n, why in skipped],
     }
@@ -180,8 +200,7 @@ def seed_study(
         summary["best_retried"] = {"trial": best[0].number, "value": best[0].value}
     if filled:
         summary["defaults_filled"] = filled
-    study.set_user_attr(STUDY_ATTR_WARM_START, summary)
-    _log(summary, len(added) + len(skipped))
+    return summary
 
 
 def _open(source: WarmStartSource, cwd: str) -> tuple[optuna.Study, str]:
