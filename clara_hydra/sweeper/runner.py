@@ -189,6 +189,8 @@ class SweepRunner:
                 warm_start.seed_study(study, s.warm_start, self.space, self.space.baseline(self.config),
                                       created=created, cwd=str(cwd), announce=self.role is None,
                                       lock=lambda: study_lock(self.spec, self.storage, study_name))  # fmt: skip
+            if self.role is None:  # this run (alone or coordinating workers) may go past an earlier stop
+                terminator.forget_stop(study)
             joined = self._join(study)
             # Distinct seeds per process, so workers and reruns draw new trials; except for the grid sampler,
             # whose seed orders the grid: grid id N (= trial N) must mean the same point in every process.
@@ -416,7 +418,7 @@ class SweepRunner:
     def _loop(self, study: optuna.Study) -> None:
         s = self.settings
         fail_fast = FailFast(min(s.fail_fast, max(s.n_trials - budget_used(study), 0)))
-        stop = terminator.start(study, s.terminator, self.space.params, fresh=self.role is None)
+        stop = terminator.start(study, s.terminator, self.space.params)
         poll = min(max(s.heartbeat_interval / 2, 0.5), 5.0)
         while True:
             if self._threshold_reached(study) or self._grid_exhausted(study) or (stop and stop.check(study)):

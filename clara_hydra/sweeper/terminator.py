@@ -268,21 +268,22 @@ class StopCheck:
         return float(self.median.evaluate(trials, direction)), "Optuna's median heuristic"
 
 
-def start(
-    study: optuna.Study, settings: TerminatorSettings | None, names: Collection[str], *, fresh: bool
-) -> StopCheck | None:
-    """The terminator of this sweep process (None when off); ``fresh`` forgets a stop of an earlier run.
+def start(study: optuna.Study, settings: TerminatorSettings | None, names: Collection[str]) -> StopCheck | None:
+    """The terminator of this sweep process, or None when it is off.
 
     Args:
         study: the study.
         settings: from :func:`parse_terminator`.
         names: the searched parameter names.
-        fresh: this process runs the sweep alone (not a coordinator's worker): a stop recorded by an
-            earlier run is cleared, so the result files never report a stop that this run went past.
     """
-    if fresh and study.user_attrs.get(STUDY_ATTR_STOPPED) is not None:
-        study.set_user_attr(STUDY_ATTR_STOPPED, None)
     return StopCheck(settings, names) if settings is not None else None
+
+
+def forget_stop(study: optuna.Study) -> None:
+    """Clear a stop recorded by an earlier run: a rerun may go past it (more trials, terminator off), and the
+    result files must not report a stop that did not end this run. Called once per run, before its workers."""
+    if study.user_attrs.get(STUDY_ATTR_STOPPED) is not None:
+        study.set_user_attr(STUDY_ATTR_STOPPED, None)
 
 
 def stop_line(record: dict[str, Any]) -> str:

@@ -31,7 +31,7 @@ def test_off_by_default() -> None:
     assert ClaraOptunaSweeperConf.terminator is None
     assert Settings.from_node({}).terminator is None
     study = optuna.create_study()
-    assert terminator.start(study, None, ["x"], fresh=True) is None
+    assert terminator.start(study, None, ["x"]) is None
     assert terminator.results_entry(study) == {}
 
 
@@ -188,7 +188,5 @@ def test_a_later_run_forgets_the_stop_of_an_earlier_one() -> None:
         "terminator: stopping after trial 24 (25 complete trials): the best value 0.91 can improve by at most 0.002 "
         "(regret bound), less than the objective's noise 0.031 (the spread of the best trial's scores)"
     )
-    terminator.start(study, None, ["x"], fresh=False)  # a coordinator's worker leaves the record alone
-    assert terminator.results_entry(study)
-    terminator.start(study, None, ["x"], fresh=True)  # a rerun (terminator on or off) may run past it
+    terminator.forget_stop(study)  # a rerun (terminator on or off) may run past it
     assert terminator.results_entry(study) == {}
