@@ -264,3 +264,14 @@ def test_refusals(bundle: BundleExport, sweep: Sweep, tmp_path: Path) -> None:
     (tmp_path / "job" / "models").mkdir(parents=True)
     with pytest.raises(ExportError, match="holds no checkpoint"):
         find_checkpoint(tmp_path / "job")
+
+
+def test_the_command_line_says_how_to_run_it(sweep: Sweep, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from clara_hydra.cli import main
+
+    assert main(["export", str(sweep.dir), "--to", "bundle", str(tmp_path / "b")]) == 0
+    err = capsys.readouterr().err
+    assert f"use it (in {tmp_path / 'b'}/, or add --bundle_root FOLDER elsewhere)" in err
+    assert "python -m monai.bundle run --config_file configs/inference.json" in err
+    assert main(["export", str(sweep.dir), "--to", "bundle", str(tmp_path / "b")]) == 2  # compact: not empty
+    assert "is not empty" in capsys.readouterr().err
