@@ -22,13 +22,19 @@ class DevicePolicy:
     - ``device="cuda"``/``"cuda:N"`` becomes ``"cpu"`` when CUDA is unavailable (one warning per run).
     - ``amp=True`` becomes ``False`` without CUDA (AMP is a CUDA feature here; one log line per run).
 
+    - on CUDA, a ``device="cuda"`` argument becomes this process's device (``cuda:1`` on rank 1 of a
+      distributed trial), and a trainer's or evaluator's ``network`` is moved there (MONAI's engines move
+      the batches, not the network).
+
     Args:
         cuda: whether CUDA is available; ``None`` asks torch.
+        device: this process's device (a rank's ``cuda:N``); default ``cuda`` or ``cpu``.
     """
 
-    def __init__(self, cuda: bool | None = None) -> None:
+    def __init__(self, cuda: bool | None = None, device: str | None = None) -> None:
         self.cuda = cuda_available() if cuda is None else cuda
-        self.device = "cuda" if self.cuda else "cpu"
+        fits = device is not None and self.cuda == device.startswith("cuda")
+        self.device: str = device if device is not None and fits else ("cuda" if self.cuda else "cpu")
         self.amp_disabled = False
         self._warned_device = False
 
@@ -41,6 +47,12 @@ class DevicePolicy:
         if "device" not in kwargs and _requires(func, "device"):
             kwargs["device"] = self.device
         if self.cuda:
+            device = kwargs.get("device")
+            if isinstance(device, str) and device == "cuda" and self.device != "cuda":
+                kwargs["device"] = self.device
+            network = kwargs.get("network")
+            if network is not None and hasattr(network, "to") and hasattr(network, "parameters"):
+                kwargs["network"] = network.to(kwargs.get("device") or self.device)
             dataset = kwargs.get("dataset")
             if getattr(dataset, "_clara_on_device", False) and kwargs.get("num_workers"):
                 # The data cache put this dataset's items on the GPU: worker processes cannot hold CUDA tensors.
@@ -166,18 +178,19 @@ _warned_multi_gpu = False
 
 
 def warn_multi_gpu(cfg: Any) -> bool:
-    """Say once per process that ``multi_gpu: true`` is not honoured (a trial trains on one device).
+    """Say once per process when ``multi_gpu: true`` cannot use several processes: no GPU is visible and
+    ``nproc_per_node`` is not set (the trial then trains in one process on the CPU).
 
     Returns:
         Whether the warning was given now.
     """
     global _warned_multi_gpu
     flag = cfg.get("multi_gpu", False) if hasattr(cfg, "get") else False
-    if flag is not True or _warned_multi_gpu:
+    if flag is not True or _warned_multi_gpu or cfg.get("nproc_per_node") is not None or cuda_available():
         return False
     _warned_multi_gpu = True
     log.warning(
-        "multi_gpu: true is not supported yet: each trial trains on one device. For several GPUs, run one "
-        "sweep worker per GPU (hydra.sweeper.gpus='0:1')"
+        "multi_gpu: true but no GPU is visible: each trial trains in one process on the CPU "
+        "(++nproc_per_node=2 trains on 2 CPU processes with the gloo backend)"
     )
     return True

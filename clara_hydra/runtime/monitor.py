@@ -71,14 +71,24 @@ class Monitor:
         evaluator: MONAI ``SupervisedEvaluator`` (or any evaluator with a key metric).
         trainer: MONAI ``SupervisedTrainer``, or ``None`` for a validation-only config.
         summary: receives the metric history and timings.
+        report: ``report(value, epoch)`` to the sweep's pruner (default: :func:`reporter`); a distributed
+            trial passes one that broadcasts rank 0's decision.
     """
 
-    def __init__(self, evaluator: Any, trainer: Any | None, summary: TrialSummary) -> None:
+    def __init__(
+        self,
+        evaluator: Any,
+        trainer: Any | None,
+        summary: TrialSummary,
+        report: Callable[[float, int], None] | None = None,
+    ) -> None:
         self.evaluator = evaluator
         self.trainer = trainer
         self.summary = summary
         self.pruned: BaseException | None = None
-        self._report = reporter()
+        self._report = reporter() if report is None else report
+        # False on the ranks > 0 of a distributed trial: they validate and prune with rank 0 but write nothing.
+        self.main = True
         self._val_start = 0.0
         self._epoch_start = 0.0
         self._losses: list[float] = []
@@ -101,7 +111,7 @@ class Monitor:
             self.trainer.add_event_handler(Events.EPOCH_STARTED, self._epoch_started)
             self.trainer.add_event_handler(Events.ITERATION_COMPLETED, self._iteration_completed)
             self.trainer.add_event_handler(Events.EPOCH_COMPLETED, self._epoch_completed)
-            if show_bars():
+            if show_bars() and self.main:
                 from ignite.handlers import ProgressBar
 
                 ProgressBar(persist=False).attach(self.trainer)
@@ -119,7 +129,7 @@ class Monitor:
                 owner.epoch_print_logger = _no_print
 
     def _run_completed(self, engine: Any) -> None:
-        if self.summary.best_value is None or self.summary.name is None:
+        if not self.main or self.summary.best_value is None or self.summary.name is None:
             return
         for log_dir in tensorboard_dirs(self.trainer if self.trainer is not None else self.evaluator):
             try:

@@ -53,6 +53,9 @@ class TrialSummary:
     devices: dict[str, Any] = field(default_factory=given_devices)
     amp: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
+    # A distributed trial (multi_gpu): how many processes trained it and the device of each, in rank order.
+    world_size: int = 1
+    rank_devices: list[str] = field(default_factory=list)
 
     @contextmanager
     def timed(self, key: str) -> Iterator[None]:
@@ -91,6 +94,8 @@ class TrialSummary:
             "device": self.device,
             "devices": self.devices,
             "amp": self.amp,
+            "world_size": self.world_size,
+            "rank_devices": self.rank_devices or [self.device],
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
             "error": error,
         }

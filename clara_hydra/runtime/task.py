@@ -91,7 +91,15 @@ def run(cfg: DictConfig, job_dir: str | os.PathLike[str] | None = None, data_cac
         optuna.TrialPruned: the sweep's pruner stopped this trial (after ``trial_summary.json`` is written).
     """
     started = time.perf_counter()
-    summary = TrialSummary(Path(job_dir) if job_dir else Path(resolvers.job_dir()))
+    folder = Path(job_dir) if job_dir else Path(resolvers.job_dir())
+    from clara_hydra.runtime import distributed
+
+    ctx = distributed.current()
+    if ctx is None and (nproc := distributed.processes_for(cfg)) > 1:
+        from clara_hydra.runtime.launch import run_distributed
+
+        return run_distributed(cfg, os.fspath(folder), nproc)  # this process becomes the ranks' agent
+    summary = TrialSummary(folder)
     with summary.timed("importing"):
         import ignite  # noqa: F401  (timed here: heavy imports are paid inside the task, once per process)
         import monai  # noqa: F401
@@ -104,29 +112,48 @@ def run(cfg: DictConfig, job_dir: str | os.PathLike[str] | None = None, data_cac
 
     if not _is_multirun():  # in a sweep the sweeper says it once, not every trial
         warn_multi_gpu(cfg)
-    policy = DevicePolicy()
+    policy = DevicePolicy(device=ctx.device if ctx is not None else None)
+    world = ctx.world_size if ctx is not None else 1
     if not policy.cuda:
-        configure_threads(_concurrent_trials())
+        configure_threads(_concurrent_trials() * world)  # the ranks of a trial share the cores too
     cache_settings = CacheSettings.from_config(cfg)
     summary.device = policy.device
     seed = apply_determinism(cfg)
     log.info("device %s, seed %s, cudnn_benchmark %s", policy.device, seed, bool(cfg.get("cudnn_benchmark", False)))
-    builder = Builder(cfg, rank=_rank(), kwargs_policy=policy.adjust)
+    rank_policy = distributed.DistributedPolicy(ctx, policy.adjust) if ctx is not None else None
+    builder = Builder(
+        cfg, rank=ctx.rank if ctx else 0, kwargs_policy=rank_policy.adjust if rank_policy else policy.adjust
+    )
     trainer_path, evaluator_path, dataset_paths = _layout(cfg)
     if trainer_path:
         _check_epochs(cfg, f"{trainer_path}.max_epochs")
     monitor: Monitor | None = None
     try:
+        shards: dict[str, list[Any]] = {}
+        if ctx is not None:
+            summary.rank_devices = distributed.gather_devices(ctx)
+            summary.world_size = ctx.world_size
+            shards = distributed.shard_datasets(builder, dataset_paths, ctx)  # before the cache sees the data
+            distributed.write_debug(ctx, folder, shards)
         with summary.timed("caching_data"):
             for path in dataset_paths:  # reused from an earlier trial of this process when its prefix matches
                 t0 = time.perf_counter()
                 cache = _PROCESS_DATA_CACHE if data_cache is None else data_cache
                 dataset = build_dataset(builder, path, cache_settings, cache, device=policy.device)
+                if rank_policy is not None and path in shards:
+                    rank_policy.sharded.add(id(dataset))
                 log.info("built %s: %s (%.2f s)", path, type(dataset).__name__, time.perf_counter() - t0)
         evaluator = _build_logged(builder, evaluator_path)
         trainer = _build_logged(builder, trainer_path) if trainer_path else None
         summary.amp = bool(getattr(trainer or evaluator, "amp", False))
-        monitor = Monitor(evaluator, trainer, summary)
+        if ctx is not None and rank_policy is not None:
+            from clara_hydra.runtime.monitor import reporter
+
+            distributed.attach_buffer_sync(evaluator, rank_policy)
+            monitor = Monitor(evaluator, trainer, summary, report=distributed.pruning_reporter(reporter(), ctx))
+            monitor.main = ctx.is_main
+        else:
+            monitor = Monitor(evaluator, trainer, summary)
         monitor.attach()
         track_validations(evaluator, trainer)  # rank 0, only when tracked
         from clara_hydra.runtime.data_errors import engine_data_error, quiet_engine_errors
@@ -147,19 +174,33 @@ def run(cfg: DictConfig, job_dir: str | os.PathLike[str] | None = None, data_cac
                 raise data_error from exc
         guard.raise_if_diverged(_divergence_hint(cfg))
     except BaseException as exc:
+        from clara_hydra.runtime import oom
+
         status = "pruned" if is_trial_pruned(exc) else "failed"
-        summary.write(status=status, error=None if status == "pruned" else f"{type(exc).__name__}: {exc}")
-        if isinstance(exc, UserError) and not _is_multirun() and (hint := _quickstart_hint()):
-            raise _with_hint(exc, hint) from exc
+        error: BaseException = exc
+        if oom.is_cuda_oom(exc):  # FAIL "out of memory" with the amounts; the GPU's other trials live on
+            error = oom.describe(exc, f"rank {ctx.rank}" if ctx is not None else "")
+            oom.release_cached_memory()
+        if ctx is None or ctx.is_main:  # rank 0 writes for the trial
+            summary.write(status=status, error=None if status == "pruned" else f"{type(error).__name__}: {error}")
+        if isinstance(error, UserError) and not _is_multirun() and (hint := _quickstart_hint()):
+            raise _with_hint(error, hint) from exc
+        if error is not exc:
+            raise error from exc
         raise
     summary.seconds["training"] -= summary.seconds.get("validating", 0.0)
+    main = ctx is None or ctx.is_main
+    if ctx is not None:
+        distributed.write_debug(ctx, folder, shards, summary.history)
     if monitor.pruned is not None:
-        summary.write(status="pruned")
+        if main:
+            summary.write(status="pruned")
         log.info("trial pruned at epoch %s (%s = %.4f)", summary.last_epoch, summary.name, summary.last_value)
         raise monitor.pruned
     if summary.best_value is None:
         raise BuildError(f"{evaluator_path}: the evaluator never produced its key metric (did validation run?)")
-    summary.write(status="completed")
+    if main:
+        summary.write(status="completed")
     log.info(
         "best %s = %.4f at epoch %s (device %s, %.1f s)",
         summary.name,
@@ -276,12 +317,6 @@ def _concurrent_trials() -> int:
     except ImportError:
         return 1
     return concurrent_trials()
-
-
-def _rank() -> int:
-    import torch.distributed as dist
-
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
 def _is_multirun() -> bool:

@@ -17,8 +17,10 @@ study too: a worker may join or leave at any time.
 
 GPUs: ``gpus: "0:1:2,3"`` (Clara's form) gives worker 1 GPU 0, worker 2 GPU 1 and worker 3 GPUs 2
 and 3, through ``CUDA_VISIBLE_DEVICES`` set in the worker's environment before it starts, so before
-CUDA initialises; its trials see their GPUs as ``cuda:0``... On the CPU, each worker's trials get
-``cores // workers`` torch threads.
+CUDA initialises; its trials see their GPUs as ``cuda:0``... A worker with several GPUs trains each
+trial on all of them, one DDP process per GPU (:mod:`clara_hydra.runtime.distributed`). A GPU may be
+named for several workers: ``"0:0"`` runs two workers (two trials at once) on GPU 0. On the CPU, each
+worker's trials get ``cores // workers`` torch threads.
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ def parse_gpus(value: Any) -> list[list[str]] | None:
         ``[["0"], ["1"], ["2", "3"]]``, or ``None`` when unset.
 
     Raises:
-        SweepError: an empty list, a non-integer id, or a GPU given to two workers.
+        SweepError: an empty list, a non-integer id, or a GPU named twice in one worker's list. A GPU
+            may be given to several workers (``"0:0"``: two workers share GPU 0, as in Clara).
     """
     if value is None:
         return None
@@ -78,10 +81,9 @@ def parse_gpus(value: Any) -> list[list[str]] | None:
         cleaned = [str(i).strip() for i in ids]
         if not cleaned or any(not i.isdigit() for i in cleaned):
             raise _bad_gpus(value, f"each worker's list must be GPU numbers separated by ',', got {group!r}")
+        if len(cleaned) != len(set(cleaned)):
+            raise _bad_gpus(value, f"a worker's list names a GPU twice, got {group!r}")
         result.append(cleaned)
-    flat = [i for g in result for i in g]
-    if len(flat) != len(set(flat)):
-        raise _bad_gpus(value, "a GPU is given to two workers")
     return result
 
 

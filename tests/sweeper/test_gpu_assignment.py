@@ -27,6 +27,9 @@ from clara_hydra.trial_context import ENV_TRIAL, identity_env
         ([[0, 1], [2]], [["0", "1"], ["2"]]),
         (["0,1", "2"], [["0", "1"], ["2"]]),
         (None, None),
+        ("0:0", [["0"], ["0"]]),  # Clara's WORKERS="0:0": two workers share GPU 0
+        ("0:0:1:1", [["0"], ["0"], ["1"], ["1"]]),
+        ("0,1:1,2", [["0", "1"], ["1", "2"]]),
     ],
 )
 def test_parse_gpus(value: object, expected: list[list[str]] | None) -> None:
@@ -38,7 +41,7 @@ def test_parse_gpus(value: object, expected: list[list[str]] | None) -> None:
     [
         ("0::1", "GPU numbers separated by ','"),
         ("0:a", "GPU numbers"),
-        ("0,1:1", "a GPU is given to two workers"),
+        ("0,0:1", "a worker's list names a GPU twice"),
         ("", "no GPU list"),
         (True, "expected GPU ids"),
         (1.5, "expected a string"),
@@ -48,6 +51,28 @@ def test_bad_gpu_strings_are_clear_errors(value: object, fragment: str) -> None:
     with pytest.raises(SweepError, match=r"hydra\.sweeper\.gpus") as info:
         parse_gpus(value)
     assert fragment in str(info.value) and "gpus='0:1:2,3'" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("gpus", "multi_gpu", "processes"),
+    [
+        ("0,1:2,3", False, [2, 2]),  # a worker with two GPUs trains each trial as a 2-process DDP job
+        ("0:1:2,3", False, [1, 1, 2]),
+        ("0:0", False, [1, 1]),  # two workers, one trial each at a time, on GPU 0
+        ("0:0:1:1", True, [1, 1, 1, 1]),
+        ("0,1,2,3", True, [4]),
+    ],
+)
+def test_processes_per_trial_from_clara_worker_strings(gpus: str, multi_gpu: bool, processes: list[int]) -> None:
+    from clara_hydra.runtime.distributed import process_count
+
+    workers = parse_gpus(gpus)
+    assert workers is not None
+    # In a worker, CUDA_VISIBLE_DEVICES holds its GPUs: torch sees exactly len(its list) devices.
+    assert [process_count(multi_gpu, None, visible_gpus=len(g), worker_gpus=g) for g in workers] == processes
+    assert [
+        worker_env(WorkerRole(i + 1, len(workers), g), base={})["CUDA_VISIBLE_DEVICES"] for i, g in enumerate(workers)
+    ] == [",".join(g) for g in workers]
 
 
 def settings(**keys: object) -> Settings:
@@ -60,6 +85,7 @@ def settings(**keys: object) -> Settings:
 
 def test_workers_default_to_one_per_gpu_list_and_must_match_it() -> None:
     assert settings(gpus="0:1:2,3").workers == 3
+    assert settings(gpus="0:0:0:0:0:0:0:0").workers == 8  # Clara's AutoML default: 8 workers on GPU 0
     assert settings().workers == 1 and settings(workers=4).workers == 4
     with pytest.raises(SweepError, match=r"workers=2 but hydra\.sweeper\.gpus gives 3"):
         settings(gpus="0:1:2", workers=2)

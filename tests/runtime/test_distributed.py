@@ -1,0 +1,137 @@
+"""One trial on several processes: the process count, the data shares, failures and out-of-memory (no GPU, fast)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from clara_hydra.errors import BuildError, DataError
+from clara_hydra.runtime import launch, oom
+from clara_hydra.runtime.distributed import RankContext, partition, process_count
+
+
+@pytest.mark.parametrize(
+    ("multi_gpu", "nproc", "visible", "worker", "expected"),
+    [
+        (False, None, 0, None, 1),
+        (False, None, 4, None, 1),  # multi_gpu off: one process, even with GPUs
+        (True, None, 4, None, 4),  # multi_gpu: every visible GPU
+        (True, None, 0, None, 1),  # no GPU and no nproc_per_node: one CPU process (and a warning)
+        (True, 2, 0, None, 2),  # gloo on the CPU when asked
+        (True, 2, 4, None, 2),
+        (True, 1, 4, None, 1),
+        (False, 1, 4, None, 1),
+        (False, None, 2, ["2", "3"], 2),  # a sweep worker given two GPUs trains on both
+        (False, None, 1, ["0"], 1),
+        (None, None, 0, None, 1),  # a config without the key
+    ],
+)
+def test_process_count(multi_gpu: object, nproc: object, visible: int, worker: list[str] | None, expected: int) -> None:
+    assert process_count(multi_gpu, nproc, visible, worker) == expected
+
+
+@pytest.mark.parametrize(
+    ("multi_gpu", "nproc", "visible", "fragment"),
+    [
+        (True, 0, 0, "nproc_per_node=0: must be a whole number of processes >= 1"),
+        (True, "two", 0, "nproc_per_node='two'"),
+        (True, True, 0, "nproc_per_node=True"),
+        (False, 2, 0, "nproc_per_node=2 but multi_gpu=false"),
+        (True, 3, 2, "nproc_per_node=3 but only 2 GPU(s) are visible"),
+        ("yes", None, 0, "multi_gpu='yes': expected true or false"),
+    ],
+)
+def test_bad_process_settings_are_user_errors(multi_gpu: object, nproc: object, visible: int, fragment: str) -> None:
+    with pytest.raises(BuildError) as info:
+        process_count(multi_gpu, nproc, visible)
+    assert fragment in str(info.value) and "fix:" in str(info.value)
+
+
+def test_each_rank_gets_a_different_share_in_order() -> None:
+    items = [{"image": f"img{i}.nii.gz"} for i in range(8)]
+    shares = [partition(items, RankContext(r, 2, r, "gloo"), even=True) for r in range(2)]
+    assert [i["image"] for i in shares[0]] == ["img0.nii.gz", "img2.nii.gz", "img4.nii.gz", "img6.nii.gz"]
+    assert [i["image"] for i in shares[1]] == ["img1.nii.gz", "img3.nii.gz", "img5.nii.gz", "img7.nii.gz"]
+    odd = items[:5]
+    training = [partition(odd, RankContext(r, 2, r, "gloo"), even=True) for r in range(2)]
+    validation = [partition(odd, RankContext(r, 2, r, "gloo"), even=False) for r in range(2)]
+    assert [len(s) for s in training] == [3, 3]  # same iterations on every rank: DDP needs it
+    assert [len(s) for s in validation] == [3, 2]  # every item validated once (metrics are gathered)
+    assert sorted(i["image"] for s in validation for i in s) == sorted(i["image"] for i in odd)
+
+
+def real_oom() -> torch.OutOfMemoryError:
+    return torch.OutOfMemoryError(
+        "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.14 GiB of which "
+        "1.06 GiB is free. Process 4242 has 78.07 GiB memory in use. Of the allocated memory 76.51 GiB is "
+        "allocated by PyTorch, and 1.02 GiB is reserved by PyTorch but unallocated."
+    )
+
+
+def test_cuda_out_of_memory_becomes_a_clear_trial_failure() -> None:
+    from clara_hydra.sweeper.failures import Outcome, classify
+
+    exc = real_oom()
+    assert oom.is_cuda_oom(exc) and not oom.is_cuda_oom(RuntimeError("CUDA out of memory"))
+    report = oom.parse(str(exc))
+    assert (report.asked, report.free, report.total, report.gpu) == ("2.00 GiB", "1.06 GiB", "79.14 GiB", "0")
+    error = oom.describe(exc, "rank 1")
+    assert str(error).startswith("CUDA out of memory on GPU 0: asked for 2.00 GiB, 1.06 GiB free of 79.14 GiB (rank 1)")
+    result = classify(True, error, 1)  # what the sweeper records
+    assert result.outcome is Outcome.FAIL
+    assert result.reason.startswith("out of memory: CUDA out of memory on GPU 0: asked for 2.00 GiB, 1.06 GiB free")
+
+
+def test_older_torch_wording_and_unknown_wording() -> None:
+    old = oom.parse(
+        "CUDA out of memory. Tried to allocate 20.00 MiB (GPU 1; 15.78 GiB total capacity; 14.1 GiB "
+        "already allocated; 3.19 MiB free; 14.5 GiB reserved in total by PyTorch)"
+    )
+    assert (old.asked, old.free, old.total, old.gpu) == ("20.00 MiB", "3.19 MiB", "15.78 GiB", "1")
+    assert "something odd" in str(oom.describe(torch.OutOfMemoryError("something odd")))
+
+
+def failure(exitcode: int, signal_name: str = "<N/A>") -> SimpleNamespace:
+    return SimpleNamespace(exitcode=exitcode, signal_name=lambda: signal_name)
+
+
+def payload(tmp_path: Path) -> launch.RankPayload:
+    errors = tmp_path / "errors"
+    errors.mkdir()
+    return launch.RankPayload({}, None, str(tmp_path / "job"), "gloo", str(errors), 10.0)
+
+
+def test_a_killed_rank_is_named_with_its_signal(tmp_path: Path) -> None:
+    p = payload(tmp_path)
+    # rank 0 saw the connection drop a moment later: the killed rank is the cause, not rank 0's error
+    launch._record_error(p.error_dir, 0, RuntimeError("Connection closed by peer"))
+    exc = SimpleNamespace(failures={0: failure(1), 1: failure(-9, "SIGKILL")})
+    error = launch._failure(exc, p, 2, 3.0)
+    assert isinstance(error, launch.RankFailedError)
+    assert str(error).startswith("rank 1 of 2 was killed by SIGKILL (exit code -9)")
+    summary = json.loads((tmp_path / "job" / "trial_summary.json").read_text())
+    assert summary["status"] == "failed" and "killed by SIGKILL" in summary["error"] and summary["world_size"] == 2
+
+
+def test_a_user_error_in_a_rank_keeps_its_class_and_message(tmp_path: Path) -> None:
+    p = payload(tmp_path)
+    launch._record_error(p.error_dir, 1, RuntimeError("Connection reset by peer"))
+    launch._record_error(p.error_dir, 0, DataError("train.dataset: no such file x.nii.gz"))
+    launch._record_error(p.error_dir, 1, oom.describe(real_oom()))  # rank 1's own record replaces its first
+    error = launch._failure(SimpleNamespace(failures={0: failure(1), 1: failure(1)}), p, 2, 3.0)
+    assert type(error) in (DataError, oom.OutOfMemoryError)
+    records = launch._error_records(p.error_dir)
+    assert {r["type"] for r in records} == {"DataError", "OutOfMemoryError"}
+
+
+def test_the_agents_signal_handlers_are_put_back() -> None:
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    with launch._restored_signals():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    assert signal.getsignal(signal.SIGINT) is before
