@@ -186,7 +186,8 @@ class SweepRunner:
             self.baseline_values = self.space.baseline(self.config) if s.baseline_trial else {}
             self.with_baseline = s.baseline_trial and not self._baseline_off_grid()
             if s.warm_start is not None:  # before the baseline is enqueued: the earlier best is trial 0
-                warm_start.seed_study(study, s.warm_start, self.space, self.space.baseline(self.config),
+                defaults = self.baseline_values if s.baseline_trial else self.space.baseline(self.config)
+                warm_start.seed_study(study, s.warm_start, self.space, defaults,
                                       created=created, cwd=str(cwd), announce=self.role is None,
                                       lock=lambda: study_lock(self.spec, self.storage, study_name))  # fmt: skip
             if self.role is None:  # this run (alone or coordinating workers) may go past an earlier stop
