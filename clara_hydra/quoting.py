@@ -21,18 +21,30 @@ from typing import Any
 
 # Longest key YAML accepts in the simple ``key: value`` form (YAML 1.1 §9.1.1); longer ones need ``? key``.
 SIMPLE_KEY_LIMIT = 1024
+# Longer strings are always double-quoted: reading a long plain scalar back with PyYAML (pure Python) to check it
+# costs seconds per megabyte, and the quoted form reads back by construction.
+PLAIN_LIMIT = 1000
 
 _SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r", "\b": "\\b", "\f": "\\f"}
 
 
 def _needs_escape(ch: str) -> bool:
     """Characters PyYAML's reader refuses, or that YAML reads as something else (line breaks, BOM)."""
+    return _ESCAPED.match(ch) is not None
+
+
+# What _needs_escape says, as one character class (a 20 MB value is scanned in C, not character by character):
+# everything outside PyYAML's printable ranges, plus NEL, U+2028/U+2029 and the BOM inside them.
+_ESCAPED = re.compile("[^\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
+_QUOTED = re.compile('["\\\\\n\t\r\b\f]|' + _ESCAPED.pattern)
+
+
+def _escape(match: re.Match[str]) -> str:
+    ch = match.group()
+    if ch in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[ch]
     code = ord(ch)
-    if 0x20 <= code <= 0x7E:
-        return False
-    if code in (0x85, 0x2028, 0x2029, 0xFEFF):  # YAML line breaks and the byte-order mark
-        return True
-    return not (0xA0 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD or 0x10000 <= code <= 0x10FFFF)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def yaml_quoted(text: str) -> str:
@@ -41,17 +53,7 @@ def yaml_quoted(text: str) -> str:
     >>> yaml_quoted('a "b"\\u2028é')
     '"a \\\\"b\\\\"\\\\u2028é"'
     """
-    out = ['"']
-    for ch in text:
-        if ch in _SHORT_ESCAPES:
-            out.append(_SHORT_ESCAPES[ch])
-        elif _needs_escape(ch):
-            code = ord(ch)
-            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
+    return '"' + _QUOTED.sub(_escape, text) + '"'
 
 
 @cache
@@ -90,7 +92,7 @@ _PLAIN_START = re.compile(r"[!&*'\"%@`|>#\-?\[\]{},]")
 
 def yaml_plain_ok(text: str, flow: bool = False) -> bool:
     """Whether ``text`` may be written unquoted (in a flow collection when ``flow``) and still read back as itself."""
-    if not text or text != text.strip() or any(_needs_escape(ch) or ch in "\n\t\r" for ch in text):
+    if not text or len(text) > PLAIN_LIMIT or text != text.strip() or _ESCAPED.search(text):
         return False
     if _PLAIN_START.match(text) and text != "???":
         return False

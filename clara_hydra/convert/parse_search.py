@@ -67,10 +67,10 @@ class SearchEntryParser:
             Level.WARNING,
         )
         lo, hi = value
-        if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
+        if not (finite(lo) and finite(hi)) or lo > hi:
             self.problem(
                 "float-bounds",
-                f"float search needs finite min <= max, got min={lo} max={hi}",
+                f"float search needs finite min <= max, got min={short(lo)} max={short(hi)}",
                 path,
                 "give finite bounds, smaller first",
             )
@@ -200,17 +200,21 @@ class SearchEntryParser:
             )
             return None
         lo, hi = targets
-        if not (math.isfinite(lo) and math.isfinite(hi)):
+        if not (finite(lo) and finite(hi)):
             self.problem(
                 "float-bounds",
-                f"float search bounds must be finite numbers, got min={lo} max={hi}",
+                f"float search bounds must be finite numbers, got min={short(lo)} max={short(hi)}",
                 tpath,
-                "give real bounds (NaN and Infinity are not JSON and cannot be sampled)",
+                "give real bounds (NaN, Infinity and integers beyond the float range, about 1.8e308, cannot be "
+                "sampled)",
             )
             return None
         if lo > hi:
             self.problem(
-                "float-bounds", f"float search needs min <= max, got min={lo} max={hi}", tpath, "swap the bounds"
+                "float-bounds",
+                f"float search needs min <= max, got min={short(lo)} max={short(hi)}",
+                tpath,
+                "swap the bounds",
             )
             return None
         return (lo, hi)
@@ -284,6 +288,14 @@ class SearchEntryParser:
 
 def is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def finite(v: int | float) -> bool:
+    """A number a float search can sample: finite as a float (an integer beyond the float range is not)."""
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # int too large to convert to float
+        return False
 
 
 def _finite(v: Any) -> bool:
