@@ -32,6 +32,11 @@ class Level(str, Enum):
 FIX_PREFIX = "\n    fix: "
 
 
+#: Longest message (or fix) and location a diagnostic keeps; longer ones are cut in the middle.
+MESSAGE_LIMIT = 2000
+PATH_LIMIT = 500
+
+
 def shorten(value: object, limit: int = 120) -> str:
     """``repr``-like text of a user's value, cut in the middle beyond ``limit`` characters (messages stay short)."""
     text = value if isinstance(value, str) else repr(value)
@@ -84,6 +89,16 @@ class Diagnostic:
     level: Level = Level.ERROR
     file: str | None = None
     hydra_key: str | None = None
+
+    def __post_init__(self) -> None:
+        # The one safety net for every creator: a message quoting a 20 MB value, or a path through a 2 MB key,
+        # stays a few KB (cut in the middle by `shorten`, the helper that cuts values everywhere).
+        for name, limit in (("message", MESSAGE_LIMIT), ("fix", MESSAGE_LIMIT), ("json_path", PATH_LIMIT)):
+            text = getattr(self, name)
+            if len(text) > limit:
+                object.__setattr__(self, name, shorten(text, limit))
+        if self.hydra_key is not None and len(self.hydra_key) > PATH_LIMIT:
+            object.__setattr__(self, "hydra_key", shorten(self.hydra_key, PATH_LIMIT))
 
     def render(self) -> str:
         where = format_location(self.file, self.json_path, self.hydra_key)
@@ -156,10 +171,13 @@ def suggest(name: str, candidates: Iterable[str], n: int = 3) -> str:
     import difflib
 
     pool = list(dict.fromkeys(candidates))
-    close = difflib.get_close_matches(name, pool, n=n, cutoff=0.6)
+    # difflib's ratio is at most 2*min/(len(a)+len(b)): past 7/3 of the longest candidate no match reaches 0.6, and
+    # difflib would first index the whole name (seconds for a 20 MB value).
+    hopeless = len(name) * 3 > 7 * max((len(c) for c in pool), default=0)
+    close = [] if hopeless else difflib.get_close_matches(name, pool, n=n, cutoff=0.6)
     if not close and len(name) >= 4:  # 'probability' -> 'prob': a shortened name is a prefix, not a close match
         close = [c for c in pool if len(c) >= 3 and (name.startswith(c) or c.startswith(name))][:n]
-    if not close:
+    if not close and not hopeless:
         lowered = {c.lower(): c for c in pool}
         close = [lowered[c] for c in difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.6)]
     if not close:
