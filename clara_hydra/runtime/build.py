@@ -29,6 +29,7 @@ import importlib
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -58,6 +59,56 @@ def _join(path: str, key: object) -> str:
     if isinstance(key, int):
         return f"{path}[{key}]"
     return f"{path}.{key}" if path else str(key)
+
+
+class _NodeError(Exception):
+    """An error about the node being built, raised where its config key is not at hand: :func:`_with_full_key`
+    turns it into the user error it names, located.
+
+    Args:
+        message: the text after ``<key>: ``, or a function of the full key that writes the whole message.
+        key: parts below the node the error is about (``("_args_", 0)``), joined to the node's path.
+        label: written between the key and the colon (`` (monai.transforms.LoadImaged)``).
+        error: the user error to raise (:class:`BuildError`; the class of a wrapped ``DataError``).
+    """
+
+    def __init__(
+        self,
+        message: str | Callable[[str], str],
+        *,
+        key: tuple[object, ...] = (),
+        label: str = "",
+        error: Callable[[str], UserError] = BuildError,
+    ) -> None:
+        super().__init__(message)
+        self.message, self.key, self.label, self.error = message, key, label, error
+
+    def located(self, path: str) -> UserError:
+        """The user error, its message starting with the full key (``train.optimizer.lr: ...``)."""
+        full = functools.reduce(_join, self.key, path)
+        return self.error(self.message(full) if callable(self.message) else f"{full}{self.label}: {self.message}")
+
+
+@contextmanager
+def _with_full_key(path: str) -> Iterator[None]:
+    """Hydra's ``_with_full_key``: a :class:`_NodeError` raised while building the node at ``path`` becomes the
+    user error it names, with the full config key in front. The one place where a build error gets its key."""
+    try:
+        yield
+    except _NodeError as exc:
+        raise exc.located(path) from exc.__cause__
+
+
+def _missing(variable: str | None = None, key: tuple[object, ...] = ()) -> _NodeError:
+    """A required value (``???``) is missing: at the key itself, or in the ``variable`` it interpolates."""
+
+    def message(full: str) -> str:
+        name = variable or full
+        return f"{full}: required value {name} is missing (???); set it on the command line, " + (
+            f"e.g. `python train.py {name}=<value>`"
+        )
+
+    return _NodeError(message, key=key)
 
 
 class Builder:
@@ -122,15 +173,17 @@ class Builder:
             _BUILDING.reset(token)
 
     def _build(self, path: str) -> Any:
-        try:
-            node = OmegaConf.select(self.cfg, path, throw_on_missing=True, default=_ABSENT)
-        except MissingMandatoryValue as exc:
-            raise self._missing(path, exc) from None
-        except OmegaConfBaseException as exc:
-            raise BuildError(f"{path}: cannot read it: {exc}") from exc
-        if node is _ABSENT:
-            hint = suggest(path, slot_paths(self.cfg))
-            raise BuildError(f"reference to {path!r}, which is not in the config" + (f"; {hint}" if hint else ""))
+        with _with_full_key(path):
+            try:
+                node = OmegaConf.select(self.cfg, path, throw_on_missing=True, default=_ABSENT)
+            except MissingMandatoryValue:
+                raise _missing() from None
+            except OmegaConfBaseException as exc:
+                raise _NodeError(f"cannot read it: {exc}") from exc
+            if node is _ABSENT:
+                hint = suggest(path, slot_paths(self.cfg))
+                tail = f"; {hint}" if hint else ""
+                raise _NodeError(lambda key: f"reference to {key!r}, which is not in the config{tail}")
         return self._at(node, path, via_ref=True)
 
     def build_slots(self, paths: Iterable[str] | None = None) -> dict[str, Any]:
@@ -151,7 +204,8 @@ class Builder:
         node = OmegaConf.select(self.cfg, path, default=None)
         if not isinstance(node, DictConfig):
             return []
-        return list(self._members(node, path))
+        with _with_full_key(path):
+            return list(self._members(node, path))
 
     def register(self, obj: Any, factory: Factory) -> None:
         """Build every node whose ``_target_`` names ``obj`` with ``factory`` instead of calling ``obj``.
@@ -175,13 +229,15 @@ class Builder:
 
     def locate(self, target: str, path: str) -> Any:
         """The object a ``_target_`` names, refused outside the allowed modules (see :meth:`build`)."""
-        return self._locate(target, path)
+        with _with_full_key(path):
+            return self._locate(target, path)
 
     def enabled(self, node: Any, path: str) -> bool:
         """Whether a node is kept in its container: not ``_disabled_: true`` and on this ``_rank_``."""
         if not isinstance(node, DictConfig):
             return True
-        return tree.enabled(node, self.rank, get=lambda key: self._get(node, key, path))
+        with _with_full_key(path):
+            return tree.enabled(node, self.rank, get=lambda key: self._get(node, key))
 
     # -- the walk ---------------------------------------------------------------------------------------
 
@@ -194,7 +250,8 @@ class Builder:
             raise BuildError(f"reference cycle: {' -> '.join(chain)}; an object cannot (indirectly) contain itself")
         self._active.append((path, via_ref))
         try:
-            obj = self._node(node, path)
+            with _with_full_key(path):
+                obj = self._node(node, path)
         finally:
             self._active.pop()
         self.built[path] = obj
@@ -202,7 +259,7 @@ class Builder:
 
     def _node(self, node: Any, path: str) -> Any:
         if isinstance(node, ListConfig):
-            items = ((_join(path, i), self._get(node, i, path)) for i in range(len(node)))
+            items = ((_join(path, i), self._get(node, i)) for i in range(len(node)))
             return [self._at(v, p) for p, v in items if self.enabled(v, p)]
         if not isinstance(node, DictConfig):
             return node  # a primitive, already resolved by OmegaConf
@@ -212,8 +269,8 @@ class Builder:
         if kind is Kind.REFERENCE:
             extra = [k for k in node if k != Emitted.REF and not tree.is_placement(k)]
             if extra:
-                raise BuildError(f"{path}: a {{_ref_: ...}} node takes no other keys, found {extra}")
-            return self.build(str(self._get(node, Emitted.REF, path)))
+                raise _NodeError(f"a {{_ref_: ...}} node takes no other keys, found {extra}")
+            return self.build(str(self._get(node, Emitted.REF)))
         if kind is Kind.CONFIG:
             return self.config_container()
         if kind is Kind.ONE_OF:
@@ -226,7 +283,7 @@ class Builder:
             return [self._at(v, p) for p, v in self._members(node, path)]
         if kind is Kind.TARGET:
             return self._call(node, path)
-        values = ((k, _join(path, k), self._get(node, k, path)) for k in tree.arguments(node))
+        values = ((k, _join(path, k), self._get(node, k)) for k in tree.arguments(node))
         return {str(k): self._at(v, p) for k, p, v in values if self.enabled(v, p)}
 
     def _one_of(self, node: DictConfig, path: str) -> Any:
@@ -241,8 +298,8 @@ class Builder:
         if len(enabled) != 1:
             chosen = [p.rsplit(".", 1)[-1] for p, _ in enabled]
             example = names[0] if names else "<name>"
-            raise BuildError(
-                f"{path}: exactly one alternative must be enabled, found {len(enabled)} {chosen} among {names}; "
+            raise _NodeError(
+                f"exactly one alternative must be enabled, found {len(enabled)} {chosen} among {names}; "
                 f"set `_disabled_` so that one remains (e.g. `{path}.{example}._disabled_=false`)"
             )
         member_path, member = enabled[0]
@@ -252,16 +309,16 @@ class Builder:
         """``(path, value)`` of the enabled named members of a ``_compose_``/``_list_``/``_one_of_`` mapping."""
         found = tree.members(
             node,
-            get=lambda key: self._get(node, key, path),
+            get=lambda key: self._get(node, key),
             keep=lambda key, value: self.enabled(value, _join(path, key)),
         )
         for key, value in found:
             yield _join(path, key), value
 
     def _call(self, node: DictConfig, path: str) -> Any:
-        target = self._get(node, Emitted.TARGET, path)
+        target = self._get(node, Emitted.TARGET)
         if not isinstance(target, str) or not target:
-            raise BuildError(f"{path}: _target_ must be a dotted import path, got {target!r}")
+            raise _NodeError(f"_target_ must be a dotted import path, got {target!r}")
         func = self._locate(target, path)
         factory = next((f for o, f in self._factories if o is func), None)
         if factory is not None:
@@ -270,7 +327,7 @@ class Builder:
 
     def _construct(self, node: DictConfig, path: str, target: str, func: Any) -> Any:
         args = [self._at(v, p) for p, v in self._positional(node, path)]
-        kwargs = {str(k): self._at(self._get(node, k, path), _join(path, k)) for k in tree.arguments(node)}
+        kwargs = {str(k): self._at(self._get(node, k), _join(path, k)) for k in tree.arguments(node)}
         if self.kwargs_policy is not None:
             kwargs = self.kwargs_policy(path, func, kwargs)
         if target.startswith(("monai.handlers.", "ignite.handlers.")):
@@ -279,55 +336,48 @@ class Builder:
             return functools.partial(func, *args, **kwargs)
         if not callable(func):
             if args or kwargs:
-                raise BuildError(f"{path}: {target} is not callable but was given arguments {sorted(kwargs)}")
+                raise _NodeError(f"{target} is not callable but was given arguments {sorted(kwargs)}")
             return func  # e.g. {_target_: torch.float32}
         try:
             return func(*args, **kwargs)
         except (DataError, BuildError) as exc:
-            raise type(exc)(f"{path} ({target}): {exc}") from exc
+            raise _NodeError(str(exc), label=f" ({target})", error=type(exc)) from exc
         except UserError:
             raise
         except Exception as exc:
-            raise BuildError(
-                f"{path}: {target}({', '.join(sorted(kwargs))}) failed: {type(exc).__name__}: {exc}"
-                + _sources(node, kwargs)
+            raise _NodeError(
+                f"{target}({', '.join(sorted(kwargs))}) failed: {type(exc).__name__}: {exc}" + _sources(node, kwargs)
             ) from exc
 
     def _positional(self, node: DictConfig, path: str) -> list[tuple[str, Any]]:
         if Emitted.ARGS not in node:
             return []
-        values = self._get(node, Emitted.ARGS, path)
+        values = self._get(node, Emitted.ARGS)
         if not isinstance(values, ListConfig):
-            raise BuildError(f"{path}: _args_ must be a list, got {values!r}")
+            raise _NodeError(f"_args_ must be a list, got {values!r}")
         args_path = _join(path, Emitted.ARGS)
-        return [(_join(args_path, i), self._get(values, i, args_path)) for i in range(len(values))]
+        return [(_join(args_path, i), self._get(values, i, within=Emitted.ARGS)) for i in range(len(values))]
 
     def _locate(self, target: str, path: str) -> Any:
         try:
             return self.permissions.locate(target, path)
         except ImportError as exc:
-            raise BuildError(f"{path}: cannot import _target_ {target!r}{_did_you_mean(target)}") from exc
+            raise _NodeError(f"cannot import _target_ {target!r}{_did_you_mean(target)}") from exc
 
     # -- OmegaConf access with located errors ------------------------------------------------------------
 
-    def _get(self, container: DictConfig | ListConfig, key: Any, path: str) -> Any:
+    def _get(self, container: DictConfig | ListConfig, key: Any, within: str | None = None) -> Any:
+        """``container[key]``; an error names the key below the node being built (``within`` it, e.g. ``_args_``)."""
+        parts: tuple[object, ...] = (key,) if within is None else (within, key)
         try:
             return container[key]
-        except MissingMandatoryValue as exc:
-            raise self._missing(_join(path, key), exc) from None
+        except MissingMandatoryValue:
+            raise _missing(key=parts) from None
         except OmegaConfBaseException as exc:
             match = _MISSING_KEY.search(str(exc))
             if match:
-                raise self._missing(_join(path, key), exc, match.group(1)) from None
-            raise BuildError(f"{_join(path, key)}: cannot resolve its value: {exc}") from None
-
-    @staticmethod
-    def _missing(path: str, exc: Exception, variable: str | None = None) -> BuildError:
-        name = variable or path
-        return BuildError(
-            f"{path}: required value {name} is missing (???); set it on the command line, "
-            f"e.g. `python train.py {name}=<value>`"
-        )
+                raise _missing(match.group(1), key=parts) from None
+            raise _NodeError(f"cannot resolve its value: {exc}", key=parts) from None
 
 
 class StoredDict:
@@ -388,7 +438,8 @@ def _allow_entries(cfg: DictConfig) -> list[str]:
     if isinstance(value, str):
         return [value]
     if not isinstance(value, ListConfig | list | tuple):
-        raise BuildError(f"_allow_: expected a list of packages or names, got {value!r}; e.g. '+_allow_=[my_pkg]'")
+        with _with_full_key(Emitted.ALLOW):
+            raise _NodeError(f"expected a list of packages or names, got {value!r}; e.g. '+_allow_=[my_pkg]'")
     return [str(v) for v in value]
 
 

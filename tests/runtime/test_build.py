@@ -199,3 +199,57 @@ def test_a_failed_call_names_the_key_an_argument_comes_from() -> None:
     )
     with pytest.raises(BuildError, match=r"Invalid learning rate: -1; lr=-1 comes from learning_rate$"):
         Builder(cfg).build("train.optimizer")
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "message"),
+    [
+        (  # an item of _args_: the full key down to the list index, the required value named by its key
+            "train: {m: {_target_: torch.nn.Linear, _args_: [2, '???']}}",
+            "train.m",
+            "train.m._args_[1]: required value train.m._args_[1] is missing (???); set it on the command line, "
+            "e.g. `python train.py train.m._args_[1]=<value>`",
+        ),
+        ("train: {m: {_target_: torch.nn.Linear, _args_: 3}}", "train.m", "train.m: _args_ must be a list, got 3"),
+        ("train: {m: {_target_: 3}}", "train.m", "train.m: _target_ must be a dotted import path, got 3"),
+        (
+            "train: {r: {_ref_: train.m, x: 1}, m: {_target_: torch.nn.ReLU}}",
+            "train.r",
+            "train.r: a {_ref_: ...} node takes no other keys, found ['x']",
+        ),
+        (  # a failure deep inside a collection: its own key, once, not its parents' in front of it
+            "train: {t: {_list_: true, a: [{_target_: torch.nn.Linear, in_featurez: 1}]}}",
+            "train.t",
+            "train.t.a[0]: torch.nn.Linear(in_featurez) failed: TypeError",
+        ),
+        (
+            "train: {m: {_target_: torch.nn.Linear, in_features: '${nope}', out_features: 1}}",
+            "train.m",
+            "train.m.in_features: cannot resolve its value: ",
+        ),
+        ("train: {l: [1, '???']}", "train.l", "train.l[1]: required value train.l[1] is missing (???)"),
+        (  # a placement marker of a member, read by the parent's walk
+            "train: {m: {_target_: torch.nn.ReLU, _disabled_: '${nope}'}}",
+            "train",
+            "train.m._disabled_: cannot resolve its value: ",
+        ),
+        ("_allow_: 3\ntrain: {}", None, "_allow_: expected a list of packages or names, got 3"),
+        ("train: {}", "train.nope", "reference to 'train.nope', which is not in the config"),
+    ],
+)
+def test_every_build_error_starts_with_its_full_key_once(text: str, path: str | None, message: str) -> None:
+    """One wrapper (Hydra's _with_full_key) puts the config key in front of every error of the walk."""
+    with pytest.raises(BuildError) as err:
+        Builder(cfg_of(text)).build(path) if path else Builder(cfg_of(text))
+    assert str(err.value).startswith(message)
+    key = message.split(":", 1)[0]
+    assert " " in key or str(err.value).count(f"{key}:") == 1, "the key is added once"
+
+
+def test_the_key_wrapper_keeps_the_cause_of_a_failed_call() -> None:
+    with pytest.raises(BuildError) as err:
+        Builder(cfg_of("train: {m: {_target_: torch.nn.Linear, in_featurez: 1}}")).build("train.m")
+    assert isinstance(err.value.__cause__, TypeError), "the constructor's error stays the cause (full error mode)"
+    with pytest.raises(BuildError) as missing:
+        Builder(cfg_of("train: {m: {_target_: torch.nn.Linear, in_features: '???'}}")).build("train.m")
+    assert missing.value.__cause__ is None and missing.value.__suppress_context__, "OmegaConf's error is noise"
