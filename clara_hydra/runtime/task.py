@@ -26,6 +26,7 @@ from clara_hydra.runtime.monitor import Monitor, is_trial_pruned
 from clara_hydra.runtime.summary import TrialSummary
 from clara_hydra.tracking.job import attach as track_validations
 from clara_hydra.tracking.job import job_tracking
+from clara_hydra.tracking.untracked import import_monai
 
 log = logging.getLogger(__name__)
 # This process's data cache, a session object handed to every trial's builder: the trials of a sweep run by
@@ -102,6 +103,7 @@ def run(cfg: DictConfig, job_dir: str | os.PathLike[str] | None = None, data_cac
     summary = TrialSummary(folder)
     with summary.timed("importing"):
         import ignite  # noqa: F401  (timed here: heavy imports are paid inside the task, once per process)
+        import_monai(cfg)  # not tracked: MONAI's import leaves MLflow out (clara_hydra.tracking.untracked)
         import monai  # noqa: F401
         import torch  # noqa: F401
 

@@ -26,12 +26,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from clara_hydra.tracking.settings import TrackingError, TrackingSettings, stable_root
 from clara_hydra.tracking.store import (
+    URI_REF,
     Tag,
     experiment_id,
     mask,
     objective_metrics,
     open_client,
     param_values,
+    store_lock,
     tag_value,
 )
 
@@ -173,6 +175,8 @@ def _open(cfg: DictConfig, settings: TrackingSettings) -> _JobRun | None:
     given = tracking_run()
     if given is not None:
         uri, run_id = given["uri"], given["run_id"]
+        if uri == URI_REF:  # a URI with a password: resolved here, never written into the job's config
+            uri = settings.store_uri(job_dir, _launch_dir())
         try:
             client = open_client(uri)
             _log_job(client, run_id, cfg, job_dir)
@@ -185,7 +189,6 @@ def _open(cfg: DictConfig, settings: TrackingSettings) -> _JobRun | None:
 
 def _single_run(cfg: DictConfig, settings: TrackingSettings, job_dir: Path) -> _JobRun:
     from hydra.core.hydra_config import HydraConfig
-    from mlflow.exceptions import MlflowException
 
     from clara_hydra.runtime.monitor import hyperparameters
 
@@ -199,8 +202,11 @@ def _single_run(cfg: DictConfig, settings: TrackingSettings, job_dir: Path) -> _
         study = OmegaConf.select(hydra_cfg, "sweeper.study_name", default=None)
         job_name = str(hydra_cfg.job.name)
     uri = settings.store_uri(root, cwd)
-    client = open_client(uri)
-    experiment = experiment_id(client, settings.experiment_name or str(study or job_name), uri)
+    with store_lock(uri):  # runs started together on a new SQLite store create its tables once
+        client = open_client(uri)  # first: a compact error when MLflow is not installed
+        experiment = experiment_id(client, settings.experiment_name or str(study or job_name), uri)
+    from mlflow.exceptions import MlflowException
+
     name = settings.run_name or _relative(job_dir, root)
     tags = {Tag.KIND.value: "run", Tag.JOB_DIR.value: str(job_dir), **settings.tags}
     try:
@@ -230,6 +236,12 @@ def _config_yaml(cfg: DictConfig) -> str:
         return OmegaConf.to_yaml(cfg, resolve=True)
     except Exception:
         return OmegaConf.to_yaml(cfg, resolve=False)
+
+
+def _launch_dir() -> Path:
+    from hydra.core.hydra_config import HydraConfig
+
+    return Path(str(HydraConfig.get().runtime.cwd)) if HydraConfig.initialized() else Path.cwd()
 
 
 def _task_overrides() -> list[str]:

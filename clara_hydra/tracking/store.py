@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from enum import Enum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clara_hydra.errors import shorten, with_fix
@@ -19,6 +21,10 @@ if TYPE_CHECKING:
 
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag: the UI nests a run under this parent
 OBJECTIVE = "objective"  # the final value's metric (objective_0, objective_1, ... for several directions)
+# What a job is told instead of a store URI that carries a password: "take the URI from your own config or
+# environment" (the job resolves ``tracking.uri`` / ``MLFLOW_TRACKING_URI`` itself), so no job's Hydra config
+# (``hydra.job.env_set``) holds the password.
+URI_REF = "ref:tracking.uri"
 PARAM_LIMIT = 6000  # MLflow's longest parameter value
 TAG_LIMIT = 5000  # shorter than MLflow's limit (8000): reasons are tracebacks' last lines, kept readable
 
@@ -45,6 +51,33 @@ class Tag(str, Enum):
 def mask(text: str) -> str:
     """Every ``scheme://user:password@`` in ``text`` with the password replaced by ``***``."""
     return re.sub(r"(://[^/:@\s'\"]*:)[^@/\s'\"]*@", r"\1***@", text)
+
+
+def for_jobs(uri: str) -> str:
+    """The store's URI as jobs are told it: the URI, or :data:`URI_REF` when it carries a password."""
+    return uri if mask(uri) == uri else URI_REF
+
+
+@contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """An exclusive lock on a local SQLite store (``<db>.lock``, ``flock``: released by the OS when its holder
+    dies, however long it held it); nothing for other stores."""
+    if not uri.startswith("sqlite:///") or uri.endswith(":memory:"):
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock (the oldest-parent rule still holds)
+        yield
+        return
+    path = Path(uri[len("sqlite:///") :] + ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def open_client(uri: str) -> MlflowClient:
@@ -96,8 +129,6 @@ def _artifacts(uri: str, name: str) -> str | None:
     root = artifact_root(uri)
     if root is None:
         return None
-    from pathlib import Path
-
     return (Path(root) / re.sub(r"[^-\w.]", "_", name)).as_uri()
 
 

@@ -12,12 +12,14 @@ The sweep loop calls, in this order (each a no-op line when ``tracking`` is abse
 
 **One parent per study, with any number of workers.** The parent carries the tag ``clara_hydra.study_key``,
 a hash of the study's storage, name and sweep folder (a study deleted and created again gets a new sweep
-folder, hence a new parent). It is found by that tag, or created, under the study's lock (journal file,
-PostgreSQL: :func:`clara_hydra.sweeper.storage.study_lock`), so workers and machines that start together
-agree on one run. Storages without a lock (Redis, gRPC proxy, MySQL, SQLite): each process that finds none
-creates one, then searches again, and every process keeps the oldest (start time, then run id); a process
-whose own run lost deletes it. With ``workers=N`` in one command, the coordinator opens the parent before
-it starts the workers, so they only find it.
+folder, hence a new parent). A process that finds none creates one, then searches again, and keeps the
+oldest (start time, then run id); a process whose own run lost deletes it. So processes that start together
+(``workers=N``, the same command on several machines) agree on one parent; a later process only finds it.
+On a local SQLite store (the default) the whole step, with the store's creation (MLflow's schema
+migrations, seconds), runs under an exclusive lock on ``<store>.lock`` that the OS releases if its holder
+dies, so nothing is created twice. Elsewhere (a tracking server, a database) a duplicate can only arise
+between machines whose clocks differ by more than the time between their two creations. The study's own
+lock is not used: held for seconds it would be broken as stale by the workers waiting to ask trials.
 """
 
 from __future__ import annotations
@@ -35,10 +37,12 @@ from clara_hydra.tracking.store import (
     PARENT_TAG,
     Tag,
     experiment_id,
+    for_jobs,
     mask,
     objective_metrics,
     open_client,
     param_values,
+    store_lock,
     tag_value,
 )
 
@@ -108,7 +112,7 @@ class SweepTracker:
         Args:
             config: the sweep's composed config.
             study: the open study.
-            spec: its storage (for the lock and the masked URL).
+            spec: its storage (its masked URL tags the parent).
             storage: the open storage.
             sweep_dir: the sweep folder the study keeps across reruns.
 
@@ -118,7 +122,7 @@ class SweepTracker:
         settings = TrackingSettings.from_config(config)
         if settings is None:
             return None
-        from clara_hydra.sweeper.storage import stable_sweep_root, study_lock
+        from clara_hydra.sweeper.storage import stable_sweep_root
 
         cwd = Path(str(config.hydra.runtime.cwd))
         uri = settings.store_uri(stable_sweep_root(config, cwd), cwd)
@@ -132,15 +136,14 @@ class SweepTracker:
             Tag.SWEEP_DIR.value: str(sweep_dir),
             **settings.tags,
         }
-        # Under the lock: a new SQLite store's tables, the experiment and the parent are created once.
-        with study_lock(spec, storage, name) as locked:
+        with store_lock(uri):  # a new SQLite store's tables, the experiment and the parent: created once
             client = open_client(uri)
             experiment = experiment_id(client, settings.experiment_name or name, uri)
             parent = _oldest(client, experiment, key)
             if parent is None:
                 created = client.create_run(experiment, run_name=settings.run_name or name, tags=tags).info.run_id
                 _log_params(client, created, _space(config))
-                parent = created if locked else _settle(client, experiment, key, created)
+                parent = _settle(client, experiment, key, created)
         if client.get_run(parent).info.status != "RUNNING":  # a resumed study: running again
             client.update_run(parent, status="RUNNING")
         log.info("MLflow: study '%s' is run %s of experiment '%s' in %s", name, parent, experiment, _shown(uri))
@@ -157,7 +160,7 @@ class SweepTracker:
         run_id = self.runs.get(trial_id)
         if run_id is None:
             run_id = self._create_child(trial_id, number, params)
-        return {"uri": self.uri, "run_id": run_id}
+        return {"uri": for_jobs(self.uri), "run_id": run_id}
 
     def trial_told(self, trial_id: int, job_dir: str | None = None) -> None:
         """Close the trial's child run with what the study holds: state, value, reasons, job folder.
@@ -269,7 +272,7 @@ def _oldest(client: MlflowClient, experiment: str, key: str) -> str | None:
 
 
 def _settle(client: MlflowClient, experiment: str, key: str, created: str) -> str:
-    """Without a study lock: keep the oldest parent; a process whose own run lost deletes it."""
+    """After creating ``created``: keep the oldest parent; a process whose own run lost deletes it."""
     chosen = _oldest(client, experiment, key) or created
     if chosen != created:
         client.delete_run(created)

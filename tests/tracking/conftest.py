@@ -10,7 +10,8 @@ import pytest
 
 pytest.importorskip("mlflow", reason="the tracking tests need mlflow-skinny (pip install -e '.[test]')")
 
-from tests.sweeper.conftest import run_toy  # noqa: E402, F401  (the toy sweep fixture)
+from tests.runtime.conftest import demo_root  # noqa: F401  (the tiny demo data set)
+from tests.sweeper.conftest import run_toy  # noqa: F401  (the toy sweep fixture)
 
 
 @dataclass

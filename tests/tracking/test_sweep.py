@@ -105,7 +105,7 @@ def test_a_rerun_of_the_study_finds_its_parent_and_runs_it_again(tmp_path: Path,
     assert other is not None and other.parent != first.parent
 
 
-def test_without_a_study_lock_the_oldest_parent_wins_and_the_loser_is_deleted(uri: str) -> None:
+def test_processes_that_created_a_parent_at_once_keep_the_oldest_and_delete_the_other(uri: str) -> None:
     client = Store(uri).client
     experiment = client.create_experiment("race")
     key = study_key("redis://h", "s", "/sweep")
