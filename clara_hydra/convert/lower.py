@@ -2,11 +2,13 @@
 
 Handles variables (``{VAR}`` -> ``${VAR}``), references (``@model`` -> ``{_ref_: train.model}``), ``@conf``,
 expressions, nested components, bindings of searched/applied arguments, attributes (``disabled``, ``rank``), datasets'
-datalist attributes, validation model loaders, and Clara 4.0's implicit wiring.
+datalist attributes and validation model loaders; it places Clara 4.0's implicit arguments, which the wiring pass
+(:mod:`.wiring`, before this one) found.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +19,8 @@ from clara_hydra.convert.catalog import Resolution
 from clara_hydra.convert.expressions import UnsupportedExpression, is_expression, lower_expression
 from clara_hydra.convert.jsonpath import join
 from clara_hydra.convert.model import ClaraConfig, Component, Era, Slot, SlotKind
+from clara_hydra.convert.nodes import Interpolation, Text
+from clara_hydra.convert.references import slot_key, slot_reference
 from clara_hydra.convert.search import SearchPlan
 from clara_hydra.errors import Diagnostic, Level, shorten, suggest
 from clara_hydra.keywords import Clara, Emitted
@@ -34,6 +38,7 @@ class Lowering:
     config: ClaraConfig
     plan: SearchPlan
     resolutions: Mapping[str, Resolution]
+    implicit: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # the wiring pass's, by JSON path
     diagnostics: list[Diagnostic] = field(default_factory=list)
     used_vars: dict[str, str] = field(default_factory=dict)  # variable -> first json path using it
     _inverted: set[str] | None = None
@@ -103,24 +108,24 @@ class Lowering:
         written = {new: old for old, new in arg_map.items()}  # messages name the argument as the Clara file does
         for name, value in args.items():
             if name in bound:
-                node[name] = "${" + bound[name] + "}"
+                node[name] = Interpolation(bound[name])
             else:
                 node[name] = self.value(value, comp, join(join(comp.json_path, Clara.ARGS), written.get(name, name)))
         for name, key in bound.items():
-            node.setdefault(name, "${" + key + "}")
+            node.setdefault(name, Interpolation(key))
         datalist = self._datalist(comp)
         if datalist is not None:
             node.setdefault("data", datalist)
         if self.config.era is not Era.V41:
-            for name, value in wiring.implicit_args(self, comp, target).items():
+            for name, value in self.implicit.get(comp.json_path, {}).items():
                 if name in wiring.REPLACED or name not in node:
-                    node[name] = value
+                    node[name] = copy.deepcopy(value)  # a component may be lowered twice: no shared nodes
         return node
 
     def _attributes(self, comp: Component, node: dict[str, Any]) -> None:
         disabled_key = self.plan.bindings.get((comp.json_path, Clara.DISABLED_ARG))
         if disabled_key is not None:
-            node[Emitted.DISABLED] = "${" + disabled_key + "}"
+            node[Emitted.DISABLED] = Interpolation(disabled_key)
         elif Clara.DISABLED in comp.attributes:
             raw = comp.attributes[Clara.DISABLED]
             path = join(comp.json_path, Clara.DISABLED)
@@ -131,7 +136,7 @@ class Lowering:
                 note = Diagnostic("disabled-string", message, path, "", Level.WARNING, self.config.file)
                 if note not in self.diagnostics:  # a component may be lowered twice (train chain and its copy)
                     self.diagnostics.append(note)
-            if not isinstance(value, bool) and not (isinstance(value, str) and value.startswith("${")):
+            if not isinstance(value, bool) and not _starts_with_interpolation(value):
                 self.problem(
                     "disabled-not-bool",
                     f"'disabled' must be true, false or a \"{{VAR}}\", got {shorten(repr(raw))}",
@@ -204,38 +209,29 @@ class Lowering:
             if slot_name is not None:
                 node["module"] = self.ref(slot_name, section, path)
             return node
-        # Clara's "{VAR}" becomes "${VAR}"; everything else stays literal for OmegaConf ("${" escaped).
-        parts: list[str] = []
+        # Clara's "{VAR}" becomes an interpolation node; everything else stays literal for OmegaConf ("${" escaped).
+        parts: list[str | Interpolation] = []
         pos = 0
         for match in _VAR.finditer(text):
             self.used_vars.setdefault(match.group(1), path)
-            parts.append(omegaconf_literal(text[pos : match.start()], before_interpolation=True))
-            parts.append("${" + match.group(1) + "}")
+            parts += [text[pos : match.start()], Interpolation(match.group(1))]
             pos = match.end()
-        parts.append(omegaconf_literal(text[pos:]))
-        return "".join(parts)
+        if not parts:
+            return omegaconf_literal(text)
+        parts.append(text[pos:])
+        found = tuple(p for p in parts if p != "")
+        return found[0] if len(found) == 1 else Text(found)
 
     def lookup(self, slot_name: str, section: str | None) -> str | None:
         """Hydra key of the slot ``@slot_name`` names: current section first, then the other one (SPEC §3)."""
-        for sec in [section, *[s for s in self.config.sections if s != section]]:
-            if self.config.slot(sec, slot_name) is not None:
-                return f"{sec}.{slot_name}" if sec else slot_name
-        return None
+        return slot_key(self.config, slot_name, section)
 
     def ref(self, slot_name: str, section: str | None, path: str) -> dict[str, Any]:
         """A reference to the object of a slot; a dangling one is reported with a did-you-mean."""
-        key = self.lookup(slot_name, section)
-        if key is not None:
-            return {Emitted.REF: key}
-        slots = sorted({s.name for s in self.config.slots})
-        hint = suggest(slot_name, slots)
-        self.problem(
-            "dangling-ref",
-            f"reference '@{slot_name}' names no slot in {list(self.config.sections)}",
-            path,
-            hint or f"refer to one of {slots}",
-        )
-        return {Emitted.REF: "???"}
+        node, problem = slot_reference(self.config, slot_name, section, path)
+        if problem is not None:
+            self.diagnostics.append(problem)
+        return node
 
     # -- slots ---------------------------------------------------------------------------------------------------
     def find_ref(self, comp: Component) -> Component | None:
@@ -310,3 +306,8 @@ class Lowering:
             target = self.find_ref(comp)
             label = label or (target.attributes.get(Clara.LOG_LABEL) if target else None)
         return str(label) if label else key
+
+
+def _starts_with_interpolation(value: Any) -> bool:
+    """A lowered value that starts with an interpolation (``"disabled": "{VAR}"``, ``"{A}_{B}"``)."""
+    return isinstance(value, Interpolation) or (isinstance(value, Text) and isinstance(value.parts[0], Interpolation))

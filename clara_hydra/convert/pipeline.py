@@ -3,7 +3,8 @@
 A tuple of passes run in order, each a function of the previous one's typed output (:mod:`.stages`), as sqlglot's
 optimizer runs its ``RULES``::
 
-    parse -> resolve (classes, signatures) -> bind (search space) -> check -> lower (Hydra nodes) -> emit (print)
+    parse -> resolve (classes, signatures) -> bind (search space) -> check -> wire (Clara 4.0's implicit
+    arguments) -> lower (Hydra nodes) -> emit (print)
 
 Every pass adds its diagnostics to what it received; ``emit`` raises them as one error before printing anything.
 No file I/O here: :mod:`clara_hydra.convert.io` reads and writes.
@@ -24,6 +25,7 @@ from clara_hydra.convert.resolve import resolve
 from clara_hydra.convert.search import SearchBinder, values_of
 from clara_hydra.convert.stages import Bound, Checked, Conversion, Inputs, Parsed, Resolved
 from clara_hydra.convert.tree import lower
+from clara_hydra.convert.wiring import wire
 from clara_hydra.errors import ConfigError, Diagnostic
 from clara_hydra.keywords import Clara
 
@@ -82,7 +84,7 @@ def check(bound: Bound) -> Checked:
 
 
 #: The passes, in order; each takes the previous one's output.
-PASSES: tuple[Callable[[Any], Any], ...] = (parse, resolve, bind, check, lower, emit)
+PASSES: tuple[Callable[[Any], Any], ...] = (parse, resolve, bind, check, wire, lower, emit)
 
 
 def run_passes(inputs: Inputs, passes: tuple[Callable[[Any], Any], ...] = PASSES) -> Any:

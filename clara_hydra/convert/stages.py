@@ -1,7 +1,7 @@
 """The typed output of each pass of the converter (:data:`clara_hydra.convert.pipeline.PASSES`).
 
 Each stage holds the one before it and the diagnostics found so far, so every pass is a function of the previous
-output alone: ``Inputs -> Parsed -> Resolved -> Bound -> Checked -> Lowered -> Conversion``.
+output alone: ``Inputs -> Parsed -> Resolved -> Bound -> Checked -> Wired -> Lowered -> Conversion``.
 """
 
 from __future__ import annotations
@@ -65,6 +65,18 @@ class Checked:
 
     bound: Bound
     defaults: Mapping[str, Any]  # the value of every first-level, searched and environment name
+    diagnostics: tuple[Diagnostic, ...]
+
+
+@dataclass(frozen=True)
+class Wired:
+    """Wire: the arguments Clara 4.0 supplied implicitly (model to optimizer, ...), as emitted nodes.
+
+    ``implicit`` maps a component's JSON path to ``{argument: node}``; empty for other eras.
+    """
+
+    checked: Checked
+    implicit: Mapping[str, Mapping[str, Any]]
     diagnostics: tuple[Diagnostic, ...]
 
 

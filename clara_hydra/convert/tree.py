@@ -15,8 +15,9 @@ from clara_hydra import __version__
 from clara_hydra.convert.alternatives import Group, lower_groups
 from clara_hydra.convert.lower import Lowering
 from clara_hydra.convert.model import AutomlSettings, ClaraConfig, Slot, SlotKind
+from clara_hydra.convert.nodes import Interpolation
 from clara_hydra.convert.search import RESERVED_KEYS, SearchPlan
-from clara_hydra.convert.stages import Checked, Lowered, Variables, YamlFile
+from clara_hydra.convert.stages import Lowered, Variables, Wired, YamlFile
 from clara_hydra.convert.sweeps import sweep_expression
 from clara_hydra.errors import Diagnostic, Level
 from clara_hydra.keywords import Clara, Emitted, Sweep
@@ -35,15 +36,16 @@ def header(config: ClaraConfig, what: str) -> tuple[str, ...]:
     )
 
 
-def lower(checked: Checked) -> Lowered:
-    """Lower the checked model to the files of the Hydra tree."""
+def lower(wired: Wired) -> Lowered:
+    """Lower the checked and wired model to the files of the Hydra tree."""
+    checked = wired.checked
     bound = checked.bound
     resolved = bound.resolved
     parsed = resolved.parsed
     config, plan, sets = parsed.config, bound.plan, parsed.inputs.sets
     taken = set(config.first_level) | set(plan.variables) | set(parsed.env_values) | set(sets) | set(RESERVED_KEYS)
     groups = lower_groups(config, plan, checked.defaults, taken)
-    low = Lowering(config, plan, resolved.resolutions)
+    low = Lowering(config, plan, resolved.resolutions, wired.implicit)
     body, comments = _slots(low, groups)
     group_files = _group_files(low, groups)
     values = _values(low, comments)  # before the variables: first-level values may use {VAR} too
@@ -59,7 +61,7 @@ def lower(checked: Checked) -> Lowered:
     comments["hydra"] = "the Clara search space for `python train.py -m` (our Optuna sweeper, clara_optuna)"
     files = {"config.yaml": YamlFile(root, header(config, "Hydra config."), comments), **group_files}
     return Lowered(
-        checked, files, tuple(groups), variables, (*checked.diagnostics, *low.diagnostics, *_notes(config, variables))
+        checked, files, tuple(groups), variables, (*wired.diagnostics, *low.diagnostics, *_notes(config, variables))
     )
 
 
@@ -116,7 +118,7 @@ def _variables(low: Lowering, env_values: Mapping[str, Any], sets: Mapping[str, 
         if isinstance(value, str) and not missing:
             value = omegaconf_literal(value)  # an environment value is text, never an interpolation
         if name in JOB_DIR_VARIABLES and (missing or (isinstance(value, str) and not os.path.isabs(value))):
-            value = "${clara.job_dir:" + (JOB_DIR_VARIABLES[name] if missing else value) + "}"
+            value = Interpolation("clara.job_dir", JOB_DIR_VARIABLES[name] if missing else value)
             job_dir.append(name)
         elif missing:
             required.append(name)

@@ -1,20 +1,24 @@
 """Clara 4.0's implicit wiring made explicit (SPEC §3, last point).
 
 4.0 configs have no ``@`` references: Clara passed the model to the optimizer, the optimizer to the scheduler, the
-pre-transforms to the dataset, and so on. This pass supplies those arguments as ``_ref_`` nodes so the emitted tree
-says everything, like a 4.1 config would.
+pre-transforms to the dataset, and so on. This pass (between ``check`` and ``lower``) supplies those arguments as
+``_ref_`` nodes for every component, so the emitted tree says everything, like a 4.1 config would; the lowering
+only places them.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
+from clara_hydra.convert.catalog import Resolution
 from clara_hydra.convert.jsonpath import join
-from clara_hydra.convert.model import Component, Era
+from clara_hydra.convert.model import ClaraConfig, Component, Era
+from clara_hydra.convert.nodes import Interpolation
+from clara_hydra.convert.references import slot_key, slot_reference
+from clara_hydra.convert.stages import Checked, Wired
+from clara_hydra.errors import Diagnostic
 from clara_hydra.keywords import Emitted
-
-if TYPE_CHECKING:
-    from clara_hydra.convert.lower import Lowering
 
 #: arguments whose 4.0 value (a list of slot names) is replaced by a mapping of references
 REPLACED = frozenset({"save_dict", "load_dict"})
@@ -48,13 +52,31 @@ _EVALUATOR = {
 }
 
 
-def _slot_ref(low: Lowering, section: str | None, name: str) -> dict[str, Any] | None:
+def wire(checked: Checked) -> Wired:
+    """The arguments Clara 4.0 supplied implicitly, for every component of a 4.0 config (see :func:`implicit_args`)."""
+    resolved = checked.bound.resolved
+    config = resolved.parsed.config
+    implicit: dict[str, Mapping[str, Any]] = {}
+    diagnostics: list[Diagnostic] = []
+    if config.era is Era.V40:
+        for comp in config.all_components():
+            args = implicit_args(config, comp, _target(resolved.resolutions.get(comp.json_path)), diagnostics)
+            if args:
+                implicit[comp.json_path] = args
+    return Wired(checked, implicit, (*checked.diagnostics, *diagnostics))
+
+
+def _target(res: Resolution | None) -> str | None:
+    return res.target if res is not None else None
+
+
+def _slot_ref(config: ClaraConfig, section: str | None, name: str) -> dict[str, Any] | None:
     """A reference to ``name`` if some section has it (4.0's ``metrics`` list provides both metric slots)."""
-    order = [section, *[s for s in low.config.sections if s != section]]
+    order = [section, *[s for s in config.sections if s != section]]
     for sec in order:
-        has = low.config.slot(sec, name) is not None
+        has = config.slot(sec, name) is not None
         if name in ("key_metric", "additional_metrics"):
-            has = has or low.config.slot(sec, "metrics") is not None
+            has = has or config.slot(sec, "metrics") is not None
             if sec != section:
                 has = False  # metrics are never borrowed from the other section
         if has:
@@ -62,15 +84,20 @@ def _slot_ref(low: Lowering, section: str | None, name: str) -> dict[str, Any] |
     return None
 
 
-def implicit_args(low: Lowering, comp: Component, target: str | None) -> dict[str, Any]:
-    """Arguments 4.0 supplied implicitly for ``comp`` (only those the config did not give; see :data:`REPLACED`)."""
-    if low.config.era is not Era.V40 or target is None:
+def implicit_args(
+    config: ClaraConfig, comp: Component, target: str | None, diagnostics: list[Diagnostic]
+) -> dict[str, Any]:
+    """Arguments 4.0 supplied implicitly for ``comp`` (only those the config did not give; see :data:`REPLACED`).
+
+    A ``save_dict`` name that is no slot is added to ``diagnostics`` (``dangling-ref``).
+    """
+    if config.era is not Era.V40 or target is None:
         return {}
     section, slot = comp.section, comp.slot
     out: dict[str, Any] = {}
 
     def ref(name: str) -> dict[str, Any] | None:
-        return _slot_ref(low, section, name)
+        return _slot_ref(config, section, name)
 
     if slot == "optimizer" and "params" not in comp.args:
         model = ref("model")
@@ -84,14 +111,14 @@ def implicit_args(low: Lowering, comp: Component, target: str | None) -> dict[st
         out["dataset"] = ref("dataset")
     elif slot in ("trainer", "evaluator"):
         table = _TRAINER if slot == "trainer" else _EVALUATOR
-        use_gpu = low.config.first_level.get("use_gpu", True)
+        use_gpu = config.first_level.get("use_gpu", True)
         out["device"] = "cuda" if use_gpu is not False else "cpu"
         for arg, name in table.items():
             out[arg] = ref(name)
-        if "amp" in low.config.first_level:
-            out["amp"] = "${amp}"
+        if "amp" in config.first_level:
+            out["amp"] = Interpolation("amp")
     elif target.endswith(".ValidationHandler") and "validator" not in comp.args:
-        out["validator"] = _slot_ref(low, "validate", "evaluator")
+        out["validator"] = _slot_ref(config, "validate", "evaluator")
     elif target.endswith(".LrScheduleHandler") and "lr_scheduler" not in comp.args:
         out["lr_scheduler"] = ref("lr_scheduler")
     elif target.endswith(".TransformInverter") and "transform" not in comp.args:
@@ -99,15 +126,21 @@ def implicit_args(low: Lowering, comp: Component, target: str | None) -> dict[st
     for arg in REPLACED:
         names = comp.args.get(arg)
         if isinstance(names, list) and all(isinstance(n, str) for n in names):
-            out[arg] = {n: _stored(low, n, section, join(join(comp.json_path, "args"), arg)) for n in names}
+            where = join(join(comp.json_path, "args"), arg)
+            out[arg] = {n: _stored(config, n, section, where, diagnostics) for n in names}
     return {k: v for k, v in out.items() if v is not None}
 
 
-def _stored(low: Lowering, name: str, section: str | None, path: str) -> dict[str, Any]:
+def _stored(
+    config: ClaraConfig, name: str, section: str | None, path: str, diagnostics: list[Diagnostic]
+) -> dict[str, Any]:
     """What a 4.0 ``save_dict`` list item names: the training config, or a slot of either section."""
-    if name in CONFIG_NAMES and low.lookup(name, section) is None:
+    if name in CONFIG_NAMES and slot_key(config, name, section) is None:
         return {Emitted.CONFIG: True}
-    return low.ref(name, section, path)
+    node, problem = slot_reference(config, name, section, path)
+    if problem is not None:
+        diagnostics.append(problem)
+    return node
 
 
 def disabled_string(raw: object) -> bool | None:

@@ -11,14 +11,32 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from clara_hydra.quoting import SIMPLE_KEY_LIMIT, override_quoted, yaml_string
+from clara_hydra.convert.nodes import Interpolation, Text
+from clara_hydra.quoting import SIMPLE_KEY_LIMIT, omegaconf_literal, override_quoted, yaml_string
 
 _FLOW_LIMIT = 100
 _OVERRIDE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+def interpolation(node: Interpolation | Text) -> str:
+    """OmegaConf's text of an interpolation node: ``${key}``, ``${resolver:arg}``, ``${A}/x`` (``${`` in the
+    literal parts escaped so that OmegaConf reads them as text)."""
+    if isinstance(node, Interpolation):
+        return "${" + (node.key if node.argument is None else f"{node.key}:{node.argument}") + "}"
+    out: list[str] = []
+    for i, part in enumerate(node.parts):
+        if isinstance(part, Interpolation):
+            out.append(interpolation(part))
+        else:
+            before = i + 1 < len(node.parts) and isinstance(node.parts[i + 1], Interpolation)
+            out.append(omegaconf_literal(part, before_interpolation=before))
+    return "".join(out)
+
+
 def scalar(value: Any, flow: bool = False) -> str:
     """One scalar as YAML that OmegaConf reads back to the same value."""
+    if isinstance(value, Interpolation | Text):
+        return yaml_string(interpolation(value), flow)
     if value is None:
         return "null"
     if isinstance(value, bool):

@@ -1,0 +1,42 @@
+"""Clara's references to slots (``@model``, a 4.0 ``save_dict`` name) as Hydra keys (SPEC §3).
+
+Shared by the wiring pass and the lowering pass, so both find a slot the same way and word a dangling reference
+the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clara_hydra.convert.model import ClaraConfig
+from clara_hydra.errors import Diagnostic, Level, suggest
+from clara_hydra.keywords import Emitted
+
+
+def slot_key(config: ClaraConfig, slot_name: str, section: str | None) -> str | None:
+    """Hydra key of the slot ``@slot_name`` names: current section first, then the other one (SPEC §3)."""
+    for sec in [section, *[s for s in config.sections if s != section]]:
+        if config.slot(sec, slot_name) is not None:
+            return f"{sec}.{slot_name}" if sec else slot_name
+    return None
+
+
+def slot_reference(
+    config: ClaraConfig, slot_name: str, section: str | None, path: str
+) -> tuple[dict[str, Any], Diagnostic | None]:
+    """The ``{_ref_: key}`` node of a reference, and the ``dangling-ref`` error (with a did-you-mean) when it
+    names no slot (the node is then ``{_ref_: ???}``)."""
+    key = slot_key(config, slot_name, section)
+    if key is not None:
+        return {Emitted.REF: key}, None
+    slots = sorted({s.name for s in config.slots})
+    hint = suggest(slot_name, slots)
+    problem = Diagnostic(
+        "dangling-ref",
+        f"reference '@{slot_name}' names no slot in {list(config.sections)}",
+        path,
+        hint or f"refer to one of {slots}",
+        Level.ERROR,
+        config.file,
+    )
+    return {Emitted.REF: Emitted.UNKNOWN}, problem

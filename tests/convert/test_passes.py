@@ -1,0 +1,84 @@
+"""The converter's passes as a tuple over frozen stages: the wiring pass of its own, interpolations as nodes."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Any
+
+import pytest
+from omegaconf import OmegaConf
+
+from clara_hydra.convert import wiring, yamlout
+from clara_hydra.convert.jsonload import Document
+from clara_hydra.convert.nodes import Interpolation, Text
+from clara_hydra.convert.pipeline import PASSES, run_passes
+from clara_hydra.convert.stages import Inputs, Lowered, Wired
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "clara_examples"
+V40 = EXAMPLES / "18_NVIDIA_clara-train-examples_v40_trn_autoML_Enum.json"
+V41 = EXAMPLES / "01_NVIDIA_clara-train-examples_v41_trn_autoML_Enum.json"
+PACKAGE = Path(wiring.__file__).resolve().parent
+
+
+def _stage(path: Path, name: str) -> Any:
+    """The output of the passes up to and including ``name``."""
+    names = [p.__name__ for p in PASSES]
+    return run_passes(Inputs(Document(path.name, path.read_bytes())), PASSES[: names.index(name) + 1])
+
+
+def test_wiring_is_a_pass_between_check_and_lower() -> None:
+    names = [p.__name__ for p in PASSES]
+    assert names == ["parse", "resolve", "bind", "check", "wire", "lower", "emit"]
+    wired = _stage(V40, "wire")
+    assert isinstance(wired, Wired)
+    optimizer = next(v for k, v in wired.implicit.items() if k.endswith("optimizer"))
+    assert optimizer["params"]["module"] == {"_ref_": "train.model"}  # Clara 4.0 gave the model to the optimizer
+    assert not _stage(V41, "wire").implicit, "a 4.1 config says its references itself"
+
+
+def test_lower_and_wiring_do_not_import_each_other() -> None:
+    def imports(name: str) -> set[str]:
+        tree = ast.parse((PACKAGE / f"{name}.py").read_text())
+        found = {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        found |= {f"{n.module}.{a.name}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+        return found
+
+    assert not {"clara_hydra.convert.lower", "clara_hydra.convert.lower.Lowering"} & imports("wiring")
+    assert not {"clara_hydra.convert.tree"} & imports("lower")
+
+
+def _values(node: Any) -> list[Any]:
+    if isinstance(node, dict):
+        return [x for v in node.values() for x in _values(v)]
+    if isinstance(node, list | tuple):
+        return [x for v in node for x in _values(v)]
+    return [node]
+
+
+@pytest.mark.parametrize("path", [V40, V41], ids=["4.0", "4.1"])
+def test_lowering_builds_interpolation_nodes_not_strings(path: Path) -> None:
+    lowered = _stage(path, "lower")
+    assert isinstance(lowered, Lowered)
+    values = [v for f in lowered.files.values() for v in _values(dict(f.data))]
+    assert any(isinstance(v, Interpolation) for v in values)
+    handmade = [v for v in values if isinstance(v, str) and "${" in v.replace("\\${", "")]
+    assert handmade == [], "every interpolation is a node; only escaped literal ${ stays in strings"
+
+
+@pytest.mark.parametrize(
+    ("node", "value"),
+    [
+        (Interpolation("DATA_ROOT"), "/data"),
+        (Text((Interpolation("DATA_ROOT"), "/imagesTr")), "/data/imagesTr"),
+        (Text(("cost: ${5} \\", Interpolation("DATA_ROOT"), " ${x}")), "cost: ${5} \\/data ${x}"),
+        (Interpolation("oc.env", "PASSES_TEST_DIR"), "job/models"),  # a resolver and its argument
+    ],
+)
+def test_the_printer_writes_interpolation_nodes_that_omegaconf_reads_back(
+    node: Any, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PASSES_TEST_DIR", "job/models")
+    text = yamlout.dump({"DATA_ROOT": "/data", "v": node, "flow": [node]})
+    cfg = OmegaConf.create(text)
+    assert cfg.v == value and cfg.flow[0] == value  # block and flow style
