@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import torch
@@ -135,3 +136,21 @@ def test_the_agents_signal_handlers_are_put_back() -> None:
     with launch._restored_signals():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_converted_trees_multi_gpu_key_decides(compose_cfg: Any, caplog: pytest.LogCaptureFixture) -> None:
+    from clara_hydra.runtime import device
+    from clara_hydra.runtime.distributed import processes_for
+
+    if torch.cuda.is_available():
+        pytest.skip("the CPU rules")
+    # The converter emits Clara's "multi_gpu" as the tree's first-level `multi_gpu` (conf/config.yaml).
+    assert processes_for(compose_cfg()) == 1
+    assert processes_for(compose_cfg("multi_gpu=true", "++nproc_per_node=2")) == 2
+    with pytest.raises(BuildError, match="nproc_per_node=2 but multi_gpu=false"):
+        processes_for(compose_cfg("++nproc_per_node=2"))
+    cfg = compose_cfg("multi_gpu=true")
+    assert processes_for(cfg) == 1
+    device._warned_multi_gpu = False
+    assert not device.warn_multi_gpu(compose_cfg("multi_gpu=true", "++nproc_per_node=2"))
+    assert device.warn_multi_gpu(cfg) and "no GPU is visible" in caplog.text
