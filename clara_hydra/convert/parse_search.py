@@ -70,7 +70,7 @@ class SearchEntryParser:
         if not (finite(lo) and finite(hi)) or lo > hi:
             self.problem(
                 "float-bounds",
-                f"float search needs finite min <= max, got min={short(lo)} max={short(hi)}",
+                f"float search needs finite min <= max, got min={number(lo)} max={number(hi)}",
                 path,
                 "give finite bounds, smaller first",
             )
@@ -203,7 +203,7 @@ class SearchEntryParser:
         if not (finite(lo) and finite(hi)):
             self.problem(
                 "float-bounds",
-                f"float search bounds must be finite numbers, got min={short(lo)} max={short(hi)}",
+                f"float search bounds must be finite numbers, got min={number(lo)} max={number(hi)}",
                 tpath,
                 "give real bounds (NaN, Infinity and integers beyond the float range, about 1.8e308, cannot be "
                 "sampled)",
@@ -212,7 +212,7 @@ class SearchEntryParser:
         if lo > hi:
             self.problem(
                 "float-bounds",
-                f"float search needs min <= max, got min={short(lo)} max={short(hi)}",
+                f"float search needs min <= max, got min={number(lo)} max={number(hi)}",
                 tpath,
                 "swap the bounds",
             )
@@ -288,6 +288,11 @@ class SearchEntryParser:
 
 def is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def number(v: int | float) -> str:
+    """A bound as messages show it (``nan``, ``0.001``), cut when it has hundreds of digits."""
+    return shorten(str(v), 40)
 
 
 def finite(v: int | float) -> bool:

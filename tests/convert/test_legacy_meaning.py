@@ -66,6 +66,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "MulticlassClassificationLoss": {"reduction": "mean"},
     "BinaryClassificationLoss": {"reduction": "sum"},
     "WeightedMulticlassClassificationLoss": {"class_weights": [1.0, 2.0]},
+    "ClickInteraction": {"transforms": [], "max_interactions": 3, "train": True},
 }
 # A name in both tables (MONAI's and Clara 3.x's LoadNifti): the 3.x one is read as such by its 3.x arguments.
 TF_SAMPLES: dict[str, dict[str, Any]] = {"LoadNifti": {"fields": ["image", "label"]}}
@@ -77,7 +78,7 @@ def sample(rule: legacy.Rule) -> dict[str, Any]:
     return SAMPLES[rule.old]
 
 
-RULES = [r for r in legacy.MONAI_RULES + legacy.TF_RULES if sample(r)]
+RULES = [r for r in legacy.MONAI_RULES + legacy.TF_RULES + legacy.CLARA_RULES if sample(r)]
 
 
 def slot_of(rule: legacy.Rule) -> tuple[str, bool]:
@@ -94,6 +95,7 @@ def slot_of(rule: legacy.Rule) -> tuple[str, bool]:
         ("monai.networks.", "model", False),
         ("monai.optimizers.", "optimizer", False),
         ("monai.data.", "dataset", False),
+        ("monai.apps.deepgrow.interaction.", "iteration_update", False),  # a slot of its own: any name works
     ):
         if target.startswith(prefix):
             return slot, is_list
