@@ -14,6 +14,7 @@ COMPLETE/PRUNED/FAIL with reasons and print one line per trial, apply the stop r
 from __future__ import annotations
 
 import logging
+import math
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -81,6 +82,11 @@ from clara_hydra.sweeper.workers import (
 )
 from clara_hydra.tracking.sweep import SweepTracker
 
+# Seconds between rewrites of the result files during a sweep (at most; every batch when report_interval
+# is shorter): their cost grows with the study, so rewriting them after every trial made trial 1,000 cost
+# more than trial 1. They are always written when a run ends, however it ends.
+RESULTS_INTERVAL = 5.0
+
 # A study-level counter of the sweep processes that joined the study, bumped under the study lock:
 # each process's sampler seed is offset by it, so workers started together draw different trials.
 STUDY_ATTR_JOINED = "clara_workers_joined"
@@ -132,9 +138,11 @@ class SweepRunner:
         self.tracker: SweepTracker | None = None  # MLflow runs of the study (+tracking=mlflow)
         self.reserve = Reserve(None)  # room to record a full disk's outcome (next to the journal)
         self.disk_full: str | None = None  # the report of a full disk met by this run
+        self.warned_owner = False  # keep_best's warning about a sweep folder this study does not own
+        self.report_written = -math.inf  # time.monotonic() of the last report.html
+        self.results_written = -math.inf  # ... and of the last result files
 
     # ------------------------------------------------------------------ setup
-        self.warned_owner = False  # keep_best's warning about a sweep folder this study does not own
     def run(self, arguments: list[str]) -> None:
         """Run the sweep until the study holds ``n_trials`` counted trials or a stop rule fires.
 
@@ -233,14 +241,6 @@ class SweepRunner:
         if self.role is None:  # a worker started by a coordinator leaves the summary to it
             print_summary(study, self.sweep_dir)
 
-    def _baseline_off_grid(self) -> bool:
-        """The grid sampler runs grid points only: a baseline whose defaults are not one is left out."""
-        if not is_grid(self.settings.sampler):
-            return False
-        missing = sorted(set(self.space.params) - set(self.baseline_values))
-        if missing:
-            log.info("grid sampler: the defaults of %s are not grid values, so no baseline trial is run", missing)
-        return bool(missing)
     def _owns_sweep_dir(self, study: optuna.Study) -> bool:
         """Whether the sweep folder's ``.study.json`` names this study: only then may keep_best delete in it."""
         owner = read_owner(self.sweep_dir) or {}
@@ -256,9 +256,26 @@ class SweepRunner:
             )
         return False
 
+    def _baseline_off_grid(self) -> bool:
+        """The grid sampler runs grid points only: a baseline whose defaults are not one is left out."""
+        if not is_grid(self.settings.sampler):
+            return False
+        missing = sorted(set(self.space.params) - set(self.baseline_values))
+        if missing:
+            log.info("grid sampler: the defaults of %s are not grid values, so no baseline trial is run", missing)
+        return bool(missing)
 
-    def _write_results(self, study: optuna.Study) -> None:
-        """Rewrite the result files and ``report.html`` (whichever process finished the trial writes them)."""
+    def _write_results(self, study: optuna.Study, final: bool = True) -> None:
+        """Rewrite the result files and ``report.html`` (whichever process finished the trial writes them).
+
+        Both cost time that grows with the study, so during a sweep (``final=False``) the result files are
+        rewritten at most every :data:`RESULTS_INTERVAL` seconds and the report at most every
+        ``report_interval`` seconds; at the end (and on Ctrl-C, a full disk, a stop rule) always.
+        """
+        now = time.monotonic()
+        if not final and now - self.results_written < min(RESULTS_INTERVAL, self.settings.report_interval):
+            return
+        self.results_written = now
         try:
             write_all(study, self.sweep_dir, self.spec.display, self.configs)
         except OSError as exc:
@@ -266,6 +283,9 @@ class SweepRunner:
                 raise
             self._note_disk_full(exc, self.sweep_dir)
             return
+        if not final and now - self.report_written < self.settings.report_interval:
+            return
+        self.report_written = now
         try:
             write_report(study, self.sweep_dir)
         except Exception as exc:  # the report is a view: a plotting failure must not end a sweep
@@ -463,7 +483,7 @@ class SweepRunner:
             check_failure_rate(launched, s.max_failure_rate)
             if s.keep_best is not None and self._owns_sweep_dir(study):
                 prune_checkpoints(study, s.keep_best, self.sweep_dir)
-            self._write_results(study)
+            self._write_results(study, final=False)
             if self.disk_full is not None:
                 raise self._stop_for_disk(study)
 

@@ -36,6 +36,7 @@ class Settings:
     keep_best: int | None
     fail_fast: int
     retry_interrupted: bool
+    report_interval: float = 30.0
     workers: int = 1
     gpus: list[list[str]] | None = None
     heartbeat_interval: int = 10
@@ -97,6 +98,7 @@ class Settings:
             keep_best=None if get("keep_best") is None else _int(get("keep_best"), "keep_best", minimum=1),
             fail_fast=_int(fail_fast, "fail_fast", minimum=0),
             retry_interrupted=bool(get("retry_interrupted")),
+            report_interval=_seconds(get("report_interval"), "report_interval"),
             **_parallel_settings(get),
             terminator=parse_terminator(get, directions),
             warm_start=parse_warm_start(get("warm_start")),
@@ -151,3 +153,16 @@ def _int(value: Any, key: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise SweepError(f"hydra.sweeper.{key}: expected an integer >= {minimum}, got {value!r}")
     return value
+
+
+def _seconds(value: Any, key: str) -> float:
+    """A number of seconds >= 0."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not seconds >= 0:  # also NaN
+        raise SweepError(
+            with_fix(f"hydra.sweeper.{key}: expected seconds >= 0, got {value!r}", f"e.g. hydra.sweeper.{key}=30")
+        )
+    return seconds

@@ -32,6 +32,17 @@ def objective(cfg: DictConfig) -> float:
     return (cfg.x - 0.3) ** 2 + 0.01 * cfg.n + (0.0 if cfg.opt.name == "sgd" else 0.05) + 0.001 * sum(width) / 8
 
 
+def _result_files(sweep_dir: str) -> dict[str, int | None]:
+    """What the sweep folder holds when this job starts: report.html's mtime, trials.csv's row count."""
+    report = os.path.join(sweep_dir, "report.html")
+    csv_file = os.path.join(sweep_dir, "trials.csv")
+    rows = None
+    if os.path.exists(csv_file):
+        with open(csv_file) as f:
+            rows = sum(1 for _ in f) - 1
+    return {"report_mtime": os.stat(report).st_mtime_ns if os.path.exists(report) else None, "csv_rows": rows}
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | list[float]:
     number = trial_report.trial_number()
@@ -50,6 +61,7 @@ def main(cfg: DictConfig) -> float | list[float]:
             "output_dir": HydraConfig.get().runtime.output_dir,
             "pid": os.getpid(),
             "worker": os.environ.get("CLARA_HYDRA_WORKER"),
+            "files": _result_files(str(HydraConfig.get().sweep.dir)),
         }
         with open(os.environ["TOY_LOG"], "a") as f:
             f.write(json.dumps(record) + "\n")

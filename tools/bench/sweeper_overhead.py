@@ -1,0 +1,98 @@
+"""The sweeper's own cost per trial (issue 15): a trivial Hydra app swept by ours and by Hydra's basic sweeper.
+
+    python tools/bench/sweeper_overhead.py                  # 1,000 trials each (a few minutes)
+    python tools/bench/sweeper_overhead.py --trials 200     # quicker
+    python tools/bench/sweeper_overhead.py --only clara     # one side only
+
+The app's task returns a number at once, so what is measured is the machinery around a job: Hydra
+composing and launching it (both sides) plus, on ours, ask/tell, the journal, the result files and the
+report. Each job appends its start time to a file; the cost of a trial is the time between two job
+starts. Printed: ms per trial over the first and the last 100 trials, last/first (growth with the study)
+and ours/basic. Both sweeps use Hydra's basic launcher; ours uses the random sampler (the sampler's own
+cost is Optuna's, not the sweeper's) and its default storage, a journal file next to the sweep folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+APP = """
+import os, time
+import hydra
+
+@hydra.main(version_base="1.3", config_path=None, config_name=None)
+def main(cfg):
+    with open(os.environ["BENCH_STAMPS"], "a") as f:
+        f.write(f"{time.time()}\\n")
+    return (float(cfg.x) - 0.3) ** 2
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def run(side: str, trials: int, work: Path) -> list[float]:
+    """Sweep the app ``trials`` times with one sweeper; return the job start times."""
+    stamps = work / f"{side}.stamps"
+    stamps.unlink(missing_ok=True)
+    app = work / "app.py"
+    app.write_text(APP)
+    where = [f"hydra.sweep.dir={work / side}", "hydra.job.chdir=false"]
+    if side == "clara":
+        sweep = [
+            "+x=interval(0,1)",
+            "hydra/sweeper=clara_optuna",
+            "hydra/sweeper/sampler=random",
+            "hydra.sweeper.sampler.seed=0",
+            "hydra.sweeper.baseline_trial=false",  # the app has no default x to run
+            f"hydra.sweeper.n_trials={trials}",
+        ]
+    else:
+        sweep = [f"+x=range(0,{trials})"]  # the basic sweeper: one job per value, in one batch
+    cmd = [sys.executable, str(app), "-m", *sweep, *where]
+    env = {**os.environ, "BENCH_STAMPS": str(stamps)}
+    start = time.time()
+    proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"{side} sweep failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    print(f"{side}: {trials} trials in {time.time() - start:.1f} s", flush=True)
+    return [float(line) for line in stamps.read_text().split()]
+
+
+def per_trial(times: list[float], first: bool, window: int = 100) -> float:
+    """ms per trial over the first (or last) ``window`` job starts."""
+    w = min(window, len(times) - 1)
+    part = times[: w + 1] if first else times[-(w + 1) :]
+    return (part[-1] - part[0]) / w * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=1000)
+    parser.add_argument("--only", choices=("clara", "basic"))
+    parser.add_argument("--work", type=Path, help="folder for the apps and sweeps (default: a temporary one)")
+    a = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="sweeper_overhead_") as tmp:
+        work = (a.work or Path(tmp)).resolve()
+        work.mkdir(parents=True, exist_ok=True)
+        figures: dict[str, tuple[float, float]] = {}
+        for side in ("clara", "basic"):
+            if a.only in (None, side):
+                times = run(side, a.trials, work)
+                figures[side] = (per_trial(times, True), per_trial(times, False))
+    print(f"\n{'sweeper':8} {'first 100':>12} {'last 100':>12} {'last/first':>11}")
+    for side, (first, last) in figures.items():
+        print(f"{side:8} {first:9.1f} ms {last:9.1f} ms {last / first:10.2f}x")
+    if len(figures) == 2:
+        (cf, cl), (bf, bl) = figures["clara"], figures["basic"]
+        print(f"clara/basic: first 100 {cf / bf:.2f}x, last 100 {cl / bl:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
