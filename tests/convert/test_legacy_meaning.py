@@ -311,6 +311,18 @@ def test_onehot_refuses_what_it_cannot_carry_over() -> None:
         assert "cannot be carried over" in refusal.message and refusal.fix
 
 
+def test_per_key_flags_all_on_move_a_variable_whole() -> None:
+    # `to_onehot: [true, true]` with `n_classes: "{N}"`: MONAI repeated n_classes per key as it repeats to_onehot now.
+    rule = legacy.MONAI_BY_NAME["AsDiscreted"]
+    args = {"keys": ["pred", "label"], "to_onehot": [True, True], "n_classes": "{N}"}
+    res = legacy.apply_rule(rule, args, "x", ())
+    assert res.args["to_onehot"] == "{N}" and res.arg_map["n_classes"] == "to_onehot"
+    searched = legacy.apply_rule(rule, {**args, "n_classes": 2}, "x", ("n_classes",))
+    assert searched.args["to_onehot"] == 2 and searched.arg_map["n_classes"] == "to_onehot"
+    thresh = {"keys": ["a", "b"], "threshold_values": [True, True], "logit_thresh": "{T}"}
+    assert legacy.apply_rule(rule, thresh, "x").args["threshold"] == "{T}"
+
+
 def test_no_advice_to_set_a_boolean_to_onehot() -> None:
     # MONAI 1.x rejects `to_onehot: false`; None means what False meant, so no changed-default note advises it.
     doc = _onehot_config("literal")

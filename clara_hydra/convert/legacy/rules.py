@@ -102,6 +102,10 @@ def _onehot(v: Mapping[str, Any]) -> dict[str, Any]:
             return classes  # may be opaque ({VAR}, a searched value): moved, never computed with
         return None if flag is False else flag
 
+    if isinstance(onehot, list) and onehot and all(f is True for f in onehot) and not is_concrete(n):
+        # One-hot on every key with an opaque count: MONAI repeats a scalar (or takes a per-key list) the same way
+        # for `n_classes` then and `to_onehot` now, so the value moves whole.
+        return {"to_onehot": n}
     if isinstance(onehot, list) or isinstance(n, list):
         flags = onehot if isinstance(onehot, list) else [onehot] * len(n)
         counts = n if isinstance(n, list) else [n] * len(flags)
@@ -115,6 +119,8 @@ def _threshold(v: Mapping[str, Any]) -> dict[str, Any]:
     # MONAI 0.8 merged `threshold_values: true` + `logit_thresh: t` into `threshold: t`.
     flags = concrete(v.get("threshold_values", False), "threshold_values")
     thresh = v.get("logit_thresh", 0.5)  # may be opaque: moved, never computed with
+    if isinstance(flags, list) and flags and all(f is True for f in flags) and not is_concrete(thresh):
+        return {"threshold": thresh}  # thresholding every key with an opaque value: it moves whole
     if isinstance(flags, list) or isinstance(thresh, list):
         fs = flags if isinstance(flags, list) else [flags] * len(thresh)
         threshs = thresh if isinstance(thresh, list) else [thresh] * len(fs)
