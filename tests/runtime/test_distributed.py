@@ -154,3 +154,63 @@ def test_a_converted_trees_multi_gpu_key_decides(compose_cfg: Any, caplog: pytes
     device._warned_multi_gpu = False
     assert not device.warn_multi_gpu(compose_cfg("multi_gpu=true", "++nproc_per_node=2"))
     assert device.warn_multi_gpu(cfg) and "no GPU is visible" in caplog.text
+
+
+def test_a_dataloader_over_an_unshared_dataset_gets_a_distributed_sampler() -> None:
+    from torch.utils.data import DataLoader
+    from torch.utils.data.distributed import DistributedSampler
+
+    from clara_hydra.runtime.distributed import DistributedPolicy
+
+    policy = DistributedPolicy(RankContext(1, 2, 1, "gloo"), None)
+    whole = list(range(10))
+    kwargs = policy.adjust("train.dataloader", DataLoader, {"dataset": whole, "shuffle": True, "batch_size": 2})
+    sampler = kwargs["sampler"]
+    assert isinstance(sampler, DistributedSampler) and "shuffle" not in kwargs
+    assert (sampler.rank, sampler.num_replicas, sampler.shuffle) == (1, 2, True)
+    shared = list(range(5))
+    policy.sharded.add(id(shared))
+    assert "sampler" not in policy.adjust("train.dataloader", DataLoader, {"dataset": shared, "shuffle": True})
+
+
+@pytest.fixture()
+def one_rank_group() -> Any:
+    import socket
+
+    import torch.distributed as dist
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def test_in_a_rank_the_trainer_gets_ddp_and_pruning_is_broadcast(one_rank_group: Any) -> None:
+    optuna = pytest.importorskip("optuna")
+    from monai.engines import SupervisedTrainer
+    from torch.nn.parallel import DistributedDataParallel
+
+    from clara_hydra.runtime.distributed import DistributedPolicy, current, gather_devices, pruning_reporter
+
+    ctx = current()
+    assert ctx == RankContext(0, 1, 0, "gloo") and gather_devices(ctx) == ["cpu"]
+    net = torch.nn.Sequential(torch.nn.Conv3d(1, 2, 3), torch.nn.BatchNorm3d(2))
+    kwargs = DistributedPolicy(ctx, None).adjust("train.trainer", SupervisedTrainer, {"network": net})
+    assert isinstance(kwargs["network"], DistributedDataParallel) and kwargs["network"].module is net
+
+    calls: list[tuple[float, int]] = []
+
+    def report(value: float, step: int) -> None:
+        calls.append((value, step))
+        if step == 2:
+            raise optuna.TrialPruned("pruned at step 2")
+
+    distributed_report = pruning_reporter(report, ctx)
+    distributed_report(0.5, 1)
+    with pytest.raises(optuna.TrialPruned):
+        distributed_report(0.4, 2)
+    assert calls == [(0.5, 1), (0.4, 2)]
