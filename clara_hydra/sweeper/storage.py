@@ -198,7 +198,7 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
             with_fix(
                 f"hydra.sweeper.storage: cannot open {mask_password(url)}: {type(exc).__name__}: {exc}",
                 "check the URL, the server and its driver "
-                "(postgresql needs psycopg2: pip install 'clara-hydra[postgres]')",
+                "(postgresql needs a driver: pip install 'clara-hydra[postgres]' installs psycopg 3)",
             )
         ) from exc
     except Exception as exc:  # SQLAlchemy's OperationalError and friends: same advice
@@ -215,8 +215,8 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
 def with_available_driver(url: str) -> str:
     """``postgresql://`` with the PostgreSQL driver that is installed.
 
-    SQLAlchemy 2.0 maps a bare ``postgresql://`` to psycopg2, SQLAlchemy 2.1 to psycopg (3); the
-    ``postgres`` extra installs psycopg2-binary. Name the driver explicitly when only psycopg2 is there.
+    SQLAlchemy 2.0 maps a bare ``postgresql://`` to psycopg2, SQLAlchemy 2.1 to psycopg (3), which the
+    ``postgres`` extra installs. Name psycopg2 explicitly when it is the only driver there (an older setup).
     """
     import importlib.util
 

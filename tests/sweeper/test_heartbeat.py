@@ -76,7 +76,7 @@ def test_optuna_heartbeats_on_postgresql() -> None:
     url = os.environ.get("CLARA_HYDRA_PG_URL")
     if not url:
         pytest.skip("set CLARA_HYDRA_PG_URL to run")
-    pytest.importorskip("psycopg2")
+    pytest.importorskip("psycopg", reason="needs the PostgreSQL driver: pip install -e '.[postgres]'")
     storage = open_storage(url, heartbeat_interval=1, grace_period=2)
     name = f"hb_{os.getpid()}_{time.time_ns()}"
     study = optuna.create_study(study_name=name, storage=storage)

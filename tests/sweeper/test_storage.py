@@ -86,9 +86,27 @@ def test_postgres_storage() -> None:
     url = os.environ.get("CLARA_HYDRA_PG_URL")
     if not url:
         pytest.skip("set CLARA_HYDRA_PG_URL (e.g. postgresql://postgres@localhost/optuna) to run")
-    pytest.importorskip("psycopg2", reason="needs a PostgreSQL driver: pip install -e '.[postgres]'")
+    pytest.importorskip("psycopg", reason="needs the PostgreSQL driver: pip install -e '.[postgres]'")
     name = f"test_pg_{os.getpid()}"
     study = optuna.create_study(study_name=name, storage=open_storage(url), load_if_exists=True)
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
     assert len(optuna.load_study(study_name=name, storage=open_storage(url)).trials) == 2
     optuna.delete_study(study_name=name, storage=open_storage(url))
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("scheme", ["postgresql", "postgresql+psycopg", "postgresql+psycopg2"])
+def test_postgres_url_forms(scheme: str) -> None:
+    """The URL forms README lists: plain (SQLAlchemy 2.1 picks psycopg 3, the extra's driver), or a named driver."""
+    url = os.environ.get("CLARA_HYDRA_PG_URL")
+    if not url:
+        pytest.skip("set CLARA_HYDRA_PG_URL (e.g. postgresql://postgres@localhost/optuna) to run")
+    driver = {"postgresql": "psycopg", "postgresql+psycopg": "psycopg", "postgresql+psycopg2": "psycopg2"}[scheme]
+    pytest.importorskip(driver, reason=f"{scheme}:// needs {driver}")
+    form = scheme + "://" + url.split("://", 1)[1]
+    storage = open_storage(form)
+    assert storage.engine.dialect.driver == driver  # type: ignore[attr-defined]
+    name = f"test_pg_form_{os.getpid()}_{driver}"
+    optuna.create_study(study_name=name, storage=storage).optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    assert len(optuna.load_study(study_name=name, storage=open_storage(form)).trials) == 1
+    optuna.delete_study(study_name=name, storage=storage)

@@ -230,7 +230,7 @@ def test_postgres_sweep(run_toy: Any) -> None:
     url = os.environ.get("CLARA_HYDRA_PG_URL")
     if not url:
         pytest.skip("set CLARA_HYDRA_PG_URL (e.g. postgresql://postgres@localhost/optuna) to run")
-    pytest.importorskip("psycopg2", reason="needs a PostgreSQL driver: pip install -e '.[postgres]'")
+    pytest.importorskip("psycopg", reason="needs the PostgreSQL driver: pip install -e '.[postgres]'")
     name = f"toy_pg_{os.getpid()}_{id(run_toy)}"
     sweep = run_toy("x=interval(0,1)", "hydra.sweeper.n_trials=2", f"hydra.sweeper.storage={url}",
                     f"hydra.sweeper.study_name={name}", *BASE)  # fmt: skip

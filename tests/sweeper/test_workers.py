@@ -130,7 +130,7 @@ def test_three_workers_started_together_on_a_fresh_postgresql_database(tmp_path:
     if not url:
         pytest.skip("set CLARA_HYDRA_PG_URL (e.g. postgresql://postgres@localhost/postgres) to run")
     sqlalchemy = pytest.importorskip("sqlalchemy")
-    pytest.importorskip("psycopg2", reason="needs a PostgreSQL driver: pip install -e '.[postgres]'")
+    pytest.importorskip("psycopg", reason="needs the PostgreSQL driver: pip install -e '.[postgres]'")
     from clara_hydra.sweeper.storage import with_available_driver
 
     db = f"clara_workers_{uuid.uuid4().hex[:8]}"
