@@ -124,3 +124,20 @@ def test_tracking_without_mlflow_installed_says_how_to_install(demo_root: Path, 
     assert proc.returncode == 2
     assert "MLflow is not installed" in proc.stderr and "pip install -e '.[mlflow]'" in proc.stderr
     assert not list(tmp_path.rglob("trial_summary.json"))  # stopped before training
+
+
+def test_a_tracked_2_rank_run_logs_once_from_rank_0(tmp_path: Path) -> None:
+    from clara_hydra.runtime.demo import make_demo_data
+
+    data = make_demo_data(tmp_path / "demo", n_train=4, n_val=2, size=32, seed=1)  # a validation volume per rank
+    proc, _ = train(tmp_path, "experiment=quickstart", "+tracking=mlflow", *tiny(data), "multi_gpu=true",
+                    "++nproc_per_node=2", "hydra.run.dir=run")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    [run] = store_at(tmp_path / "run").runs("quickstart")
+    summary = json.loads((tmp_path / "run" / "trial_summary.json").read_text())
+    assert summary["world_size"] == 2 and run.info.status == "FINISHED"
+    # One value per epoch: rank 1 logged nothing (2 ranks logging would leave 2 entries per step).
+    history = store_at(tmp_path / "run").client.get_metric_history(run.info.run_id, "val_mean_dice")
+    assert sorted(m.step for m in history) == list(range(1, EPOCHS + 1))
+    assert {m.step: m.value for m in history} == {h["epoch"]: h["value"] for h in summary["history"]}
+    assert run.data.metrics["objective"] == summary["best_value"]

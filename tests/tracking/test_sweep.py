@@ -127,7 +127,20 @@ def test_mlflow_missing_is_a_compact_user_error(monkeypatch: pytest.MonkeyPatch)
         store_module.open_client("sqlite:////nowhere/mlflow.db")
 
 
-def test_passwords_never_reach_the_store() -> None:
+def test_passwords_never_reach_the_store_or_a_job_s_config() -> None:
     text = "storage: postgresql://user:s3cret@db/optuna and mysql://u:p@h/x"
     assert store_module.mask(text) == "storage: postgresql://user:***@db/optuna and mysql://u:***@h/x"
     assert store_module.param_values({"uri": "postgresql://u:pw@h/db"}) == {"uri": "postgresql://u:***@h/db"}
+    # A store URI with a password reaches jobs as a reference they resolve themselves (hydra.job.env_set is
+    # written into every job's .hydra/hydra.yaml).
+    assert store_module.for_jobs("postgresql://u:pw@h/mlflow") == store_module.URI_REF
+    assert store_module.for_jobs("sqlite:////abs/mlflow.db") == "sqlite:////abs/mlflow.db"
+
+
+def test_the_option_composes_with_any_converted_tree() -> None:
+    from hydra import compose, initialize_config_dir
+
+    tree = Path(__file__).resolve().parents[1] / "golden" / "seed_full_automl_example"
+    with initialize_config_dir(config_dir=str(tree), version_base=None):
+        cfg = compose("config", overrides=["+tracking=mlflow", "tracking.experiment_name=seed"])
+    assert cfg.tracking == {"backend": "mlflow", "uri": None, "experiment_name": "seed", "run_name": None, "tags": {}}
