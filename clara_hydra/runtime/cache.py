@@ -21,6 +21,11 @@ the list with MONAI's own ``_load_cache_item`` (``as_contiguous`` too) on our th
 (:mod:`clara_hydra.runtime.loading`: it names a broken file and waits for its threads); later trials construct their
 ``CacheDataset`` around the same list, so nothing is re-implemented and results are identical.
 
+Staged: in a sweep the first trial of a prefix also keeps its items after the leading I/O and geometry
+transforms (loading, channel, spacing, orientation, cropping), and a trial whose prefix differs only after that
+point (the seed's ``a_min``/``a_max``) starts from them instead of loading again; see
+:mod:`clara_hydra.runtime.cache_stages`.
+
 Across processes (joblib/submitit launchers, separate ``python train.py`` runs) a disk copy with the same
 key is used, see :mod:`clara_hydra.runtime.diskcache`.
 
@@ -47,6 +52,7 @@ from omegaconf import DictConfig, OmegaConf
 from clara_hydra import tree_nodes as tree
 from clara_hydra.keywords import Emitted
 from clara_hydra.runtime.cache_settings import GB, CacheSettings
+from clara_hydra.runtime.cache_stages import StageRun, splittable, stage_boundary, stages_wanted
 from clara_hydra.tree_nodes import Kind
 
 log = logging.getLogger(__name__)
@@ -67,6 +73,9 @@ class CacheStats:
     items_from_disk: int = 0
     evictions: int = 0
     refused: int = 0  # entries larger than the bound: not kept
+    stage_hits: int = 0  # misses served from a stored stage of their prefix (no loading)
+    items_from_stage: int = 0  # items computed from a stage (only the rest of the prefix ran)
+    stages_kept: int = 0
 
 
 @dataclass
@@ -167,6 +176,7 @@ class Plan:
     kwargs: dict[str, Any]
     key: str
     prefix: list[str]  # names of the deterministic members, for the log
+    stage_keys: dict[int, str] = field(default_factory=dict)  # cumulative key of the first k members, 0 < k < n
 
 
 def prefix_config(members: list[tuple[str, Any]], n_prefix: int) -> list[Any]:
@@ -203,12 +213,19 @@ def cache_key(target: str, content_args: dict[str, Any], prefix: list[Any], data
 
     What it covers is :data:`KEY_COVERS` (the log lines say so).
     """
-    payload = {
-        "dataset": target,
-        "args": content_args,
-        "prefix": prefix,
-        "items": [_file_stat(item) for item in data],
-    }
+    return _key(target, content_args, prefix, [_file_stat(item) for item in data])
+
+
+def _stage_keys(target: str, content_args: dict[str, Any], prefix: list[Any], stats: list[Any]) -> dict[int, str]:
+    """The key of each stage ``k`` (the first ``k`` members, ``0 < k < len(prefix)``): :func:`cache_key`'s
+    recipe over ``prefix[:k]``, with ``k`` added so that a stage and a whole prefix never share a key."""
+    return {k: _key(target, content_args, prefix[:k], stats, stage=k) for k in range(1, len(prefix))}
+
+
+def _key(target: str, content_args: dict[str, Any], prefix: list[Any], stats: list[Any], stage: int = 0) -> str:
+    payload: dict[str, Any] = {"dataset": target, "args": content_args, "prefix": prefix, "items": stats}
+    if stage:
+        payload["stage"] = stage
     text = json.dumps(payload, sort_keys=True, default=repr, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -257,9 +274,12 @@ def plan(builder: Any, path: str) -> Plan | None:
     n_prefix = len(members) if first is None else first
     data = builder.build(f"{path}.data")
     content = {k: kwargs[k] for k in _CONTENT_ARGS if k in kwargs}
-    key = cache_key(target, content, prefix_config(members, n_prefix), list(data))
+    prefix = prefix_config(members, n_prefix)
+    stats = [_file_stat(item) for item in data]  # once: the entry and its stages see the same files
+    key = _key(target, content, prefix, stats)
     names = [p.rsplit(".", 1)[-1] for p, _ in members[:n_prefix]]
-    return Plan(path, cls, list(data), transform, kwargs, key, names)
+    stages = _stage_keys(target, content, prefix, stats) if splittable(transform, n_prefix) else {}
+    return Plan(path, cls, list(data), transform, kwargs, key, names, stages)
 
 
 def first_random(transform: Any) -> int | None:
@@ -345,22 +365,85 @@ def _cached_dataset(
     # runtime_cache=True: MONAI allocates [None] * cache_num without loading; we fill that list ourselves.
     dataset = p.cls(data=p.data, transform=p.transform, **p.kwargs, runtime_cache=True)
     items = dataset._cache
-    from_disk = _fill(dataset, items, p, settings, cache)
+    run = _stage_run(dataset, p, settings, cache)
+    from_disk = _fill(dataset, items, p, settings, cache, run)
     size = nbytes_of(items)
-    log.info(
-        "data cache miss for %s (key %s of %s): %d items %s in %.1f s (%.2f GB; %s)",
-        path,
-        p.key[:12],
-        KEY_COVERS,
-        len(items),
-        f"read from the disk cache ({from_disk})" if from_disk else "loaded and preprocessed",
-        time.perf_counter() - t0,
-        size / GB,
-        "+".join(p.prefix) or "no preprocessing",
-    )
+    if run.start:
+        log.info(
+            "data cache for %s: loaded data reused from stage %s (key %s, %d items) of an earlier trial; "
+            "%s computed in %.1f s (%.2f GB; key %s of %s)",
+            path,
+            "+".join(p.prefix[: run.start]),
+            p.stage_keys[run.start][:12],
+            len(items),
+            "+".join(p.prefix[run.start :]),
+            time.perf_counter() - t0,
+            size / GB,
+            p.key[:12],
+            KEY_COVERS,
+        )
+    else:
+        log.info(
+            "data cache miss for %s (key %s of %s): %d items %s in %.1f s (%.2f GB; %s)",
+            path,
+            p.key[:12],
+            KEY_COVERS,
+            len(items),
+            f"read from the disk cache ({from_disk})" if from_disk else "loaded and preprocessed",
+            time.perf_counter() - t0,
+            size / GB,
+            "+".join(p.prefix) or "no preprocessing",
+        )
     _on_device(dataset, items, device, settings)
+    _keep_stage(run, p, size, settings, cache)
     cache.put(p.key, items, size, settings.max_bytes, path)
     return dataset
+
+
+def _stage_run(dataset: Any, p: Plan, settings: CacheSettings, cache: DataCache) -> StageRun:
+    """Start from the longest stored stage of this prefix; leave a stage at its boundary if none is stored there."""
+    n_prefix = len(p.prefix)
+    if not p.stage_keys or dataset.cache_num == 0 or not stages_wanted(settings):
+        return StageRun(dataset, n_prefix)
+    start, source = 0, None
+    for k in sorted(p.stage_keys, reverse=True):
+        found = cache.get(p.stage_keys[k])
+        if found is not None and len(found) == dataset.cache_num:
+            start, source = k, found
+            cache.stats.stage_hits += 1
+            break
+    boundary = stage_boundary(p.transform, n_prefix)
+    snap = boundary if boundary is not None and boundary > start else None
+    return StageRun(dataset, n_prefix, start, source, snap)
+
+
+def _keep_stage(run: StageRun, p: Plan, full_size: int, settings: CacheSettings, cache: DataCache) -> None:
+    """Store the stage ``run`` left, when it and the whole prefix's entry fit in the bound together."""
+    stage = run.complete_snapshot()
+    if stage is None or run.snap is None:
+        return
+    size = nbytes_of(stage)
+    names = "+".join(p.prefix[: run.snap])
+    if size + full_size > settings.max_bytes:
+        log.info(
+            "data cache: stage %s of %s not kept (%.2f GB with the %.2f GB of the whole prefix is more than the "
+            "bound of %.2f GB); a trial that differs after it loads its data again",
+            names,
+            p.path,
+            size / GB,
+            full_size / GB,
+            settings.max_bytes / GB,
+        )
+        return
+    if cache.put(p.stage_keys[run.snap], stage, size, settings.max_bytes, f"{p.path} stage {names}"):
+        cache.stats.stages_kept += 1
+        log.info(
+            "data cache: stage %s of %s kept (key %s, %.2f GB): trials that differ after it start from it",
+            names,
+            p.path,
+            p.stage_keys[run.snap][:12],
+            size / GB,
+        )
 
 
 ON_DEVICE_ATTR = "_clara_on_device"  # set on a dataset whose cached items live on the GPU
@@ -399,21 +482,28 @@ def _to(obj: Any, device: str) -> Any:
     return obj
 
 
-def _fill(dataset: Any, items: list[Any], p: Plan, settings: CacheSettings, cache: DataCache) -> int:
+def _fill(
+    dataset: Any, items: list[Any], p: Plan, settings: CacheSettings, cache: DataCache, run: StageRun | None = None
+) -> int:
     """Fill ``items`` (the dataset's cache list) in place; return how many came from the disk cache."""
     from clara_hydra.runtime.diskcache import DiskCache, disk_wanted
+    from clara_hydra.runtime.loading import load_items
 
     if dataset.cache_num == 0:
         return 0
+    run = run or StageRun(dataset, len(p.prefix))
     if disk_wanted(settings):
         disk = DiskCache.for_key(p.key, settings)
-        loaded, computed = disk.fill(dataset, items, p.path)
-        cache.stats.items_from_disk += loaded
+        loaded, computed = disk.fill(dataset, items, p.path, compute=run.compute)
+    else:
+        items[:] = load_items(dataset, list(range(dataset.cache_num)), p.path, load_one=run.compute)
+        loaded, computed = 0, len(items)
+    cache.stats.items_from_disk += loaded
+    if run.start:
+        cache.stats.items_from_stage += computed
+    else:
         cache.stats.items_computed += computed
-        return loaded
-    items[:] = _compute(dataset, p)
-    cache.stats.items_computed += len(items)
-    return 0
+    return loaded
 
 
 def _compute(dataset: Any, p: Plan) -> list[Any]:

@@ -8,6 +8,8 @@
       disk: auto         # CLARA_HYDRA_CACHE_DISK=1/0; auto = on when the trial runs outside the sweeper's process
       dir: null          # CLARA_HYDRA_CACHE_DIR; null = <stable sweep root>/cache in a sweep, else ~/.cache/...
       on_device: true    # CUDA only: keep cached items on the GPU when they fit (CLARA_HYDRA_CACHE_ON_DEVICE)
+      stages: auto       # CLARA_HYDRA_CACHE_STAGES=1/0; auto = on in a sweep: keep the loaded, resampled data before
+                         # the first intensity transform, so trials that differ only after it load nothing
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ ENV_MAX_GB = "CLARA_HYDRA_CACHE_MAX_GB"
 ENV_DISK = "CLARA_HYDRA_CACHE_DISK"
 ENV_DIR = "CLARA_HYDRA_CACHE_DIR"
 ENV_ON_DEVICE = "CLARA_HYDRA_CACHE_ON_DEVICE"
+ENV_STAGES = "CLARA_HYDRA_CACHE_STAGES"
 GB = 1024**3
 DEFAULT_RAM_FRACTION = 0.5  # of MemAvailable: the trial itself (model, activations, batches) needs the rest
 _FALLBACK_AVAILABLE = 4 * GB  # no /proc/meminfo (macOS): assume a small machine
@@ -68,6 +71,8 @@ class CacheSettings:
         disk: also keep a disk copy (``None`` = auto: when trials run in other processes than the sweeper).
         dir: root of the disk cache (``None`` = default place, see the module docstring).
         on_device: on CUDA, move cached items to the GPU when they fit.
+        stages: also keep a stage of the deterministic prefix (loading and resampling, before its intensity
+            transforms) for trials whose prefix differs only after it (``None`` = auto: in a sweep).
     """
 
     enabled: bool = True
@@ -75,6 +80,7 @@ class CacheSettings:
     disk: bool | None = None
     dir: Path | None = None
     on_device: bool = True
+    stages: bool | None = None
 
     @classmethod
     def from_config(cls, cfg: Any) -> CacheSettings:
@@ -106,10 +112,13 @@ class CacheSettings:
         _, folder = pick("dir", ENV_DIR)
         name, value = pick("on_device", ENV_ON_DEVICE)
         on_device = _flag(name, value) is not False
+        name, value = pick("stages", ENV_STAGES)
+        stages = _flag(name, value)
         return cls(
             enabled=enabled,
             max_bytes=max(max_bytes, 0),
             disk=disk,
             dir=Path(os.path.expanduser(str(folder))) if folder else None,
             on_device=on_device,
+            stages=stages,
         )

@@ -25,6 +25,7 @@ import enum
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -183,13 +184,17 @@ class DiskCache:
         """The file of item ``index``."""
         return self.folder / f"item_{index:05d}.pt"
 
-    def fill(self, dataset: Any, items: list[Any], where: str = "dataset") -> tuple[int, int]:
+    def fill(
+        self, dataset: Any, items: list[Any], where: str = "dataset", compute: Callable[[int], Any] | None = None
+    ) -> tuple[int, int]:
         """Fill ``items`` (a ``CacheDataset``'s cache list) from disk, computing missing items with the dataset.
 
         Args:
             dataset: a MONAI ``CacheDataset``; its ``_load_cache_item`` runs the deterministic prefix.
             items: the list to fill, ``cache_num`` long.
             where: the dataset's config key, for messages.
+            compute: how to compute a missing item (default ``dataset._load_cache_item``; the in-memory cache
+                passes one that starts from a stored stage, see :mod:`clara_hydra.runtime.cache`).
 
         Returns:
             (items read from disk, items computed and written).
@@ -199,11 +204,13 @@ class DiskCache:
         """
         from clara_hydra.runtime.loading import load_items
 
+        run = compute or dataset._load_cache_item
+
         def one(index: int) -> tuple[Any, bool]:
             value = self.load(index)
             if value is not None:
                 return value, True
-            value = dataset._load_cache_item(index)  # MONAI's own prefix run, as CacheDataset fills its cache
+            value = run(index)  # MONAI's own prefix run, as CacheDataset fills its cache (or from a stage)
             self.save(index, value)
             return value, False
 
