@@ -25,19 +25,25 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import importlib
 import logging
-import re
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from clara_hydra import tree_nodes as tree
-from clara_hydra.errors import BuildError, DataError, UserError, shorten, suggest
+from clara_hydra.errors import BuildError, DataError, UserError, suggest
 from clara_hydra.keywords import Clara, Emitted
+from clara_hydra.runtime.build_errors import (
+    NodeError,
+    did_you_mean,
+    join_key,
+    missing,
+    sources,
+    value_error,
+    with_full_key,
+)
 from clara_hydra.targets import DEFAULT_ALLOWED, Permissions
 from clara_hydra.tree_nodes import Kind
 
@@ -45,7 +51,6 @@ __all__ = ["DEFAULT_ALLOWED", "Builder", "StoredDict", "build_all", "slot_paths"
 
 log = logging.getLogger(__name__)
 _CHECKPOINT_DICTS = ("save_dict", "load_dict")  # ignite/MONAI checkpoint handlers' object mappings
-_MISSING_KEY = re.compile(r"Missing mandatory value: ([\w.\[\]]+)")
 
 KwargsPolicy = Callable[[str, Any, dict[str, Any]], dict[str, Any]]  # (path, callable, kwargs) -> kwargs
 # (builder, path, default) -> object; default() builds the node as configured.
@@ -53,62 +58,6 @@ Factory = Callable[["Builder", str, Callable[[], Any]], Any]
 
 # The permissions of the builder now building, so a builder created inside a build cannot widen them.
 _BUILDING: contextvars.ContextVar[Permissions | None] = contextvars.ContextVar("clara_hydra_building", default=None)
-
-
-def _join(path: str, key: object) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    return f"{path}.{key}" if path else str(key)
-
-
-class _NodeError(Exception):
-    """An error about the node being built, raised where its config key is not at hand: :func:`_with_full_key`
-    turns it into the user error it names, located.
-
-    Args:
-        message: the text after ``<key>: ``, or a function of the full key that writes the whole message.
-        key: parts below the node the error is about (``("_args_", 0)``), joined to the node's path.
-        label: written between the key and the colon (`` (monai.transforms.LoadImaged)``).
-        error: the user error to raise (:class:`BuildError`; the class of a wrapped ``DataError``).
-    """
-
-    def __init__(
-        self,
-        message: str | Callable[[str], str],
-        *,
-        key: tuple[object, ...] = (),
-        label: str = "",
-        error: Callable[[str], UserError] = BuildError,
-    ) -> None:
-        super().__init__(message)
-        self.message, self.key, self.label, self.error = message, key, label, error
-
-    def located(self, path: str) -> UserError:
-        """The user error, its message starting with the full key (``train.optimizer.lr: ...``)."""
-        full = functools.reduce(_join, self.key, path)
-        return self.error(self.message(full) if callable(self.message) else f"{full}{self.label}: {self.message}")
-
-
-@contextmanager
-def _with_full_key(path: str) -> Iterator[None]:
-    """Hydra's ``_with_full_key``: a :class:`_NodeError` raised while building the node at ``path`` becomes the
-    user error it names, with the full config key in front. The one place where a build error gets its key."""
-    try:
-        yield
-    except _NodeError as exc:
-        raise exc.located(path) from exc.__cause__
-
-
-def _missing(variable: str | None = None, key: tuple[object, ...] = ()) -> _NodeError:
-    """A required value (``???``) is missing: at the key itself, or in the ``variable`` it interpolates."""
-
-    def message(full: str) -> str:
-        name = variable or full
-        return f"{full}: required value {name} is missing (???); set it on the command line, " + (
-            f"e.g. `python train.py {name}=<value>`"
-        )
-
-    return _NodeError(message, key=key)
 
 
 class Builder:
@@ -173,17 +122,17 @@ class Builder:
             _BUILDING.reset(token)
 
     def _build(self, path: str) -> Any:
-        with _with_full_key(path):
+        with with_full_key(path):
             try:
                 node = OmegaConf.select(self.cfg, path, throw_on_missing=True, default=_ABSENT)
             except MissingMandatoryValue:
-                raise _missing() from None
+                raise missing() from None
             except OmegaConfBaseException as exc:
-                raise _NodeError(f"cannot read it: {exc}") from exc
+                raise NodeError(f"cannot read it: {exc}") from exc
             if node is _ABSENT:
                 hint = suggest(path, slot_paths(self.cfg))
                 tail = f"; {hint}" if hint else ""
-                raise _NodeError(lambda key: f"reference to {key!r}, which is not in the config{tail}")
+                raise NodeError(lambda key: f"reference to {key!r}, which is not in the config{tail}")
         return self._at(node, path, via_ref=True)
 
     def build_slots(self, paths: Iterable[str] | None = None) -> dict[str, Any]:
@@ -204,7 +153,7 @@ class Builder:
         node = OmegaConf.select(self.cfg, path, default=None)
         if not isinstance(node, DictConfig):
             return []
-        with _with_full_key(path):
+        with with_full_key(path):
             return list(self._members(node, path))
 
     def register(self, obj: Any, factory: Factory) -> None:
@@ -229,14 +178,14 @@ class Builder:
 
     def locate(self, target: str, path: str) -> Any:
         """The object a ``_target_`` names, refused outside the allowed modules (see :meth:`build`)."""
-        with _with_full_key(path):
+        with with_full_key(path):
             return self._locate(target, path)
 
     def enabled(self, node: Any, path: str) -> bool:
         """Whether a node is kept in its container: not ``_disabled_: true`` and on this ``_rank_``."""
         if not isinstance(node, DictConfig):
             return True
-        with _with_full_key(path):
+        with with_full_key(path):
             return tree.enabled(node, self.rank, get=lambda key: self._get(node, key))
 
     # -- the walk ---------------------------------------------------------------------------------------
@@ -250,7 +199,7 @@ class Builder:
             raise BuildError(f"reference cycle: {' -> '.join(chain)}; an object cannot (indirectly) contain itself")
         self._active.append((path, via_ref))
         try:
-            with _with_full_key(path):
+            with with_full_key(path):
                 obj = self._node(node, path)
         finally:
             self._active.pop()
@@ -259,7 +208,7 @@ class Builder:
 
     def _node(self, node: Any, path: str) -> Any:
         if isinstance(node, ListConfig):
-            items = ((_join(path, i), self._get(node, i)) for i in range(len(node)))
+            items = ((join_key(path, i), self._get(node, i)) for i in range(len(node)))
             return [self._at(v, p) for p, v in items if self.enabled(v, p)]
         if not isinstance(node, DictConfig):
             return node  # a primitive, already resolved by OmegaConf
@@ -269,7 +218,7 @@ class Builder:
         if kind is Kind.REFERENCE:
             extra = [k for k in node if k != Emitted.REF and not tree.is_placement(k)]
             if extra:
-                raise _NodeError(f"a {{_ref_: ...}} node takes no other keys, found {extra}")
+                raise NodeError(f"a {{_ref_: ...}} node takes no other keys, found {extra}")
             return self.build(str(self._get(node, Emitted.REF)))
         if kind is Kind.CONFIG:
             return self.config_container()
@@ -283,13 +232,13 @@ class Builder:
             return [self._at(v, p) for p, v in self._members(node, path)]
         if kind is Kind.TARGET:
             return self._call(node, path)
-        values = ((k, _join(path, k), self._get(node, k)) for k in tree.arguments(node))
+        values = ((k, join_key(path, k), self._get(node, k)) for k in tree.arguments(node))
         return {str(k): self._at(v, p) for k, p, v in values if self.enabled(v, p)}
 
     def _one_of(self, node: DictConfig, path: str) -> Any:
         alternatives = tree.one_of_list(node)
         if alternatives is not None:  # list form {_one_of_: [node, ...]}
-            members = [(_join(_join(path, Emitted.ONE_OF), i), alternatives[i]) for i in range(len(alternatives))]
+            members = [(join_key(join_key(path, Emitted.ONE_OF), i), alternatives[i]) for i in range(len(alternatives))]
             names = [str(i) for i in range(len(alternatives))]
             enabled = [(p, v) for p, v in members if v is not None and self.enabled(v, p)]
         else:
@@ -298,7 +247,7 @@ class Builder:
         if len(enabled) != 1:
             chosen = [p.rsplit(".", 1)[-1] for p, _ in enabled]
             example = names[0] if names else "<name>"
-            raise _NodeError(
+            raise NodeError(
                 f"exactly one alternative must be enabled, found {len(enabled)} {chosen} among {names}; "
                 f"set `_disabled_` so that one remains (e.g. `{path}.{example}._disabled_=false`)"
             )
@@ -310,15 +259,15 @@ class Builder:
         found = tree.members(
             node,
             get=lambda key: self._get(node, key),
-            keep=lambda key, value: self.enabled(value, _join(path, key)),
+            keep=lambda key, value: self.enabled(value, join_key(path, key)),
         )
         for key, value in found:
-            yield _join(path, key), value
+            yield join_key(path, key), value
 
     def _call(self, node: DictConfig, path: str) -> Any:
         target = self._get(node, Emitted.TARGET)
         if not isinstance(target, str) or not target:
-            raise _NodeError(f"_target_ must be a dotted import path, got {target!r}")
+            raise NodeError(f"_target_ must be a dotted import path, got {target!r}")
         func = self._locate(target, path)
         factory = next((f for o, f in self._factories if o is func), None)
         if factory is not None:
@@ -327,7 +276,7 @@ class Builder:
 
     def _construct(self, node: DictConfig, path: str, target: str, func: Any) -> Any:
         args = [self._at(v, p) for p, v in self._positional(node, path)]
-        kwargs = {str(k): self._at(self._get(node, k), _join(path, k)) for k in tree.arguments(node)}
+        kwargs = {str(k): self._at(self._get(node, k), join_key(path, k)) for k in tree.arguments(node)}
         if self.kwargs_policy is not None:
             kwargs = self.kwargs_policy(path, func, kwargs)
         if target.startswith(("monai.handlers.", "ignite.handlers.")):
@@ -336,17 +285,17 @@ class Builder:
             return functools.partial(func, *args, **kwargs)
         if not callable(func):
             if args or kwargs:
-                raise _NodeError(f"{target} is not callable but was given arguments {sorted(kwargs)}")
+                raise NodeError(f"{target} is not callable but was given arguments {sorted(kwargs)}")
             return func  # e.g. {_target_: torch.float32}
         try:
             return func(*args, **kwargs)
         except (DataError, BuildError) as exc:
-            raise _NodeError(str(exc), label=f" ({target})", error=type(exc)) from exc
+            raise NodeError(str(exc), label=f" ({target})", error=type(exc)) from exc
         except UserError:
             raise
         except Exception as exc:
-            raise _NodeError(
-                f"{target}({', '.join(sorted(kwargs))}) failed: {type(exc).__name__}: {exc}" + _sources(node, kwargs)
+            raise NodeError(
+                f"{target}({', '.join(sorted(kwargs))}) failed: {type(exc).__name__}: {exc}" + sources(node, kwargs)
             ) from exc
 
     def _positional(self, node: DictConfig, path: str) -> list[tuple[str, Any]]:
@@ -354,30 +303,24 @@ class Builder:
             return []
         values = self._get(node, Emitted.ARGS)
         if not isinstance(values, ListConfig):
-            raise _NodeError(f"_args_ must be a list, got {values!r}")
-        args_path = _join(path, Emitted.ARGS)
-        return [(_join(args_path, i), self._get(values, i, within=Emitted.ARGS)) for i in range(len(values))]
+            raise NodeError(f"_args_ must be a list, got {values!r}")
+        args_path = join_key(path, Emitted.ARGS)
+        return [(join_key(args_path, i), self._get(values, i, within=Emitted.ARGS)) for i in range(len(values))]
 
     def _locate(self, target: str, path: str) -> Any:
         try:
             return self.permissions.locate(target, path)
         except ImportError as exc:
-            raise _NodeError(f"cannot import _target_ {target!r}{_did_you_mean(target)}") from exc
+            raise NodeError(f"cannot import _target_ {target!r}{did_you_mean(target)}") from exc
 
     # -- OmegaConf access with located errors ------------------------------------------------------------
 
     def _get(self, container: DictConfig | ListConfig, key: Any, within: str | None = None) -> Any:
         """``container[key]``; an error names the key below the node being built (``within`` it, e.g. ``_args_``)."""
-        parts: tuple[object, ...] = (key,) if within is None else (within, key)
         try:
             return container[key]
-        except MissingMandatoryValue:
-            raise _missing(key=parts) from None
         except OmegaConfBaseException as exc:
-            match = _MISSING_KEY.search(str(exc))
-            if match:
-                raise _missing(match.group(1), key=parts) from None
-            raise _NodeError(f"cannot resolve its value: {exc}", key=parts) from None
+            raise value_error(exc, (key,) if within is None else (within, key)) from None
 
 
 class StoredDict:
@@ -417,19 +360,6 @@ class _Absent:
 _ABSENT = _Absent()
 
 
-def _sources(node: DictConfig, kwargs: dict[str, Any]) -> str:
-    """Where the arguments set by interpolation come from (``lr`` is ``${learning_rate}``), so the user sees the key to
-    change, e.g. ``; lr=1e9 comes from learning_rate``."""
-    found = []
-    for key in kwargs:
-        raw = node._get_node(key) if key in node else None
-        text = raw._value() if raw is not None and not isinstance(raw, DictConfig | ListConfig) else None
-        link = tree.interpolation_link(text)
-        if link is not None:
-            found.append(f"{key}={shorten(repr(kwargs[key]), 40)} comes from {link}")
-    return f"; {', '.join(found)}" if found else ""
-
-
 def _allow_entries(cfg: DictConfig) -> list[str]:
     """The config's top-level ``_allow_`` (a list, or one string) as strings."""
     value = cfg.get(Emitted.ALLOW) if isinstance(cfg, DictConfig) else None
@@ -438,19 +368,9 @@ def _allow_entries(cfg: DictConfig) -> list[str]:
     if isinstance(value, str):
         return [value]
     if not isinstance(value, ListConfig | list | tuple):
-        with _with_full_key(Emitted.ALLOW):
-            raise _NodeError(f"expected a list of packages or names, got {value!r}; e.g. '+_allow_=[my_pkg]'")
+        with with_full_key(Emitted.ALLOW):
+            raise NodeError(f"expected a list of packages or names, got {value!r}; e.g. '+_allow_=[my_pkg]'")
     return [str(v) for v in value]
-
-
-def _did_you_mean(target: str) -> str:
-    module_name, _, attr = target.rpartition(".")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception:
-        return f" (module {module_name!r} cannot be imported)"
-    hint = suggest(attr, [n for n in dir(module) if not n.startswith("_")])
-    return f"; {hint}" if hint else f" ({module_name!r} has no {attr!r})"
 
 
 def _plain(node: Any) -> Any:
