@@ -2,6 +2,7 @@
 
     python tools/bench/sweep_speed.py              # full run: 8 trials, 5 epochs, 24 volumes of 128^3
     python tools/bench/sweep_speed.py --quick      # smoke run: 3 trials, 2 epochs, 6 volumes of 64^3
+    python tools/bench/sweep_speed.py --unstaged   # also (c) without cache stages (CLARA_HYDRA_CACHE_STAGES=0)
 
 (c) ``python train.py -m`` of the converted seed example (quickstart sizes, plus ``Spacingd`` 1 -> 2 mm in the
     deterministic prefix), random sampler with a fixed seed, no pruner; (a) Clara-style: each trial of (c),
@@ -78,7 +79,9 @@ def bench_conf(target: Path) -> Path:
     return target
 
 
-def sweep(conf: Path, data: Path, out: Path, size: dict[str, Any], pruner: list[str]) -> tuple[float, list[dict]]:
+def sweep(
+    conf: Path, data: Path, out: Path, size: dict[str, Any], pruner: list[str], env: dict[str, str] | None = None
+) -> tuple[float, list[dict]]:
     """Run ``python train.py -m`` in a subprocess; return its wall time and its trials (number order)."""
     out.mkdir(parents=True, exist_ok=True)
     db = out / "study.db"
@@ -92,7 +95,7 @@ def sweep(conf: Path, data: Path, out: Path, size: dict[str, Any], pruner: list[
         f"hydra.sweep.dir={out}", *pruner,
     ]  # fmt: skip
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env={**os.environ, **(env or {})})
     wall = time.perf_counter() - t0
     (out / "sweep.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
@@ -211,6 +214,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--trials", type=int, help="trials per sweep (default 8)")
     parser.add_argument("--epochs", type=int, help="epochs per trial (default 5)")
     parser.add_argument("--out", type=Path, help="run folder (default runs/bench/<time>)")
+    parser.add_argument(
+        "--unstaged", action="store_true", help="also run (c) with the data cache's stages off, the ratio before them"
+    )
     args = parser.parse_args(argv)
     size = dict(QUICK if args.quick else FULL)
     size.update({k: v for k, v in (("trials", args.trials), ("epochs", args.epochs)) if v})
@@ -225,6 +231,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     c_wall, c = sweep(conf, data, out / "c_sweep", size, ["hydra/sweeper/pruner=nop"])
     print(f"(c) sweep, no pruner: {c_wall:.1f} s, trials {[(t['number'], t['state']) for t in c]}", flush=True)
+    log = (out / "c_sweep" / "sweep.log").read_text()
+    print(f"    data loaded {log.count('loaded and preprocessed')}x, from a stage {log.count('reused from stage')}x")
+    u_wall = None
+    if args.unstaged:
+        off = {"CLARA_HYDRA_CACHE_STAGES": "0"}
+        u_wall, _ = sweep(conf, data, out / "c_unstaged", size, ["hydra/sweeper/pruner=nop"], off)
+        u_log = (out / "c_unstaged" / "sweep.log").read_text()
+        print(f"(c) without stages: {u_wall:.1f} s, data loaded {u_log.count('loaded and preprocessed')}x", flush=True)
     params = [plain_params(Path(t["job"]), 0, out / "a_plain" / str(t["number"])) for t in c]
     a_wall, a = clara_style(params, out / "a_plain")
     print(f"(a) Clara-style: {a_wall:.1f} s", flush=True)
@@ -239,12 +253,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     r = summarize(c_wall, a_wall, c, b, hit, pruned)
     r.update({"size": size, "a_values": [x["best"] for x in a], "c_values": [t["value"] for t in c]})
     r.update({"b_value": b["best"], "pruner_wall_s": p_wall, "pruner": PRUNER})
+    if u_wall is not None:
+        r.update({"unstaged_wall_s": u_wall, "unstaged_sweep_ratio": u_wall / a_wall})
     (out / "results.json").write_text(json.dumps(r, indent=2, default=str))
     print(
         f"\nper-trial overhead: trial {hit['number']} {r['c_trial_s']:.2f} s in the sweep vs "
         f"{r['b_train_s']:.2f} s plain = {r['overhead_ratio']:.3f}x (target <= 1.03)"
     )
     print(f"sweep wall time: {c_wall:.1f} s vs Clara-style {a_wall:.1f} s = {r['sweep_ratio']:.2f}x (target <= 0.6)")
+    if u_wall is not None:
+        print(f"  without cache stages: {u_wall:.1f} s = {r['unstaged_sweep_ratio']:.2f}x")
     print(f"pruning: {r['epochs_pruner']} vs {r['epochs_no_pruner']} epochs = {100 * r['epochs_saved']:.0f}% fewer "
           f"(target >= 40%); best Dice {r['best_pruner']:.4f} with vs {r['best_no_pruner']:.4f} without "
           f"({r['pruned_trials']} pruned)")  # fmt: skip
