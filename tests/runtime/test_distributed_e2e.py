@@ -223,3 +223,29 @@ def test_ctrl_c_stops_every_rank_and_exits_130(demo: Path, tmp_path: Path) -> No
     assert time.monotonic() - pressed < 60
     assert "Traceback" not in output, output[-3000:]
     assert not [r["pid"] for r in rank_records(debug) if alive(r["pid"])], "no rank process is left"
+
+
+def test_ranks_die_with_a_killed_launching_process(demo: Path, tmp_path: Path) -> None:
+    # torch's spawn sets PR_SET_PDEATHSIG (SIGINT) in every rank: a sweep worker killed with kill -9 leaves no
+    # rank training on (and holding a GPU) with nobody to read its result. Pinned here in case torch changes.
+    debug = tmp_path / "debug"
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), *data_args(demo), *TWO, "epochs=40", "hydra.run.dir=job"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**ENV, "CLARA_HYDRA_DDP_DEBUG": str(debug)},
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and time.monotonic() < deadline and len(rank_records(debug)) < 2:
+            time.sleep(0.2)
+        assert len(rank_records(debug)) == 2
+    finally:
+        proc.kill()  # SIGKILL: no handler of ours runs in the launching process
+        proc.wait()
+    pids = [r["pid"] for r in rank_records(debug)]
+    deadline = time.monotonic() + 30
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in pids if alive(p)], "a rank outlived the process that launched it"
