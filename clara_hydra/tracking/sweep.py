@@ -147,7 +147,9 @@ class SweepTracker:
         if client.get_run(parent).info.status != "RUNNING":  # a resumed study: running again
             client.update_run(parent, status="RUNNING")
         log.info("MLflow: study '%s' is run %s of experiment '%s' in %s", name, parent, experiment, _shown(uri))
-        return cls(client, uri, experiment, parent, storage, settings, name)
+        tracker = cls(client, uri, experiment, parent, storage, settings, name)
+        tracker.reconcile(study)
+        return tracker
 
     def for_job(self, trial_id: int, number: int, params: dict[str, Any]) -> dict[str, str]:
         """Create the trial's child run (once) and return what its job needs: ``{"uri", "run_id"}``.
@@ -178,6 +180,24 @@ class SweepTracker:
         except Exception as exc:
             log.warning("MLflow: trial %s not recorded: %s: %s", trial_id, type(exc).__name__, exc)
 
+    def reconcile(self, study: optuna.Study) -> None:
+        """Close the child runs left RUNNING by a sweep process that died, whose trials the study has closed
+        since (a worker's stale trial, a killed sweep resumed). Logged, never raised."""
+        try:
+            running = self.client.search_runs(
+                [self.experiment],
+                filter_string=f"tags.`{PARENT_TAG}` = '{self.parent}' and attributes.status = 'RUNNING'",
+                max_results=1000,
+            )
+            mine = set(self.runs.values())
+            trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+            for run in running:
+                trial = trials.get(int(run.data.tags.get(Tag.TRIAL.value, -1)))
+                if trial is not None and trial.state.is_finished() and run.info.run_id not in mine:
+                    self._close(run.info.run_id, trial, None)
+        except Exception as exc:
+            log.warning("MLflow: runs of ended trials not closed: %s: %s", type(exc).__name__, exc)
+
     def end(self, study: optuna.Study, interrupted: bool = False) -> None:
         """Close the parent run, unless trials of other workers still run (the last one closes it)."""
         from optuna.trial import TrialState
@@ -189,6 +209,7 @@ class SweepTracker:
         try:
             if study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                 return
+            self.reconcile(study)
             self.client.set_terminated(self.parent, status="KILLED" if interrupted else "FINISHED")
             log.info(
                 "MLflow: the study's runs are in %s (to browse: pip install mlflow; mlflow ui --backend-store-uri %s)",

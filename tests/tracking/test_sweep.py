@@ -105,6 +105,24 @@ def test_a_rerun_of_the_study_finds_its_parent_and_runs_it_again(tmp_path: Path,
     assert other is not None and other.parent != first.parent
 
 
+def test_a_child_left_running_by_a_dead_process_is_closed_from_the_study(tmp_path: Path, uri: str) -> None:
+    study, spec, storage = open_study(tmp_path)
+    config = sweep_config(tmp_path, uri, "dead")
+    dead = SweepTracker.start(config, study, spec, storage, tmp_path / "sweep")
+    assert dead is not None
+    trial = study.ask()
+    trial.suggest_float("x", 0, 1)
+    run_id = dead.for_job(trial._trial_id, trial.number, trial.params)["run_id"]
+    # The process dies; another worker fails its stale trial (heartbeat), then a rerun starts.
+    trial.set_user_attr("fail_reason", "stale: the worker stopped sending heartbeats")
+    study.tell(trial, state=TrialState.FAIL)
+    assert Store(uri).client.get_run(run_id).info.status == "RUNNING"
+    SweepTracker.start(config, study, spec, storage, tmp_path / "sweep")
+    run = Store(uri).client.get_run(run_id)
+    assert run.info.status == "FAILED" and run.data.tags["clara_hydra.state"] == "FAIL"
+    assert run.data.tags["clara_hydra.fail_reason"] == "stale: the worker stopped sending heartbeats"
+
+
 def test_processes_that_created_a_parent_at_once_keep_the_oldest_and_delete_the_other(uri: str) -> None:
     client = Store(uri).client
     experiment = client.create_experiment("race")
