@@ -4,6 +4,11 @@ Order of work (each step logged): heavy imports, determinism, datasets (caching)
 then ``trainer.run()`` (the trainer's ``ValidationHandler`` runs the evaluator every
 ``num_interval_per_valid`` epochs). A config without a ``train`` section (a Clara validation config) runs
 the evaluator once. The objective is the best validation key metric (maximised, as in Clara).
+
+With ``multi_gpu: true`` (or a sweep worker given several GPUs) :func:`run` first hands the trial to
+:func:`clara_hydra.runtime.launch.run_distributed`, which starts one process per GPU (or
+``nproc_per_node`` gloo processes on the CPU); each rank then runs :func:`run` itself, on its share of the
+data (:mod:`clara_hydra.runtime.distributed`), and rank 0 alone writes the summary.
 """
 
 from __future__ import annotations
@@ -103,6 +108,7 @@ def run(cfg: DictConfig, job_dir: str | os.PathLike[str] | None = None, data_cac
     summary = TrialSummary(folder)
     with summary.timed("importing"):
         import ignite  # noqa: F401  (timed here: heavy imports are paid inside the task, once per process)
+
         import_monai(cfg)  # not tracked: MONAI's import leaves MLflow out (clara_hydra.tracking.untracked)
         import monai  # noqa: F401
         import torch  # noqa: F401
