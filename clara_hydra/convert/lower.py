@@ -19,7 +19,7 @@ from clara_hydra.convert.catalog import Resolution
 from clara_hydra.convert.expressions import UnsupportedExpression, is_expression, lower_expression
 from clara_hydra.convert.jsonpath import join
 from clara_hydra.convert.model import ClaraConfig, Component, Era, Slot, SlotKind
-from clara_hydra.convert.nodes import Interpolation, Text
+from clara_hydra.convert.nodes import Interpolation, Members, Missing, Reference, Target, Text, WholeConfig
 from clara_hydra.convert.references import slot_key, slot_reference
 from clara_hydra.convert.search import SearchPlan
 from clara_hydra.errors import Diagnostic, Level, shorten, suggest
@@ -52,7 +52,7 @@ class Lowering:
         return self.resolutions.get(comp.json_path)
 
     # -- components ----------------------------------------------------------------------------------------------
-    def component(self, comp: Component, inverted: bool = False) -> dict[str, Any]:
+    def component(self, comp: Component, inverted: bool = False) -> Target:
         """The emitted node of one component (refs to train components must be resolved by the caller).
 
         ``inverted``: the component sits in a transform chain that an ``Invertd`` inverts.
@@ -60,7 +60,7 @@ class Lowering:
         if comp.name is None and comp.class_path is None:
             if Clara.TS_PATH in comp.attributes or Clara.CKPT_PATH in comp.attributes:
                 return self._model_loader(comp)
-            return {Emitted.TARGET: "???"}  # reported by the parser (missing-name)
+            return Target(Emitted.UNKNOWN)  # reported by the parser (missing-name)
         res = self.resolve(comp)
         node: dict[str, Any] = {}
         target = res.target if res is not None else None
@@ -120,7 +120,7 @@ class Lowering:
             for name, value in self.implicit.get(comp.json_path, {}).items():
                 if name in wiring.REPLACED or name not in node:
                     node[name] = copy.deepcopy(value)  # a component may be lowered twice: no shared nodes
-        return node
+        return Target.of(node)
 
     def _attributes(self, comp: Component, node: dict[str, Any]) -> None:
         disabled_key = self.plan.bindings.get((comp.json_path, Clara.DISABLED_ARG))
@@ -147,16 +147,16 @@ class Lowering:
         if Clara.RANK in comp.attributes:
             node[Emitted.RANK] = comp.attributes[Clara.RANK]
 
-    def _datalist(self, comp: Component) -> dict[str, Any] | None:
+    def _datalist(self, comp: Component) -> Target | None:
         keys = (Clara.DATA_LIST_FILE_PATH, Clara.DATA_FILE_BASE_DIR, Clara.DATA_LIST_KEY)
         if not any(k in comp.attributes for k in keys):
             return None
         node: dict[str, Any] = {Emitted.TARGET: "clara_hydra.data.load_datalist"}
         for k in keys:
             node[k] = self.value(comp.attributes.get(k), comp, join(comp.json_path, k))
-        return node
+        return Target.of(node)
 
-    def _model_loader(self, comp: Component) -> dict[str, Any]:
+    def _model_loader(self, comp: Component) -> Target:
         node: dict[str, Any] = {}
         if Clara.TS_PATH in comp.attributes:
             node[Emitted.TARGET] = "torch.jit.load"
@@ -168,7 +168,7 @@ class Lowering:
             node["ckpt_path"] = self.value(
                 comp.attributes[Clara.CKPT_PATH], comp, join(comp.json_path, Clara.CKPT_PATH)
             )
-        return node
+        return Target.of(node)
 
     # -- values --------------------------------------------------------------------------------------------------
     def value(self, value: Any, comp: Component | None, path: str) -> Any:
@@ -182,17 +182,17 @@ class Lowering:
             return {k: self.value(v, comp, join(path, k)) for k, v in value.items() if not Clara.is_comment(k)}
         return value
 
-    def _nested(self, value: Mapping[str, Any], owner: Component | None, path: str) -> dict[str, Any]:
+    def _nested(self, value: Mapping[str, Any], owner: Component | None, path: str) -> Target:
         """A component written inside another one's ``args`` (SPEC §1), as the parser registered it."""
         nested = self.config.nested.get(path)
         if nested is None:
-            return {Emitted.TARGET: Emitted.UNKNOWN}  # its shape was reported by the parser
+            return Target(Emitted.UNKNOWN)  # its shape was reported by the parser
         return self.component(nested)
 
     def _string(self, text: str, comp: Component | None, path: str) -> Any:
         section = comp.section if comp else None
         if self.config.era is Era.V41 and text == Clara.CONF_REF:
-            return {Emitted.CONFIG: True}
+            return WholeConfig()
         if self.config.era is Era.V41 and text.startswith(Clara.REF_PREFIX) and text != Clara.DISABLED_ARG:
             return self.ref(text[1:], section, path)
         if is_expression(text):
@@ -205,10 +205,10 @@ class Lowering:
                     path,
                     'replace it with an importable function: {"path": "my_pkg.module.function", ...}',
                 )
-                return "???"
+                return Missing()
             if slot_name is not None:
                 node["module"] = self.ref(slot_name, section, path)
-            return node
+            return Target.of(node)
         # Clara's "{VAR}" becomes an interpolation node; everything else stays literal for OmegaConf ("${" escaped).
         parts: list[str | Interpolation] = []
         pos = 0
@@ -226,7 +226,7 @@ class Lowering:
         """Hydra key of the slot ``@slot_name`` names: current section first, then the other one (SPEC §3)."""
         return slot_key(self.config, slot_name, section)
 
-    def ref(self, slot_name: str, section: str | None, path: str) -> dict[str, Any]:
+    def ref(self, slot_name: str, section: str | None, path: str) -> Reference:
         """A reference to the object of a slot; a dangling one is reported with a did-you-mean."""
         node, problem = slot_reference(self.config, slot_name, section, path)
         if problem is not None:
@@ -266,12 +266,12 @@ class Lowering:
             )
         return None
 
-    def member(self, comp: Component, inverted: bool = False) -> tuple[str, dict[str, Any]]:
+    def member(self, comp: Component, inverted: bool = False) -> tuple[str, Target]:
         """(key, node) of a slot member, following validate refs."""
         if comp.ref is not None:
             target = self.find_ref(comp)
             if target is None:
-                return comp.key, {Emitted.TARGET: "???"}
+                return comp.key, Target(Emitted.UNKNOWN)
             return target.key, self.component(target, inverted)
         return comp.key, self.component(comp, inverted)
 
@@ -293,11 +293,11 @@ class Lowering:
         if slot.kind is SlotKind.METRICS:
             return {self._metric_label(c, key): node for c, (key, node) in zip(slot.components, members, strict=False)}
         if slot.kind is SlotKind.TRANSFORMS:
-            return {Emitted.COMPOSE: True, **dict(members)}
+            return Members(Emitted.COMPOSE, tuple(dict(members).items()))
         if slot.kind is SlotKind.LIST or (slot.is_list and slot.kind is not SlotKind.SINGLE):
-            return {Emitted.LIST: True, **dict(members)}
+            return Members(Emitted.LIST, tuple(dict(members).items()))
         if slot.is_list:
-            return {Emitted.ONE_OF: True, **dict(members)}
+            return Members(Emitted.ONE_OF, tuple(dict(members).items()))
         return members[0][1] if members else None
 
     def _metric_label(self, comp: Component, key: str) -> str:

@@ -6,9 +6,8 @@ the same way.
 
 from __future__ import annotations
 
-from typing import Any
-
 from clara_hydra.convert.model import ClaraConfig
+from clara_hydra.convert.nodes import Reference
 from clara_hydra.errors import Diagnostic, Level, suggest
 from clara_hydra.keywords import Emitted
 
@@ -23,12 +22,12 @@ def slot_key(config: ClaraConfig, slot_name: str, section: str | None) -> str | 
 
 def slot_reference(
     config: ClaraConfig, slot_name: str, section: str | None, path: str
-) -> tuple[dict[str, Any], Diagnostic | None]:
-    """The ``{_ref_: key}`` node of a reference, and the ``dangling-ref`` error (with a did-you-mean) when it
-    names no slot (the node is then ``{_ref_: ???}``)."""
+) -> tuple[Reference, Diagnostic | None]:
+    """The reference node, and the ``dangling-ref`` error (with a did-you-mean) when it names no slot (the node
+    is then ``{_ref_: ???}``)."""
     key = slot_key(config, slot_name, section)
     if key is not None:
-        return {Emitted.REF: key}, None
+        return Reference(key), None
     slots = sorted({s.name for s in config.slots})
     hint = suggest(slot_name, slots)
     problem = Diagnostic(
@@ -39,4 +38,4 @@ def slot_reference(
         Level.ERROR,
         config.file,
     )
-    return {Emitted.REF: Emitted.UNKNOWN}, problem
+    return Reference(Emitted.UNKNOWN), problem

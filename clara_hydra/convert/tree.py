@@ -97,7 +97,7 @@ def _group_files(low: Lowering, groups: list[Group]) -> dict[str, YamlFile]:
             opt: dict[str, Any] = dict(values)
             if g.slot is not None and g.members is not None:
                 node = low.component(g.members[option])
-                node.pop(Emitted.DISABLED, None)  # the option *is* the enabled alternative
+                node = node.without(Emitted.DISABLED)  # the option *is* the enabled alternative
                 _put(opt, g.slot.section, g.slot.name, node)
             lines = ("@package _global_", *header(low.config, f"Option '{option}' of group '{g.name}'."))
             files[f"{g.name}/{option}.yaml"] = YamlFile(opt, lines)

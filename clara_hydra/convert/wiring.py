@@ -14,11 +14,10 @@ from typing import Any
 from clara_hydra.convert.catalog import Resolution
 from clara_hydra.convert.jsonpath import join
 from clara_hydra.convert.model import ClaraConfig, Component, Era
-from clara_hydra.convert.nodes import Interpolation
+from clara_hydra.convert.nodes import Interpolation, Reference, Target, WholeConfig
 from clara_hydra.convert.references import slot_key, slot_reference
 from clara_hydra.convert.stages import Checked, Wired
 from clara_hydra.errors import Diagnostic
-from clara_hydra.keywords import Emitted
 
 #: arguments whose 4.0 value (a list of slot names) is replaced by a mapping of references
 REPLACED = frozenset({"save_dict", "load_dict"})
@@ -70,7 +69,7 @@ def _target(res: Resolution | None) -> str | None:
     return res.target if res is not None else None
 
 
-def _slot_ref(config: ClaraConfig, section: str | None, name: str) -> dict[str, Any] | None:
+def _slot_ref(config: ClaraConfig, section: str | None, name: str) -> Reference | None:
     """A reference to ``name`` if some section has it (4.0's ``metrics`` list provides both metric slots)."""
     order = [section, *[s for s in config.sections if s != section]]
     for sec in order:
@@ -80,7 +79,7 @@ def _slot_ref(config: ClaraConfig, section: str | None, name: str) -> dict[str, 
             if sec != section:
                 has = False  # metrics are never borrowed from the other section
         if has:
-            return {Emitted.REF: f"{sec}.{name}" if sec else name}
+            return Reference(f"{sec}.{name}" if sec else name)
     return None
 
 
@@ -96,13 +95,13 @@ def implicit_args(
     section, slot = comp.section, comp.slot
     out: dict[str, Any] = {}
 
-    def ref(name: str) -> dict[str, Any] | None:
+    def ref(name: str) -> Reference | None:
         return _slot_ref(config, section, name)
 
     if slot == "optimizer" and "params" not in comp.args:
         model = ref("model")
         if model:
-            out["params"] = {Emitted.TARGET: "clara_hydra.expressions.parameters_of", "module": model}
+            out["params"] = Target("clara_hydra.expressions.parameters_of", (("module", model),))
     elif slot == "lr_scheduler" and "optimizer" not in comp.args:
         out["optimizer"] = ref("optimizer")
     elif slot == "dataset" and "transform" not in comp.args:
@@ -133,10 +132,10 @@ def implicit_args(
 
 def _stored(
     config: ClaraConfig, name: str, section: str | None, path: str, diagnostics: list[Diagnostic]
-) -> dict[str, Any]:
+) -> Reference | WholeConfig:
     """What a 4.0 ``save_dict`` list item names: the training config, or a slot of either section."""
     if name in CONFIG_NAMES and slot_key(config, name, section) is None:
-        return {Emitted.CONFIG: True}
+        return WholeConfig()
     node, problem = slot_reference(config, name, section, path)
     if problem is not None:
         diagnostics.append(problem)

@@ -11,7 +11,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from clara_hydra.convert.nodes import Interpolation, Text
+from clara_hydra.convert.nodes import Interpolation, Members, Missing, Reference, Target, Text, WholeConfig
+from clara_hydra.keywords import Emitted
 from clara_hydra.quoting import SIMPLE_KEY_LIMIT, omegaconf_literal, override_quoted, yaml_string
 
 _FLOW_LIMIT = 100
@@ -74,10 +75,30 @@ def _flow(value: Any) -> str | None:
     return None
 
 
+def plain(node: Any) -> Any:
+    """The YAML shape of a tree of typed nodes (:mod:`.nodes`): mappings with our markers, lists and scalars."""
+    if isinstance(node, Target):
+        return {Emitted.TARGET: node.target, **{k: plain(v) for k, v in node.entries}}
+    if isinstance(node, Reference):
+        return {Emitted.REF: node.key}
+    if isinstance(node, WholeConfig):
+        return {Emitted.CONFIG: True}
+    if isinstance(node, Members):
+        return {node.marker: True, **{k: plain(v) for k, v in node.members}}
+    if isinstance(node, Missing):
+        return Emitted.UNKNOWN
+    if isinstance(node, Mapping):
+        return {k: plain(v) for k, v in node.items()}
+    if isinstance(node, (list, tuple)):
+        return [plain(v) for v in node]
+    return node  # a scalar, an Interpolation or a Text
+
+
 def dump(data: Mapping[str, Any], header: list[str] | None = None, comments: Mapping[str, str] | None = None) -> str:
-    """Block-style YAML; ``comments`` maps a dotted key to a comment line written above it."""
+    """Block-style YAML of a tree of values and typed nodes; ``comments`` maps a dotted key to a comment line
+    written above it."""
     lines = [f"# {h}" if h else "#" for h in header or []]
-    _mapping(data, 0, "", lines, comments or {})
+    _mapping(plain(data), 0, "", lines, comments or {})
     return "\n".join(lines) + "\n"
 
 

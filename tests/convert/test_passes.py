@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from clara_hydra.convert import wiring, yamlout
 from clara_hydra.convert.jsonload import Document
-from clara_hydra.convert.nodes import Interpolation, Text
+from clara_hydra.convert.nodes import Interpolation, Members, Reference, Target, Text
 from clara_hydra.convert.pipeline import PASSES, run_passes
 from clara_hydra.convert.stages import Inputs, Lowered, Wired
 
@@ -33,7 +33,9 @@ def test_wiring_is_a_pass_between_check_and_lower() -> None:
     wired = _stage(V40, "wire")
     assert isinstance(wired, Wired)
     optimizer = next(v for k, v in wired.implicit.items() if k.endswith("optimizer"))
-    assert optimizer["params"]["module"] == {"_ref_": "train.model"}  # Clara 4.0 gave the model to the optimizer
+    # Clara 4.0 gave the model to the optimizer
+    params = Target("clara_hydra.expressions.parameters_of", (("module", Reference("train.model")),))
+    assert optimizer["params"] == params
     assert not _stage(V41, "wire").implicit, "a 4.1 config says its references itself"
 
 
@@ -49,8 +51,11 @@ def test_lower_and_wiring_do_not_import_each_other() -> None:
 
 
 def _values(node: Any) -> list[Any]:
+    """The leaves of a lowered tree (inside typed nodes too) and every plain mapping in it."""
+    if isinstance(node, Target | Members):
+        return [x for _, v in (node.entries if isinstance(node, Target) else node.members) for x in _values(v)]
     if isinstance(node, dict):
-        return [x for v in node.values() for x in _values(v)]
+        return [node, *(x for v in node.values() for x in _values(v))]
     if isinstance(node, list | tuple):
         return [x for v in node for x in _values(v)]
     return [node]
@@ -64,6 +69,8 @@ def test_lowering_builds_interpolation_nodes_not_strings(path: Path) -> None:
     assert any(isinstance(v, Interpolation) for v in values)
     handmade = [v for v in values if isinstance(v, str) and "${" in v.replace("\\${", "")]
     assert handmade == [], "every interpolation is a node; only escaped literal ${ stays in strings"
+    markers = [v for v in values if isinstance(v, dict) and any(k.startswith("_") and k.endswith("_") for k in v)]
+    assert markers == [], "targets, references and members are typed nodes, not mappings with markers"
 
 
 @pytest.mark.parametrize(
