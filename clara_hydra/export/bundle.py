@@ -3,8 +3,10 @@
 Layout (MONAI's bundle specification)::
 
     OUT/configs/train.json       the trial's training, MONAI bundle syntax, no `$` expression
-    OUT/configs/inference.json   its validation section as inference: loads models/model.pt, saves label maps
+    OUT/configs/evaluate.json    its validation: loads models/model.pt, the metrics, saves label maps
+    OUT/configs/inference.json   label maps of new images (no label, no metric: bundle_infer.py)
     OUT/configs/metadata.json    checked against MONAI's metadata schema (shipped: schema/)
+    OUT/configs/logging.conf     the model zoo's console logging (MONAI reads it next to the config)
     OUT/models/model.pt          the trial's network weights (a state_dict)
     OUT/LICENSE, OUT/docs/README.md
 
@@ -25,7 +27,8 @@ from typing import Any
 
 from clara_hydra.errors import ExportError, with_fix
 from clara_hydra.export import bundle_docs
-from clara_hydra.export.bundle_labels import is_compose, label_map_transforms, tensors_invertible
+from clara_hydra.export.bundle_infer import INFER_IDS, SECTION, inference_section
+from clara_hydra.export.bundle_labels import is_compose, label_dtype, label_map_transforms, tensors_invertible
 from clara_hydra.export.bundle_paths import ROOT_DEFAULT, ROOT_ID, built_on_variable, data_ids, relocate, under_root
 from clara_hydra.export.bundle_syntax import (
     DEVICE_ID,
@@ -53,9 +56,35 @@ RESERVED_IDS = (
     "run",
     "train",
     "validate",
+    SECTION,
+    *INFER_IDS,
 )
-# Handlers an inference run has no use for: it saves no checkpoint and writes no training curves.
-_NOT_FOR_INFERENCE = ("CheckpointSaver", "TensorBoardStatsHandler", "TensorBoardImageHandler", "ValidationHandler")
+# Handlers an evaluation has no use for: it saves no checkpoint and writes no training curves.
+_NOT_FOR_EVALUATION = ("CheckpointSaver", "TensorBoardStatsHandler", "TensorBoardImageHandler", "ValidationHandler")
+# MONAI's model zoo default (configs/logging.conf, which `monai.bundle run` reads next to the config): INFO and up
+# to the console. Only stdlib logging classes and sys.stdout: MONAI 1.6 refuses anything else in this file.
+LOGGING_CONF = """[loggers]
+keys=root
+
+[handlers]
+keys=consoleHandler
+
+[formatters]
+keys=fullFormatter
+
+[logger_root]
+level=INFO
+handlers=consoleHandler
+
+[handler_consoleHandler]
+class=StreamHandler
+level=INFO
+formatter=fullFormatter
+args=(sys.stdout,)
+
+[formatter_fullFormatter]
+format=%(asctime)s - %(name)s - %(levelname)s - %(message)s
+"""
 
 
 @dataclass
@@ -106,9 +135,11 @@ def export_bundle(trial: SelectedTrial, out: str | os.PathLike[str], *, force: b
     common = _common(t, tc, variables)
     train = relocate(_train_config(t, tc, common), root)
     result = BundleExport(root=root, checkpoint=checkpoint)
+    evaluate = _evaluate_config(t, tc, common, result.notes)
+    evaluate = relocate(evaluate, root) if evaluate is not None else None
     inference = _inference_config(t, tc, common, result.notes)
     inference = relocate(inference, root) if inference is not None else None
-    _drop_missing(tc, [train, *([inference] if inference else [])])
+    _drop_missing(tc, [c for c in (train, evaluate, inference) if c is not None])
 
     weights = load_weights(checkpoint)
     _check_weights(train, weights, checkpoint)
@@ -124,17 +155,24 @@ def export_bundle(trial: SelectedTrial, out: str | os.PathLike[str], *, force: b
     (root / "docs").mkdir(parents=True, exist_ok=True)
     _write_json(root / "configs" / "train.json", train)
     result.files.append("configs/train.json")
+    if evaluate is not None:
+        _write_json(root / "configs" / "evaluate.json", evaluate)
+        result.files.append("configs/evaluate.json")
+    else:
+        result.notes.append("no validate section: no configs/evaluate.json nor configs/inference.json")
     if inference is not None:
         _write_json(root / "configs" / "inference.json", inference)
         result.files.append("configs/inference.json")
-    else:
-        result.notes.append("no validate section: no configs/inference.json")
+    (root / "configs" / "logging.conf").write_text(LOGGING_CONF)
     _write_json(root / "configs" / "metadata.json", meta)
     torch.save(weights, root / "models" / "model.pt")
     (root / "LICENSE").write_text(bundle_docs.license_text(trial))
-    readme = bundle_docs.readme(trial, checkpoint, variables, result.notes, data_ids(train, variables))
+    datalist = {k: inference[k] for k in INFER_IDS} if inference is not None else None
+    readme = bundle_docs.readme(
+        trial, checkpoint, variables, result.notes, data_ids(train, variables), result.files, datalist
+    )
     (root / "docs" / "README.md").write_text(readme)
-    result.files += ["configs/metadata.json", "models/model.pt", "LICENSE", "docs/README.md"]
+    result.files += ["configs/metadata.json", "configs/logging.conf", "models/model.pt", "LICENSE", "docs/README.md"]
     return result
 
 
@@ -185,9 +223,49 @@ def _train_config(t: BundleTranslator, tc: TrialConfig, common: dict[str, Any]) 
     return config
 
 
+def _loader() -> dict[str, Any]:
+    """The handler that loads ``models/model.pt`` into the network (a plain ``state_dict``, on the CPU first)."""
+    return {
+        "_target_": "monai.handlers.CheckpointLoader",
+        "load_path": "@ckpt_path",
+        "load_dict": {"model": f"@{NETWORK_ID}"},
+        "map_location": "cpu",
+    }
+
+
+def _finish(
+    t: BundleTranslator, tc: TrialConfig, config: dict[str, Any], section: str, evaluator: str
+) -> dict[str, Any]:
+    """The train slots the section refers to (rare), ``initialize`` and ``run`` (the evaluator's ``run``)."""
+    train = _referenced_train_slots(t, tc, config)
+    if train:
+        config["train"] = train
+    config["initialize"] = _initialize(tc)
+    config["run"] = [{"_target_": f"{evaluator}.run", "self": f"@{section}{SEP}evaluator"}]
+    return config
+
+
 def _inference_config(
     t: BundleTranslator, tc: TrialConfig, common: dict[str, Any], notes: list[str]
 ) -> dict[str, Any] | None:
+    """``inference.json``: label maps of new images, no label and no metric (:mod:`bundle_infer`)."""
+    validate = tc.resolved.get("validate")
+    if not isinstance(validate, dict) or "evaluator" not in validate:
+        return None
+    slots = {slot: t.node(f"validate.{slot}") for slot in validate}
+    made = inference_section(slots, _loader(), _model_io(tc)[1], notes)
+    if made is None:
+        return None
+    ids, section = made
+    config = {**common, **ids, "ckpt_path": under_root(CHECKPOINT_FILE), "output_dir": under_root(EVAL_DIR)}
+    config[SECTION] = section
+    return _finish(t, tc, config, SECTION, validate["evaluator"]["_target_"])
+
+
+def _evaluate_config(
+    t: BundleTranslator, tc: TrialConfig, common: dict[str, Any], notes: list[str]
+) -> dict[str, Any] | None:
+    """``evaluate.json``: the trial's validation (labels, metrics) with models/model.pt, saving label maps."""
     validate = tc.resolved.get("validate")
     if not isinstance(validate, dict) or "evaluator" not in validate:
         return None
@@ -196,14 +274,8 @@ def _inference_config(
     config["output_dir"] = under_root(EVAL_DIR)
     section = {slot: t.node(f"validate.{slot}") for slot in validate}
     handlers = section.get("handlers")
-    kept = [h for h in handlers if not _is_handler(h, _NOT_FOR_INFERENCE)] if isinstance(handlers, list) else []
-    loader = {
-        "_target_": "monai.handlers.CheckpointLoader",
-        "load_path": "@ckpt_path",
-        "load_dict": {"model": f"@{NETWORK_ID}"},
-        "map_location": "cpu",
-    }
-    section["handlers"] = [loader, *kept]
+    kept = [h for h in handlers if not _is_handler(h, _NOT_FOR_EVALUATION)] if isinstance(handlers, list) else []
+    section["handlers"] = [_loader(), *kept]
     post = section.get("post_transforms")
     if is_compose(post):
         pre = section.get("pre_transforms")
@@ -214,16 +286,9 @@ def _inference_config(
             notes.append("validate.pre_transforms is no Compose: the label maps keep the transformed geometry")
         post["transforms"] += label_map_transforms(post["transforms"], _model_io(tc)[1], invert=invertible)
     else:
-        notes.append("validate.post_transforms is no Compose of transforms: inference.json saves no label map")
+        notes.append("validate.post_transforms is no Compose of transforms: evaluate.json saves no label map")
     config["validate"] = section
-    # The validate section may use train slots besides the network (rare): carry those over too.
-    train = _referenced_train_slots(t, tc, config)
-    if train:
-        config["train"] = train
-    config["initialize"] = _initialize(tc)
-    evaluator_target = validate["evaluator"]["_target_"]
-    config["run"] = [{"_target_": f"{evaluator_target}.run", "self": f"@validate{SEP}evaluator"}]
-    return config
+    return _finish(t, tc, config, "validate", validate["evaluator"]["_target_"])
 
 
 def _referenced_train_slots(t: BundleTranslator, tc: TrialConfig, config: dict[str, Any]) -> dict[str, Any]:
@@ -298,6 +363,7 @@ def _metadata(tc: TrialConfig, trial: SelectedTrial, needs_clara_hydra: bool) ->
         input_range=_input_range(tc),
         data_source=str(tc.resolved.get("DATASET_JSON") or tc.resolved.get("DATA_ROOT") or "see docs/README.md"),
         needs_clara_hydra=needs_clara_hydra,
+        label_dtype=label_dtype(out_channels),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
+from typing import Any
 
 from clara_hydra.export.select import SelectedTrial
 
@@ -27,7 +28,13 @@ def license_text(trial: SelectedTrial) -> str:
 
 
 def readme(
-    trial: SelectedTrial, checkpoint: Path, variables: list[str], notes: list[str], data: dict[str, str] | None = None
+    trial: SelectedTrial,
+    checkpoint: Path,
+    variables: list[str],
+    notes: list[str],
+    data: dict[str, str] | None = None,
+    files: list[str] | None = None,
+    datalist: dict[str, Any] | None = None,
 ) -> str:
     """``docs/README.md``: where the bundle came from and the commands that use it.
 
@@ -37,6 +44,8 @@ def readme(
         variables: the trial's variables (top-level ids of the configs).
         notes: things the user should know.
         data: the ids that name the trial's data, with their values (``{"DATA_ROOT": "/data/spleen"}``).
+        files: the files of the bundle (which configs there are).
+        datalist: the ids that name inference.json's images, with their exported values.
     """
     overrides = " ".join(trial.overrides) or "(none)"
     value = f"{trial.value:.6g}" if trial.value is not None else "n/a"
@@ -47,6 +56,43 @@ def readme(
     example = plain[0] if plain else "DATA_ROOT"
     follows = f" `{built[0]}` is built on another id (`{data[built[0]]}`) and follows it." if built else ""
     data_lines = [f"- `{k}`: `{v}`" for k, v in data.items()]
+    files = files or []
+    has_infer = "configs/inference.json" in files
+    run_config = "configs/inference.json" if has_infer else "configs/evaluate.json"
+    net_config = run_config if run_config in files else "configs/train.json"
+    infer_lines = (
+        [
+            "# label maps of new images, no label needed (see 'New images')",
+            "python -m monai.bundle run --config_file configs/inference.json \\",
+            "    --datalist_file /data/new/datalist.json --datalist_key test --dataset_dir /data/new",
+            "# as exported, inference.json reads the trial's validation images (not their labels)",
+            "python -m monai.bundle run --config_file configs/inference.json",
+        ]
+        if has_infer
+        else []
+    )
+    shown_list = ", ".join(f"`{k}`: `{v}`" for k, v in (datalist or {}).items())
+    new_images = (
+        [
+            "## New images",
+            "",
+            "`inference.json` needs no label and computes no metric. It reads the images from a MONAI datalist "
+            "JSON (`monai.data.load_decathlon_datalist`, no `$` expression): `datalist_file` names the file, "
+            "`datalist_key` the list in it, `dataset_dir` the folder its relative paths start from. The Medical "
+            "Segmentation Decathlon's own form works as it is, plain paths under `test`:",
+            "",
+            "```json",
+            '{"test": ["imagesTs/case_001.nii.gz", "imagesTs/case_002.nii.gz"]}',
+            "```",
+            "",
+            'Under any other key, give entries as `{"image": "imagesTs/case_001.nii.gz"}`; other fields of an '
+            "entry (a `label`) are not read. The pre-transforms are the validation's, restricted to the image; "
+            f"the exported defaults are the trial's validation list ({shown_list}).",
+            "",
+        ]
+        if has_infer
+        else []
+    )
     lines = [
         f"# Trial {trial.number} of the clara-hydra sweep '{trial.study_name}'",
         "",
@@ -60,32 +106,36 @@ def readme(
         "",
         "The bundle runs wherever it is copied. As in MONAI's model zoo, `bundle_root` is `.` (the folder the "
         "command starts in) and every file of the bundle is named from it; run the commands in the bundle's "
-        "folder, or add `--bundle_root /path/to/this/bundle` to run them from anywhere else. `--meta_file` may be "
-        "left out: MONAI reads `metadata.json` next to the config.",
+        "folder, or add `--bundle_root /path/to/this/bundle` to run them from anywhere else. MONAI reads "
+        "`metadata.json` and `logging.conf` (console logging, the model zoo's default) next to the config, so "
+        "`--meta_file` and `--logging_file` may be left out.",
         "",
         "```bash",
         "cd /path/to/this/bundle",
-        "# predict the validation list with models/model.pt: one label map per image, eval/<image>_seg.nii.gz",
-        "python -m monai.bundle run --config_file configs/inference.json --meta_file configs/metadata.json",
-        "# the same from any other folder",
-        "python -m monai.bundle run --config_file /path/to/this/bundle/configs/inference.json \\",
+        *infer_lines,
+        "# the trial's validation: its metrics (the key metric is the trial's value) and its label maps",
+        "python -m monai.bundle run --config_file configs/evaluate.json",
+        "# from any other folder",
+        f"python -m monai.bundle run --config_file /path/to/this/bundle/{run_config} \\",
         "    --bundle_root /path/to/this/bundle",
         "# train again (writes checkpoints into models/, next to model.pt)",
-        "python -m monai.bundle run --config_file configs/train.json --meta_file configs/metadata.json",
+        "python -m monai.bundle run --config_file configs/train.json",
         "# check the network against the metadata's input and output",
         "python -m monai.bundle verify_net_in_out network_def --meta_file configs/metadata.json \\",
-        "    --config_file configs/inference.json",
+        f"    --config_file {net_config}",
         "# TorchScript",
         "python -m monai.bundle ckpt_export network_def --filepath models/model.ts --ckpt_file models/model.pt \\",
-        "    --meta_file configs/metadata.json --config_file configs/inference.json",
+        f"    --meta_file configs/metadata.json --config_file {net_config}",
         "# check the metadata (the schema ships with clara-hydra: clara_hydra/export/schema/)",
         "python -m monai.bundle verify_metadata --meta_file configs/metadata.json --filepath <that schema file>",
         "```",
         "",
-        "Label maps: the argmax over the network's channels (class indices, one channel, `uint8`), in the "
-        "source image's grid (shape, spacing, orientation and affine restored by inverting the "
-        "pre-transforms), as NIfTI that viewers and MONAI Label open.",
+        "Label maps (`eval/<image>_seg.nii.gz`): the argmax over the network's channels (class indices, one "
+        "channel, `uint8`), in the source image's grid (shape, spacing, orientation and affine restored by "
+        "inverting the pre-transforms), as NIfTI that viewers and MONAI Label open. `inference.json` and "
+        "`evaluate.json` write the same label map for the same image.",
         "",
+        *new_images,
         "## Data",
         "",
         "The data stay where the trial read them; these ids name them:",

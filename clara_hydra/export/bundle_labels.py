@@ -11,13 +11,16 @@ _AS_DISCRETE = "monai.transforms.AsDiscreted"
 LABEL_MAP_POSTFIX = "seg"  # <image name>_seg.nii.gz, as MONAI's model zoo segmentation bundles name them
 
 
-def label_map_transforms(post: list[Any], out_channels: int, *, invert: bool = True) -> list[dict[str, Any]]:
+def label_map_transforms(
+    post: list[Any], out_channels: int, *, invert: bool = True, section: str = "validate"
+) -> list[dict[str, Any]]:
     """Post-transforms that save the prediction as a label map, appended to the validation's own (``post``;
     the metrics read their ``pred``, so it stays): a copy of ``pred`` made one channel of class indices (the
     argmax over its channels; a one-channel probability thresholded at 0.5; nothing where the validation
     already made it a label map, see :func:`pred_channels`), the geometry of the source image restored by
     inverting the pre-transforms (``Invertd``, nearest neighbour: labels stay labels), saved as NIfTI
-    ``<image>_seg.nii.gz`` in the smallest integer type that holds the classes.
+    ``<image>_seg.nii.gz`` in the smallest integer type that holds the classes. ``section`` is the config
+    section whose ``pre_transforms`` are inverted.
     """
     channels, discrete = pred_channels(post, out_channels)
     if channels > 1:
@@ -29,7 +32,7 @@ def label_map_transforms(post: list[Any], out_channels: int, *, invert: bool = T
     restore = {
         "_target_": "monai.transforms.Invertd",
         "keys": LABEL_MAP_KEY,
-        "transform": f"@validate{SEP}pre_transforms",
+        "transform": f"@{section}{SEP}pre_transforms",
         "orig_keys": "image",
         "nearest_interp": True,
         "to_tensor": True,
@@ -43,12 +46,17 @@ def label_map_transforms(post: list[Any], out_channels: int, *, invert: bool = T
             "keys": LABEL_MAP_KEY,
             "output_dir": "@output_dir",
             "output_postfix": LABEL_MAP_POSTFIX,
-            "output_dtype": "uint8" if out_channels <= 256 else "int32",
+            "output_dtype": label_dtype(out_channels),
             "resample": False,
             "separate_folder": False,
             "print_log": False,
         },
     ]
+
+
+def label_dtype(out_channels: int) -> str:
+    """The smallest integer type of the saved label maps that holds ``out_channels`` classes."""
+    return "uint8" if out_channels <= 256 else "int32"
 
 
 def pred_channels(post: list[Any], out_channels: int) -> tuple[int, bool]:

@@ -20,8 +20,9 @@ def add_export_parser(sub: Any) -> argparse.ArgumentParser:
         help="export the best (or a given) trial of a sweep as a MONAI bundle or a Clara 4.1 training config",
         description=(
             "Export the best (or --trial N) trial of a sweep: '--to bundle OUT/' writes a MONAI bundle that runs "
-            "wherever it is copied (configs/train.json, inference.json writing label maps, metadata.json, "
-            "models/model.pt, LICENSE, docs/README.md); "
+            "wherever it is copied (configs/train.json; inference.json, label maps of new images with no label; "
+            "evaluate.json, the trial's validation with its metrics; metadata.json, logging.conf; models/model.pt, "
+            "LICENSE, docs/README.md); "
             "'--to clara OUT.json' writes the trial as a Clara 4.1 config_train.json without search blocks; "
             "'--to validation CONF/' points a converted Clara validation config (CONF/) at the trial's checkpoint "
             "(CONF/experiment/sweep_best.yaml: python train.py -cd CONF/ experiment=sweep_best)."
@@ -56,12 +57,16 @@ def run_export(args: argparse.Namespace) -> int:
         print(f"  weights from {bundle.checkpoint}", file=sys.stderr)
         # bundle_root is "." (MONAI's model zoo): the commands start in the bundle's folder, wherever it is.
         print(f"  use it (in {bundle.root}/, or add --bundle_root FOLDER elsewhere):", file=sys.stderr)
+        run = "python -m monai.bundle run --config_file configs/"
         if "configs/inference.json" in bundle.files:
+            print(f"    label maps: {run}inference.json  (into eval/; new images: see docs/README.md)", file=sys.stderr)
             print(
-                "    label maps: python -m monai.bundle run --config_file configs/inference.json  (into eval/)",
+                "                --datalist_file LIST.json --datalist_key test --dataset_dir IMAGES/  (no label)",
                 file=sys.stderr,
             )
-        print("    train:      python -m monai.bundle run --config_file configs/train.json", file=sys.stderr)
+        if "configs/evaluate.json" in bundle.files:
+            print(f"    evaluate:   {run}evaluate.json  (the trial's validation: metrics, label maps)", file=sys.stderr)
+        print(f"    train:      {run}train.json", file=sys.stderr)
         notes = bundle.notes
     elif kind == "validation":
         from clara_hydra.export.validation import export_validation

@@ -84,8 +84,14 @@ def build_metadata(
     input_range: list[float],
     data_source: str,
     needs_clara_hydra: bool,
+    label_dtype: str = "uint8",
 ) -> dict[str, Any]:
-    """The metadata of a bundle exported from one trial (fields MONAI's schema requires, and a few more)."""
+    """The metadata of a bundle exported from one trial (fields MONAI's schema requires, and a few more).
+
+    ``network_data_format.outputs.pred`` is the network's output (``verify_net_in_out`` checks its channels
+    against the network's); the label map that ``inference.json`` and ``evaluate.json`` save is the schema's
+    ``post_processed_outputs.pred``: one channel of class indices (``label_dtype``) in the source image's grid.
+    """
     import monai
     import numpy
     import torch
@@ -93,6 +99,7 @@ def build_metadata(
     packages = ("nibabel", "pytorch-ignite", *(("clara-hydra",) if needs_clara_hydra else ()))
     searched = " ".join(overrides) or "(none: the config's defaults)"
     image_channels = {str(i): "image" for i in range(in_channels)}
+    classes = {"0": "background", **{str(i): f"class {i}" for i in range(1, max(out_channels, 2))}}
     return {
         "schema": SCHEMA_URL,
         "version": BUNDLE_VERSION,
@@ -112,7 +119,10 @@ def build_metadata(
         "data_type": "nibabel",
         "image_classes": f"{in_channels} input channel(s)",
         "label_classes": f"{out_channels} class(es), channel 0 the background",
-        "pred_classes": f"{out_channels} class(es), channel 0 the background",
+        "pred_classes": (
+            f"{out_channels} channel(s) of scores, channel 0 the background; saved as a label map "
+            f"(one channel of class indices 0..{max(out_channels - 1, 1)}, {label_dtype}, the source image's grid)"
+        ),
         "eval_metrics": {metric: value} if value is not None else {},
         "intended_use": "Research; validate on your own data before any other use",
         "network_data_format": {
@@ -124,8 +134,22 @@ def build_metadata(
                     out_channels,
                     spatial,
                     [0.0, 1.0],
-                    {"0": "background", **{str(i): f"class {i}" for i in range(1, out_channels)}},
+                    {k: v for k, v in classes.items() if int(k) < out_channels},
                 )
+            },
+            "post_processed_outputs": {
+                "pred": {
+                    **tensor_format(
+                        "image",
+                        "labels",
+                        1,
+                        ["*"] * len(spatial),  # the source image's grid: any size
+                        [0.0, float(max(out_channels - 1, 1))],
+                        {"0": "class index: " + ", ".join(f"{k} {v}" for k, v in classes.items())},
+                    ),
+                    "dtype": label_dtype,
+                    "is_patch_data": False,
+                }
             },
         },
     }

@@ -51,11 +51,12 @@ def _strings(node: Any) -> list[str]:
 
 def test_layout_no_expressions_and_the_trials_weights(bundle: BundleExport, sweep: Sweep) -> None:
     root = bundle.root
-    for name in ("configs/train.json", "configs/inference.json", "configs/metadata.json", "models/model.pt"):
+    configs = ("train", "evaluate", "inference")
+    for name in (*(f"configs/{c}.json" for c in configs), "configs/metadata.json", "configs/logging.conf"):
         assert (root / name).is_file(), name
     assert "Apache License" in (root / "LICENSE").read_text()
     assert "python -m monai.bundle run --config_file configs/train.json" in (root / "docs" / "README.md").read_text()
-    for config in ("train", "inference"):
+    for config in configs:
         content = json.loads((root / "configs" / f"{config}.json").read_text())
         assert not [s for s in _strings(content) if s.startswith("$")], f"{config}.json has $ expressions"
         assert content["network_def"]["_target_"] == "monai.networks.nets.UNet"
@@ -81,7 +82,9 @@ def test_metadata_is_valid_against_monais_schema(bundle: BundleExport, tmp_path:
     meta = json.loads((bundle.root / "configs" / "metadata.json").read_text())
     validate_metadata(meta)
     assert meta["network_data_format"]["inputs"]["image"]["num_channels"] == 1
-    assert meta["network_data_format"]["outputs"]["pred"]["num_channels"] == 2
+    assert meta["network_data_format"]["outputs"]["pred"]["num_channels"] == 2  # the network's scores
+    label_map = meta["network_data_format"]["post_processed_outputs"]["pred"]  # what the configs save
+    assert (label_map["num_channels"], label_map["dtype"], label_map["value_range"]) == (1, "uint8", [0.0, 1.0])
     broken = {k: v for k, v in meta.items() if k != "authors"}
     with pytest.raises(ExportError, match="'authors' is a required property"):
         validate_metadata(broken)
@@ -142,18 +145,58 @@ def _check_label_map(seg_file: Path, image: Path, label: Path, value: float) -> 
     assert _dice(values, np.asarray(nib.load(label).dataobj)) == pytest.approx(value, abs=1e-6)
 
 
-def test_inference_reproduces_the_trials_value(bundle: BundleExport, sweep: Sweep) -> None:
+@pytest.fixture(scope="module")
+def evaluated(bundle: BundleExport) -> str:
+    """evaluate.json run once in the moved bundle's folder with no override (bundle_root "." is that folder):
+    its output; its label maps are in the bundle's eval/."""
+    proc = bundle_run(bundle.root, "evaluate.json")
+    return proc.stdout + proc.stderr
+
+
+def test_evaluate_reproduces_the_trials_value(bundle: BundleExport, sweep: Sweep, evaluated: str) -> None:
     root = bundle.root
-    # In the moved bundle's folder, no path override: bundle_root "." is that folder.
-    proc = bundle_run(root, "inference.json")
-    values = KEY_METRIC_LINE.findall(proc.stdout + proc.stderr)
+    values = KEY_METRIC_LINE.findall(evaluated)
     trial_value = select_trial(sweep.dir).value
     assert trial_value is not None
     # Same weights, same validation pipeline and data, deterministic inference: the value the trial reported.
     assert values and float(values[-1]) == pytest.approx(trial_value, abs=1e-6)
+    # configs/logging.conf is found next to the config (MONAI warns "Default logging file ... does not exist" else)
+    assert "Setting logging properties based on config: configs/logging.conf" in evaluated
+    assert "does not exist, skipping logging" not in evaluated
     image, label = _validation_case(sweep.data)
     assert sorted(p.name for p in (root / "eval").iterdir()) == [image.name.replace(".nii.gz", "_seg.nii.gz")]
     _check_label_map(root / "eval" / image.name.replace(".nii.gz", "_seg.nii.gz"), image, label, trial_value)
+
+
+def test_inference_needs_no_label(bundle: BundleExport, sweep: Sweep, evaluated: str, tmp_path: Path) -> None:
+    """inference.json on a folder with no label file at all: the label map evaluate.json wrote for that image,
+    voxel for voxel, in the source image's geometry, and no metric."""
+    image, _ = _validation_case(sweep.data)
+    data = tmp_path / "no_labels"  # the demo data without its labelsTr/ folder
+    shutil.copytree(sweep.data, data, ignore=shutil.ignore_patterns("labelsTr"))
+    relative = image.relative_to(sweep.data).as_posix()
+    # The Decathlon's test list: plain paths, read by monai.data.load_decathlon_datalist as {"image": ...}.
+    (data / "datalist.json").write_text(json.dumps({"test": [relative]}))
+    out = tmp_path / "predictions"
+    args = ("--datalist_file", str(data / "datalist.json"), "--datalist_key", "test", "--dataset_dir", str(data))
+    proc = bundle_run(bundle.root, "inference.json", None, *args, "--output_dir", str(out))
+    assert "Key metric" not in proc.stdout + proc.stderr
+    seg_name = image.name.replace(".nii.gz", "_seg.nii.gz")
+    assert [p.name for p in out.iterdir()] == [seg_name]
+    seg, source, evaluated_seg = nib.load(out / seg_name), nib.load(image), nib.load(bundle.root / "eval" / seg_name)
+    assert seg.shape == source.shape
+    assert seg.get_data_dtype() == np.uint8
+    np.testing.assert_allclose(seg.affine, source.affine, atol=1e-5)
+    assert np.array_equal(np.asarray(seg.dataobj), np.asarray(evaluated_seg.dataobj))
+    # The exported default, the trial's validation list, names label files: inference.json never opens them.
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(bundle.root / "configs" / "inference.json"))
+    parser.update({"DATA_ROOT": str(data)})
+    item = parser.get_parsed_content("infer::dataset")[0]
+    assert item["label"] == f"labelsTr/{image.name}"  # a path no transform reads (the file does not exist)
+    assert item["image"].shape[0] == 1 and item["image"].meta["filename_or_obj"] == str(data / relative)
 
 
 def _moved_data(data: Path, to: Path, margin: int = 4) -> None:
@@ -178,7 +221,7 @@ def test_label_maps_from_any_folder_in_the_source_geometry(bundle: BundleExport,
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     args = ("--bundle_root", str(bundle.root), "--DATA_ROOT", str(data), "--output_dir", str(out))
-    proc = bundle_run(bundle.root, "inference.json", cwd, *args)
+    proc = bundle_run(bundle.root, "evaluate.json", cwd, *args)
     trial_value = select_trial(sweep.dir).value
     assert trial_value is not None
     values = KEY_METRIC_LINE.findall(proc.stdout + proc.stderr)
@@ -273,5 +316,7 @@ def test_the_command_line_says_how_to_run_it(sweep: Sweep, tmp_path: Path, capsy
     err = capsys.readouterr().err
     assert f"use it (in {tmp_path / 'b'}/, or add --bundle_root FOLDER elsewhere)" in err
     assert "python -m monai.bundle run --config_file configs/inference.json" in err
+    assert "--datalist_file LIST.json --datalist_key test --dataset_dir IMAGES/  (no label)" in err
+    assert "python -m monai.bundle run --config_file configs/evaluate.json" in err
     assert main(["export", str(sweep.dir), "--to", "bundle", str(tmp_path / "b")]) == 2  # compact: not empty
     assert "is not empty" in capsys.readouterr().err
