@@ -394,6 +394,7 @@ def _cached_dataset(
             size / GB,
             "+".join(p.prefix) or "no preprocessing",
         )
+    untie(items)
     _on_device(dataset, items, device, settings)
     _keep_stage(run, p, size, settings, cache)
     cache.put(p.key, items, size, settings.max_bytes, path)
@@ -444,6 +445,40 @@ def _keep_stage(run: StageRun, p: Plan, full_size: int, settings: CacheSettings,
             p.stage_keys[run.snap][:12],
             size / GB,
         )
+
+
+def untie(obj: Any) -> None:
+    """Let any trial's transforms invert the operations recorded in cached items (in place).
+
+    MONAI records, with each invertible operation, the ``id()`` of the transform object that applied it, and its
+    ``inverse`` refuses an operation recorded by another object (``TraceableTransform.check_transforms_match``;
+    it lets a class-name match pass only under the ``spawn`` start method). Cached items are shared by trials
+    that each build their own transforms (and come from other processes through the disk cache), so an
+    ``Invertd`` in a later trial would fail on them. The cache key already guarantees that the same config
+    recorded them, so their ids become MONAI's own ``TraceKeys.NONE``, its documented way to skip that check.
+    """
+    from monai.data import MetaTensor
+    from monai.utils import TraceKeys
+
+    if isinstance(obj, MetaTensor):
+        _untie_ops(obj.applied_operations, TraceKeys)
+    elif isinstance(obj, dict):
+        for value in obj.values():
+            untie(value)
+    elif isinstance(obj, list | tuple):
+        for value in obj:
+            untie(value)
+
+
+def _untie_ops(op: Any, keys: Any) -> None:
+    if isinstance(op, dict):
+        if keys.ID in op and keys.CLASS_NAME in op:
+            op[keys.ID] = keys.NONE
+        for value in op.values():
+            _untie_ops(value, keys)
+    elif isinstance(op, list | tuple):
+        for value in op:
+            _untie_ops(value, keys)
 
 
 ON_DEVICE_ATTR = "_clara_on_device"  # set on a dataset whose cached items live on the GPU

@@ -233,3 +233,22 @@ def test_a_replaced_file_is_a_new_key_even_with_size_and_mtime_kept(
     with caplog.at_level(logging.INFO):
         _dataset(cfg)
     assert "path+size+mtime+inode+ctime" in caplog.text
+
+
+def test_cached_items_invert_with_a_later_trials_transforms(compose_cfg: Composer) -> None:
+    """MONAI's inverse checks the id of the transform object that recorded an operation; a later trial (or another
+    process, through the disk cache) has its own objects, so cached items carry TraceKeys.NONE there."""
+    import copy
+
+    from monai.transforms import Compose
+
+    _dataset(compose_cfg())  # trial 1 computes the items
+    dataset = _dataset(compose_cfg())  # trial 2: its own transform objects, the cached items
+    assert CACHE.stats.hits == 1
+    p = plan(Builder(compose_cfg()), "train.dataset")
+    assert p is not None
+    prefix = Compose(dataset.transform.transforms[: len(p.prefix)])
+    item = copy.deepcopy(dataset._cache[0])
+    assert item["image"].applied_operations, "CropForegroundd recorded an operation"
+    restored = prefix.inverse(item)
+    assert restored["image"].shape == (1, 32, 32, 32) and not restored["image"].applied_operations
