@@ -27,7 +27,7 @@ from typing import Any
 
 from clara_hydra.errors import ExportError, with_fix
 from clara_hydra.export import bundle_docs
-from clara_hydra.export.bundle_infer import INFER_IDS, SECTION, inference_section
+from clara_hydra.export.bundle_infer import INFER_IDS, SECTION, find_target, inference_section
 from clara_hydra.export.bundle_labels import is_compose, label_dtype, label_map_transforms, tensors_invertible
 from clara_hydra.export.bundle_paths import ROOT_DEFAULT, ROOT_ID, built_on_variable, data_ids, relocate, under_root
 from clara_hydra.export.bundle_syntax import (
@@ -61,30 +61,6 @@ RESERVED_IDS = (
 )
 # Handlers an evaluation has no use for: it saves no checkpoint and writes no training curves.
 _NOT_FOR_EVALUATION = ("CheckpointSaver", "TensorBoardStatsHandler", "TensorBoardImageHandler", "ValidationHandler")
-# MONAI's model zoo default (configs/logging.conf, which `monai.bundle run` reads next to the config): INFO and up
-# to the console. Only stdlib logging classes and sys.stdout: MONAI 1.6 refuses anything else in this file.
-LOGGING_CONF = """[loggers]
-keys=root
-
-[handlers]
-keys=consoleHandler
-
-[formatters]
-keys=fullFormatter
-
-[logger_root]
-level=INFO
-handlers=consoleHandler
-
-[handler_consoleHandler]
-class=StreamHandler
-level=INFO
-formatter=fullFormatter
-args=(sys.stdout,)
-
-[formatter_fullFormatter]
-format=%(asctime)s - %(name)s - %(levelname)s - %(message)s
-"""
 
 
 @dataclass
@@ -163,7 +139,7 @@ def export_bundle(trial: SelectedTrial, out: str | os.PathLike[str], *, force: b
     if inference is not None:
         _write_json(root / "configs" / "inference.json", inference)
         result.files.append("configs/inference.json")
-    (root / "configs" / "logging.conf").write_text(LOGGING_CONF)
+    (root / "configs" / "logging.conf").write_text(bundle_docs.LOGGING_CONF)
     _write_json(root / "configs" / "metadata.json", meta)
     torch.save(weights, root / "models" / "model.pt")
     (root / "LICENSE").write_text(bundle_docs.license_text(trial))
@@ -364,7 +340,25 @@ def _metadata(tc: TrialConfig, trial: SelectedTrial, needs_clara_hydra: bool) ->
         data_source=str(tc.resolved.get("DATASET_JSON") or tc.resolved.get("DATA_ROOT") or "see docs/README.md"),
         needs_clara_hydra=needs_clara_hydra,
         label_dtype=label_dtype(out_channels),
+        class_names=_class_names(tc, out_channels),
     )
+
+
+def _class_names(tc: TrialConfig, out_channels: int) -> dict[str, str]:
+    """The classes' names from the validation datalist's ``labels`` (the Medical Segmentation Decathlon's
+    ``{"0": "background", "1": "spleen"}``) where it names each class index once; else none."""
+    found = find_target(tc.resolved.get("validate"), "clara_hydra.data.load_datalist")
+    path = found.get("data_list_file_path") if found else None
+    if not isinstance(path, str):
+        return {}
+    try:
+        labels = json.loads((tc.launch_dir / path).read_text()).get("labels")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    wanted = {str(i) for i in range(max(out_channels, 2))}
+    if not isinstance(labels, dict) or set(labels) != wanted or not all(isinstance(v, str) for v in labels.values()):
+        return {}
+    return {k: labels[k] for k in sorted(labels, key=int)}
 
 
 def _input_range(tc: TrialConfig) -> list[float]:

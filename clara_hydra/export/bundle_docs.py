@@ -1,4 +1,4 @@
-"""The human-readable files of an exported bundle: ``LICENSE`` and ``docs/README.md``."""
+"""The fixed files of an exported bundle: ``LICENSE``, ``docs/README.md`` and ``configs/logging.conf``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,31 @@ from pathlib import Path
 from typing import Any
 
 from clara_hydra.export.select import SelectedTrial
+
+# MONAI's model zoo default (configs/logging.conf, which `monai.bundle run` reads next to the config): INFO and up
+# to the console. Only stdlib logging classes and sys.stdout: MONAI 1.6 refuses anything else in this file.
+LOGGING_CONF = """[loggers]
+keys=root
+
+[handlers]
+keys=consoleHandler
+
+[formatters]
+keys=fullFormatter
+
+[logger_root]
+level=INFO
+handlers=consoleHandler
+
+[handler_consoleHandler]
+class=StreamHandler
+level=INFO
+formatter=fullFormatter
+args=(sys.stdout,)
+
+[formatter_fullFormatter]
+format=%(asctime)s - %(name)s - %(levelname)s - %(message)s
+"""
 
 
 def license_text(trial: SelectedTrial) -> str:
@@ -71,6 +96,14 @@ def readme(
         if has_infer
         else []
     )
+    evaluate_lines = (
+        [
+            "# the trial's validation: its metrics (the key metric is the trial's value) and its label maps",
+            "python -m monai.bundle run --config_file configs/evaluate.json",
+        ]
+        if "configs/evaluate.json" in files
+        else []
+    )
     shown_list = ", ".join(f"`{k}`: `{v}`" for k, v in (datalist or {}).items())
     new_images = (
         [
@@ -113,8 +146,7 @@ def readme(
         "```bash",
         "cd /path/to/this/bundle",
         *infer_lines,
-        "# the trial's validation: its metrics (the key metric is the trial's value) and its label maps",
-        "python -m monai.bundle run --config_file configs/evaluate.json",
+        *evaluate_lines,
         "# from any other folder",
         f"python -m monai.bundle run --config_file /path/to/this/bundle/{run_config} \\",
         "    --bundle_root /path/to/this/bundle",

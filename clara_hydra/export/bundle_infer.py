@@ -156,14 +156,15 @@ def _refuse_label_reads(node: dict[str, Any], dropped: set[str], place: str) -> 
             )
 
 
-def _find(node: Any, target: str) -> dict[str, Any] | None:
+def find_target(node: Any, target: str) -> dict[str, Any] | None:
+    """The first node under ``node`` (depth first) whose ``_target_`` is ``target``."""
     if isinstance(node, dict):
         if node.get("_target_") == target:
             return node
         node = list(node.values())
     if isinstance(node, list):
         for item in node:
-            found = _find(item, target)
+            found = find_target(item, target)
             if found is not None:
                 return found
     return None
@@ -198,7 +199,7 @@ def inference_section(
         notes: where to say why there is no inference.json.
     """
     pre, post = validate.get("pre_transforms"), validate.get("post_transforms")
-    datalist = _find(validate.get("dataset"), DATALIST_TARGET)
+    datalist = find_target(validate.get("dataset"), DATALIST_TARGET)
     problems = [
         *([] if is_compose(pre) else ["validate.pre_transforms is no Compose"]),
         *([] if is_compose(post) else ["validate.post_transforms is no Compose"]),

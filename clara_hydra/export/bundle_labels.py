@@ -1,4 +1,5 @@
-"""The label maps an exported bundle's ``inference.json`` writes: post-transforms after the validation's own."""
+"""The label maps an exported bundle's ``evaluate.json`` and ``inference.json`` write: post-transforms after the
+validation's own."""
 
 from __future__ import annotations
 

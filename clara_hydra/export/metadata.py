@@ -85,12 +85,14 @@ def build_metadata(
     data_source: str,
     needs_clara_hydra: bool,
     label_dtype: str = "uint8",
+    class_names: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The metadata of a bundle exported from one trial (fields MONAI's schema requires, and a few more).
 
     ``network_data_format.outputs.pred`` is the network's output (``verify_net_in_out`` checks its channels
     against the network's); the label map that ``inference.json`` and ``evaluate.json`` save is the schema's
     ``post_processed_outputs.pred``: one channel of class indices (``label_dtype``) in the source image's grid.
+    ``class_names`` (``{"0": "background", "1": "spleen"}``, from the datalist) name the classes.
     """
     import monai
     import numpy
@@ -99,7 +101,10 @@ def build_metadata(
     packages = ("nibabel", "pytorch-ignite", *(("clara-hydra",) if needs_clara_hydra else ()))
     searched = " ".join(overrides) or "(none: the config's defaults)"
     image_channels = {str(i): "image" for i in range(in_channels)}
-    classes = {"0": "background", **{str(i): f"class {i}" for i in range(1, max(out_channels, 2))}}
+    classes = dict(class_names or {}) or {
+        "0": "background",
+        **{str(i): f"class {i}" for i in range(1, max(out_channels, 2))},
+    }
     return {
         "schema": SCHEMA_URL,
         "version": BUNDLE_VERSION,
@@ -118,7 +123,7 @@ def build_metadata(
         "data_source": data_source,
         "data_type": "nibabel",
         "image_classes": f"{in_channels} input channel(s)",
-        "label_classes": f"{out_channels} class(es), channel 0 the background",
+        "label_classes": "one channel of class indices: " + ", ".join(f"{k} {v}" for k, v in classes.items()),
         "pred_classes": (
             f"{out_channels} channel(s) of scores, channel 0 the background; saved as a label map "
             f"(one channel of class indices 0..{max(out_channels - 1, 1)}, {label_dtype}, the source image's grid)"

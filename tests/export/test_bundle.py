@@ -83,6 +83,8 @@ def test_metadata_is_valid_against_monais_schema(bundle: BundleExport, tmp_path:
     validate_metadata(meta)
     assert meta["network_data_format"]["inputs"]["image"]["num_channels"] == 1
     assert meta["network_data_format"]["outputs"]["pred"]["num_channels"] == 2  # the network's scores
+    # the class names are the demo datalist's Decathlon "labels"
+    assert meta["network_data_format"]["outputs"]["pred"]["channel_def"] == {"0": "background", "1": "sphere"}
     label_map = meta["network_data_format"]["post_processed_outputs"]["pred"]  # what the configs save
     assert (label_map["num_channels"], label_map["dtype"], label_map["value_range"]) == (1, "uint8", [0.0, 1.0])
     broken = {k: v for k, v in meta.items() if k != "authors"}
