@@ -9,7 +9,8 @@ Usage::
 every release tag from 0.3.0 on (no rc/dev tags) with ``git show`` -- nothing is imported or executed -- and parses
 the Python sources with :mod:`ast`:
 
-* **names**: what each search package (``monai.transforms``, ``monai.networks.nets``, ...) exports at each release,
+* **names**: what each search package (``monai.transforms``, ``monai.networks.nets``, ..., and the apps Clara configs
+  used: ``monai.apps.deepgrow``, ``deepedit``, ``pathology``) exports at each release,
   following ``from .x import ...`` (star imports included) and ``A = B`` aliases to the defining class;
 * **classes**: every name exported at some release but not at the newest one, with its first/last release, the
   ``@deprecated(since, removed, msg_suffix)`` data, and its replacement when the sources say it: the decorator's
@@ -17,7 +18,8 @@ the Python sources with :mod:`ast`:
   Deprecated / Changed sections), a case-only spelling change, or the dictionary form of a replaced array class;
 * **args**: ``@deprecated_arg(name, new_name=..., since, removed, msg_suffix)`` on constructors of current classes
   (a missing ``new_name`` is taken from a message "use `x` instead" when ``x`` is a parameter), and parameters that
-  existed at some release and are gone now (``removed_args``);
+  existed at some release and are gone now (``removed_args``, each with what it did: its line in the ``Args:``
+  docstring of the last release that had it);
 * **defaults**: literal default values of current constructors that changed between releases: per argument,
   its default from the first release that has it and at each release that changed it.
 
