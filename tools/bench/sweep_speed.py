@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -36,6 +37,15 @@ PYTHON = sys.executable
 FULL = {"trials": 8, "epochs": 5, "n_train": 20, "n_val": 4, "size": 128, "radius": (10.0, 18.0)}
 QUICK = {"trials": 3, "epochs": 2, "n_train": 4, "n_val": 2, "size": 64, "radius": (6.0, 10.0)}
 SPACING = 2.0  # mm: 128^3 at 1 mm -> 64^3, resampled in the deterministic prefix of every trial
+CPU: dict[str, float] = {}  # CPU seconds (user + system) of each run's processes, by run folder name
+
+
+def _children_cpu() -> float:
+    """CPU seconds used so far by this process's finished children (less sensitive to other jobs than wall time)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 PRUNER = [
     "hydra/sweeper/pruner=percentile",
     "hydra.sweeper.pruner.percentile=66",  # prune a trial in the bottom two thirds at a step
@@ -94,9 +104,10 @@ def sweep(
         f"hydra.sweeper.n_trials={size['trials']}", f"hydra.sweeper.storage=sqlite:///{db}",
         f"hydra.sweep.dir={out}", *pruner,
     ]  # fmt: skip
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _children_cpu()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env={**os.environ, **(env or {})})
     wall = time.perf_counter() - t0
+    CPU[out.name] = _children_cpu() - cpu0
     (out / "sweep.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         raise SystemExit(f"sweep failed ({proc.returncode}):\n{proc.stderr[-3000:]}\nlog: {out / 'sweep.log'}")
@@ -171,7 +182,7 @@ def clara_style(params: list[dict[str, Any]], out: Path) -> tuple[float, list[di
     """Each trial as its own plain-MONAI process, one after another (Clara AutoML's job model)."""
     results = []
     out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _children_cpu()
     for i, p in enumerate(params):
         path = out / f"params_{i}.json"
         path.write_text(json.dumps(p))
@@ -180,6 +191,7 @@ def clara_style(params: list[dict[str, Any]], out: Path) -> tuple[float, list[di
         if proc.returncode != 0:
             raise SystemExit(f"plain trial {i} failed:\n{proc.stderr[-3000:]}")
         results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    CPU[out.name] = _children_cpu() - cpu0
     return time.perf_counter() - t0, results
 
 
@@ -253,6 +265,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     r = summarize(c_wall, a_wall, c, b, hit, pruned)
     r.update({"size": size, "a_values": [x["best"] for x in a], "c_values": [t["value"] for t in c]})
     r.update({"b_value": b["best"], "pruner_wall_s": p_wall, "pruner": PRUNER})
+    r["cpu_s"] = dict(CPU)
     if u_wall is not None:
         r.update({"unstaged_wall_s": u_wall, "unstaged_sweep_ratio": u_wall / a_wall})
     (out / "results.json").write_text(json.dumps(r, indent=2, default=str))
@@ -263,6 +276,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"sweep wall time: {c_wall:.1f} s vs Clara-style {a_wall:.1f} s = {r['sweep_ratio']:.2f}x (target <= 0.6)")
     if u_wall is not None:
         print(f"  without cache stages: {u_wall:.1f} s = {r['unstaged_sweep_ratio']:.2f}x")
+    cpu_a = CPU.get("a_plain") or float("nan")
+    print("  CPU seconds (user+system, less sensitive to other jobs): " + ", ".join(
+        f"{name} {sec:.1f} s = {sec / cpu_a:.2f}x" for name, sec in CPU.items() if name != "a_plain"
+    ) + f" of Clara-style {cpu_a:.1f} s")  # fmt: skip
     print(f"pruning: {r['epochs_pruner']} vs {r['epochs_no_pruner']} epochs = {100 * r['epochs_saved']:.0f}% fewer "
           f"(target >= 40%); best Dice {r['best_pruner']:.4f} with vs {r['best_no_pruner']:.4f} without "
           f"({r['pruned_trials']} pruned)")  # fmt: skip
