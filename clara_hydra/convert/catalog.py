@@ -294,6 +294,8 @@ def resolve_component(
     clean = _strip_comments(args)
     if path:
         return _resolve_path(path, clean, json_path, era, bound)
+    if name and legacy.clara_path_rule(name) is not None:  # Clara's dotted class in `name` (not `path`)
+        return _resolve_path(name, clean, json_path, era, bound)
     if not name:
         diag = Diagnostic(
             rule="missing-name",

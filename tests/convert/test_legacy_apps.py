@@ -50,13 +50,19 @@ def test_history_knows_the_apps() -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["deepgrow.interaction.ClickInteraction", "medl.apps.deepgrow.interaction.ClickInteraction"]
+    ("name", "path"),
+    [
+        (None, "deepgrow.interaction.ClickInteraction"),
+        (None, "medl.apps.deepgrow.interaction.ClickInteraction"),
+        ("deepgrow.interaction.ClickInteraction", None),  # the dotted class written as `name`
+        ("ClickInteraction", None),
+    ],
 )
-def test_click_interaction_maps_to_monai_with_its_arguments_checked(path: str) -> None:
+def test_click_interaction_maps_to_monai_with_its_arguments_checked(name: str | None, path: str | None) -> None:
     args = {"transforms": [], "max_interactions": 3, "train": True, "key_probability": "probability"}
-    res = resolve_component(None, path, args, json_path="x", slot=None, era="4.1")
+    res = resolve_component(name, path, args, json_path="x", slot=None, era="4.1")
     assert res.target == "monai.apps.deepgrow.interaction.Interaction" and res.checked and res.args == args
-    wrong = resolve_component(None, path, {**args, "clicks": 2}, json_path="x", slot=None, era="4.1")
+    wrong = resolve_component(name, path, {**args, "clicks": 2}, json_path="x", slot=None, era="4.1")
     assert [d.rule for d in wrong.diagnostics if d.level is Level.ERROR] == ["unknown-argument"]
 
 
