@@ -74,3 +74,73 @@ def test_no_inference_without_a_datalist_file_says_why() -> None:
     assert notes == [
         "the validation reads no datalist file: no label-free configs/inference.json (evaluate.json has the validation)"
     ]
+
+
+def test_image_only_pipeline_sees_and_restores_what_the_validation_does(tmp_path: Path) -> None:
+    """A validation that reorients, resamples (per-key modes), scales and crops: restricted to the image, it gives
+    the network the same tensor with no label file anywhere, and its inverse puts the same label map back on the
+    source grid as the full pipeline's (what evaluate.json and inference.json write for one image)."""
+    import nibabel as nib
+    import numpy as np
+    import torch
+    from monai.bundle import ConfigParser
+    from monai.data import MetaTensor
+
+    from clara_hydra.export.bundle_labels import LABEL_MAP_KEY, label_map_transforms, tensors_invertible
+
+    grid = np.stack(np.meshgrid(*(np.arange(32),) * 3, indexing="ij"))
+    ball = np.sqrt(((grid - np.array([14, 17, 16])[:, None, None, None]) ** 2).sum(0)) < 7
+    affine = np.array([[-0.9, 0, 0, 30.0], [0, 1.1, 0, -12.0], [0, 0, 1.7, 4.0], [0, 0, 0, 1]])  # LAS, anisotropic
+    nib.save(nib.Nifti1Image(np.where(ball, 200.0, -500.0).astype(np.float32), affine), tmp_path / "img.nii.gz")
+    nib.save(nib.Nifti1Image(ball.astype(np.uint8), affine), tmp_path / "lab.nii.gz")
+    pre = {
+        "_target_": T + "Compose",
+        "transforms": [
+            {"_target_": T + "LoadImaged", "keys": BOTH},
+            {"_target_": T + "EnsureChannelFirstd", "keys": BOTH},
+            {"_target_": T + "Orientationd", "keys": BOTH, "axcodes": "RAS"},
+            {"_target_": T + "Spacingd", "keys": BOTH, "pixdim": [1.5, 1.5, 2.0], "mode": ["bilinear", "nearest"]},
+            {
+                "_target_": T + "ScaleIntensityRanged",
+                "keys": "image",
+                "a_min": -100,
+                "a_max": 300,
+                "b_min": 0.0,
+                "b_max": 1.0,
+            },
+            {"_target_": T + "CropForegroundd", "keys": BOTH, "source_key": "image", "margin": 2},
+            {"_target_": T + "ToTensord", "keys": BOTH},
+        ],
+    }
+    tensors_invertible(pre)
+    image_pre = {**pre, "transforms": without_label(pre["transforms"], "validate.pre_transforms")}
+    post = [{"_target_": T + "AsDiscreted", "keys": ["pred", "label"], "argmax": [True, False], "to_onehot": [2, 2]}]
+    image_post = without_label(post, "validate.post_transforms")
+    config = {
+        "validate": {"pre_transforms": pre},
+        "infer": {"pre_transforms": image_pre},
+        "eval_post": {"_target_": T + "Compose", "transforms": [*post, *label_map_transforms(post, 2)[:-1]]},
+        "infer_post": {
+            "_target_": T + "Compose",
+            "transforms": [*image_post, *label_map_transforms(image_post, 2, section="infer")[:-1]],
+        },
+    }
+    parser = ConfigParser(config)
+    full = parser.get_parsed_content("validate::pre_transforms")(
+        {"image": str(tmp_path / "img.nii.gz"), "label": str(tmp_path / "lab.nii.gz")}
+    )
+    (tmp_path / "lab.nii.gz").unlink()  # inference has no label file
+    alone = parser.get_parsed_content("infer::pre_transforms")({"image": str(tmp_path / "img.nii.gz")})
+    assert "label" not in alone
+    assert torch.equal(alone["image"].as_tensor(), full["image"].as_tensor())
+    np.testing.assert_array_equal(np.asarray(alone["image"].affine), np.asarray(full["image"].affine))
+    # One prediction (a network's logits: the scaled image against its complement), both ways to a label map.
+    for item in (full, alone):
+        logits = torch.cat([1 - item["image"].as_tensor(), item["image"].as_tensor()])
+        item["pred"] = MetaTensor(logits, meta=item["image"].meta)
+    evaluated = parser.get_parsed_content("eval_post")(full)[LABEL_MAP_KEY]
+    inferred = parser.get_parsed_content("infer_post")(alone)[LABEL_MAP_KEY]
+    assert tuple(inferred.shape) == (1, *ball.shape)
+    np.testing.assert_allclose(np.asarray(inferred.affine), affine, atol=1e-5)
+    assert torch.equal(inferred.as_tensor(), evaluated.as_tensor())
+    assert 0 < int(inferred.sum()) < inferred.numel()  # a real map, not all one class
