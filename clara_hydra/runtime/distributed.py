@@ -199,7 +199,7 @@ def shard_datasets(builder: Any, dataset_paths: Sequence[str], ctx: RankContext)
         data = builder.build(data_path)
         if not isinstance(data, Sequence) or isinstance(data, str):
             continue
-        training = not path.startswith("validate")
+        training = path.startswith("train.")  # a validation config's top-level `dataset` is validation data
         # Uneven validation shares need at least one item per rank: a rank with none would not join the gather.
         even = training or len(data) < ctx.world_size
         share = partition(data, ctx, even=even)
