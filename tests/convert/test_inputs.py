@@ -385,9 +385,16 @@ def test_long_values_are_cut_in_messages() -> None:
 
 
 def test_cli_exit_code_2_for_generated_inputs(tmp_path: Path) -> None:
-    cases = {"deep.json": '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", "empty.json": "{}"}
+    cases = {
+        "deep.json": b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        "empty.json": b"{}",
+        "cesu8.json": b'{"train": {"model": {"name": "UNet\xed\xa0\x80"}}}',
+        "huge_bound.json": b'{"search": [{"domain": "lr", "type": "float", "args": ["learning_rate"], "targets": [0, 1'
+        + b"0" * 400
+        + b']}], "learning_rate": 0.1, "train": {"model": {"name": "UNet"}}}',
+    }
     for name, text in cases.items():
-        (tmp_path / name).write_text(text)
+        (tmp_path / name).write_bytes(text)
         proc = subprocess.run(
             [sys.executable, "-m", "clara_hydra.cli", "convert", str(tmp_path / name), "-o", str(tmp_path / "out")],
             capture_output=True,
