@@ -29,8 +29,8 @@ from clara_hydra.export.select import SelectedTrial
 SIMPLE_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 JOB_DIR_INTERPOLATION = re.compile(r"\$\{" + re.escape(resolvers.JOB_DIR_RESOLVER) + r":([^}]*)\}")
 MISSING = "???"  # OmegaConf's required value, kept as such in ``resolved``
-# Top-level keys that are sections or Hydra's, never Clara variables.
-NOT_VARIABLES = ("train", "validate", "hydra", "defaults", "_allow_")
+# Top-level keys that are sections or Hydra's, never Clara variables (`tracking`: +tracking=mlflow, a run option).
+NOT_VARIABLES = ("train", "validate", "hydra", "defaults", "_allow_", "tracking")
 
 
 @dataclass(frozen=True)

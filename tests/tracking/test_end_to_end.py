@@ -85,6 +85,11 @@ def test_a_tracked_sweep_leaves_one_parent_and_a_child_per_trial_equal_to_the_st
         config = yaml.safe_load(Path(local).read_text())
         assert config["epochs"] == EPOCHS and config["learning_rate"] == t.params["learning_rate"]
         assert config["tracking"]["backend"] == "mlflow"
+    # The tracking node is a run option: an exported trial does not carry it.
+    from clara_hydra.cli import main as cli
+
+    assert cli(["export", str(sweep_dir), "--to", "clara", str(tmp_path / "best.json")]) == 0
+    assert "tracking" not in json.loads((tmp_path / "best.json").read_text())
 
 
 def test_a_tracked_single_run_logs_one_run_beside_the_runs(demo_root: Path, tmp_path: Path) -> None:
