@@ -103,7 +103,7 @@ def record(study: optuna.Study, a: Asked) -> bool:
     """
     assert a.result is not None
     try:
-        if a.job_dir:
+        if a.job_dir and a.trial.user_attrs.get(ATTR_JOB_DIR) != a.job_dir:  # usually recorded at ask already
             a.trial.set_user_attr(ATTR_JOB_DIR, a.job_dir)
         _tell_result(study, a.trial, a.result)
     except optuna.exceptions.UpdateFinishedTrialError:

@@ -8,7 +8,11 @@ The app's task returns a number at once, so what is measured is the machinery ar
 composing and launching it (both sides) plus, on ours, ask/tell, the journal, the result files and the
 report. Each job appends its start time to a file; the cost of a trial is the time between two job
 starts. Printed: ms per trial over the first and the last 100 trials, last/first (growth with the study)
-and ours/basic. Both sweeps use Hydra's basic launcher; ours uses the random sampler (the sampler's own
+and ours/basic, in wall-clock time and in the sweep process's CPU time (both launchers run the jobs in
+that process; CPU time is the steadier figure on a shared machine), and the whole command's wall and CPU
+time per trial (Hydra's basic sweeper composes every job's config once more up front, to check the batch,
+before the first job starts: the intervals between job starts leave that out, the whole command does not).
+Both sweeps use Hydra's basic launcher; ours uses the random sampler (the sampler's own
 cost is Optuna's, not the sweeper's) and its default storage, a journal file next to the sweep folder.
 """
 
@@ -16,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,7 +35,7 @@ import hydra
 @hydra.main(version_base="1.3", config_path=None, config_name=None)
 def main(cfg):
     with open(os.environ["BENCH_STAMPS"], "a") as f:
-        f.write(f"{time.time()}\\n")
+        f.write(f"{time.time()} {time.process_time()}\\n")
     return (float(cfg.x) - 0.3) ** 2
 
 if __name__ == "__main__":
@@ -37,10 +43,15 @@ if __name__ == "__main__":
 """
 
 
-def run(side: str, trials: int, work: Path) -> list[float]:
-    """Sweep the app ``trials`` times with one sweeper; return the job start times."""
+def run(side: str, trials: int, work: Path) -> tuple[list[float], list[float], float, float]:
+    """Sweep the app ``trials`` times with one sweeper.
+
+    Returns:
+        The job start times (wall clock, the process's CPU time), the whole command's wall and CPU seconds.
+    """
     stamps = work / f"{side}.stamps"
     stamps.unlink(missing_ok=True)
+    shutil.rmtree(work / side, ignore_errors=True)  # a fresh study (the journal lives in the sweep folder)
     app = work / "app.py"
     app.write_text(APP)
     where = [f"hydra.sweep.dir={work / side}", "hydra.job.chdir=false"]
@@ -57,12 +68,16 @@ def run(side: str, trials: int, work: Path) -> list[float]:
         sweep = [f"+x=range(0,{trials})"]  # the basic sweeper: one job per value, in one batch
     cmd = [sys.executable, str(app), "-m", *sweep, *where]
     env = {**os.environ, "BENCH_STAMPS": str(stamps)}
-    start = time.time()
+    start, before = time.time(), resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         sys.exit(f"{side} sweep failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    print(f"{side}: {trials} trials in {time.time() - start:.1f} s", flush=True)
-    return [float(line) for line in stamps.read_text().split()]
+    wall = time.time() - start
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    print(f"{side}: {trials} trials in {wall:.1f} s ({cpu:.1f} s CPU)", flush=True)
+    rows = [line.split() for line in stamps.read_text().splitlines()]
+    return [float(r[0]) for r in rows], [float(r[1]) for r in rows], wall, cpu
 
 
 def per_trial(times: list[float], first: bool, window: int = 100) -> float:
@@ -81,17 +96,27 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sweeper_overhead_") as tmp:
         work = (a.work or Path(tmp)).resolve()
         work.mkdir(parents=True, exist_ok=True)
-        figures: dict[str, tuple[float, float]] = {}
+        figures: dict[tuple[str, str], tuple[float, float]] = {}
+        whole: dict[tuple[str, str], float] = {}
         for side in ("clara", "basic"):
             if a.only in (None, side):
-                times = run(side, a.trials, work)
-                figures[side] = (per_trial(times, True), per_trial(times, False))
-    print(f"\n{'sweeper':8} {'first 100':>12} {'last 100':>12} {'last/first':>11}")
-    for side, (first, last) in figures.items():
-        print(f"{side:8} {first:9.1f} ms {last:9.1f} ms {last / first:10.2f}x")
-    if len(figures) == 2:
-        (cf, cl), (bf, bl) = figures["clara"], figures["basic"]
-        print(f"clara/basic: first 100 {cf / bf:.2f}x, last 100 {cl / bl:.2f}x")
+                wall, cpu, wall_s, cpu_s = run(side, a.trials, work)
+                for clock, times in (("wall", wall), ("cpu", cpu)):
+                    figures[side, clock] = (per_trial(times, True), per_trial(times, False))
+                whole[side, "wall"], whole[side, "cpu"] = wall_s / a.trials * 1000, cpu_s / a.trials * 1000
+    print(f"\n{'sweeper':8} {'clock':5} {'first 100':>12} {'last 100':>12} {'last/first':>11}")
+    for (side, clock), (first, last) in figures.items():
+        print(f"{side:8} {clock:5} {first:9.1f} ms {last:9.1f} ms {last / first:10.2f}x")
+    print("\nwhole command (start-up, checks and writes included) per trial:")
+    for (side, clock), ms in whole.items():
+        print(f"{side:8} {clock:5} {ms:9.1f} ms")
+    for clock in ("wall", "cpu"):
+        if ("clara", clock) in whole and ("basic", clock) in whole:
+            print(f"clara/basic ({clock}, whole command): {whole['clara', clock] / whole['basic', clock]:.2f}x")
+    for clock in ("wall", "cpu"):
+        if ("clara", clock) in figures and ("basic", clock) in figures:
+            (cf, cl), (bf, bl) = figures["clara", clock], figures["basic", clock]
+            print(f"clara/basic ({clock}): first 100 {cf / bf:.2f}x, last 100 {cl / bl:.2f}x")
 
 
 if __name__ == "__main__":
