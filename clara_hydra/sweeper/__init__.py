@@ -3,7 +3,8 @@
 Select it with ``override hydra/sweeper: clara_optuna`` (converted configs do) and run
 ``python train.py -m``. Modules: :mod:`.config` (the settings and their defaults), :mod:`.grammar`
 and :mod:`.space` (Hydra sweep grammar -> Optuna distributions), :mod:`.storage` (where the study
-lives), :mod:`.runner` (the ask/launch/tell loop) and :mod:`.batch`, :mod:`.settings`,
+lives; :mod:`.journal`: the default journal file, whose writes are whole or absent and whose torn tail is
+repaired; :mod:`.disk`: a full disk), :mod:`.runner` (the ask/launch/tell loop) and :mod:`.batch`, :mod:`.settings`,
 :mod:`.optuna_objects` (sampler, pruner, directions), :mod:`.failures`, :mod:`.resume`, :mod:`.results`,
 :mod:`.checkpoints`, :mod:`.startup` (study creation, sweep-folder ownership), :mod:`.workers` (many worker
 processes on one study), :mod:`.heartbeat` (dead workers' trials), :mod:`.progress` (one line per trial), and
