@@ -122,13 +122,17 @@ def test_tracking_off_imports_no_mlflow(demo_root: Path, tmp_path: Path) -> None
     assert not list(tmp_path.rglob("mlflow.db"))
 
 
-def test_tracking_without_mlflow_installed_says_how_to_install(demo_root: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sweep", [False, True], ids=["single run", "sweep"])
+def test_tracking_without_mlflow_installed_says_how_to_install(demo_root: Path, tmp_path: Path, sweep: bool) -> None:
+    args = ["-m", f"hydra.sweep.dir={tmp_path / 's'}"] if sweep else []
     proc, _ = train(
-        tmp_path, "experiment=quickstart", "+tracking=mlflow", *tiny(demo_root), env={"PROBE_NO_MLFLOW": "1"}
+        tmp_path, *args, "experiment=quickstart", "+tracking=mlflow", *tiny(demo_root), env={"PROBE_NO_MLFLOW": "1"}
     )
     assert proc.returncode == 2
     assert "MLflow is not installed" in proc.stderr and "pip install -e '.[mlflow]'" in proc.stderr
     assert not list(tmp_path.rglob("trial_summary.json"))  # stopped before training
+    journal = tmp_path / "s" / "optuna" / "quickstart.journal"  # a sweep that cannot start leaves no study
+    assert not journal.exists() or not optuna.get_all_study_names(storage=open_storage(f"journal://{journal}"))
 
 
 def test_a_tracked_2_rank_run_logs_once_from_rank_0(tmp_path: Path) -> None:
