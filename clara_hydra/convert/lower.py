@@ -16,6 +16,7 @@ from typing import Any
 
 from clara_hydra.convert import wiring
 from clara_hydra.convert.catalog import Resolution
+from clara_hydra.convert.diagnostics import Problems
 from clara_hydra.convert.expressions import UnsupportedExpression, is_expression, lower_expression
 from clara_hydra.convert.jsonpath import join
 from clara_hydra.convert.model import ClaraConfig, Component, Era, Slot, SlotKind
@@ -39,13 +40,21 @@ class Lowering:
     plan: SearchPlan
     resolutions: Mapping[str, Resolution]
     implicit: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # the wiring pass's, by JSON path
-    diagnostics: list[Diagnostic] = field(default_factory=list)
+    problems: Problems = field(init=False)
     used_vars: dict[str, str] = field(default_factory=dict)  # variable -> first json path using it
     _inverted: set[str] | None = None
     _found: dict[str, Component | None] = field(default_factory=dict)  # validate ref path -> train component
 
+    def __post_init__(self) -> None:
+        self.problems = Problems(self.config.file)
+
+    @property
+    def diagnostics(self) -> list[Diagnostic]:
+        """What the lowering found, in order."""
+        return self.problems.found
+
     def problem(self, rule: str, message: str, path: str, fix: str = "", level: Level = Level.ERROR) -> None:
-        self.diagnostics.append(Diagnostic(rule, message, path, fix, level, self.config.file))
+        self.problems.add(rule, message, path, fix, level)
 
     def resolve(self, comp: Component) -> Resolution | None:
         """The resolve pass's result for ``comp`` (every slot and nested component was resolved there)."""
@@ -133,9 +142,8 @@ class Lowering:
             if wiring.disabled_string(raw) is not None:  # Clara 4.0 wrote "disabled": "true"
                 value = wiring.disabled_string(raw)
                 message = f"'disabled': {raw!r} read as {value}"
-                note = Diagnostic("disabled-string", message, path, "", Level.WARNING, self.config.file)
-                if note not in self.diagnostics:  # a component may be lowered twice (train chain and its copy)
-                    self.diagnostics.append(note)
+                # once: a component may be lowered twice (train chain and its copy)
+                self.problems.add("disabled-string", message, path, "", Level.WARNING, once=True)
             if not isinstance(value, bool) and not _starts_with_interpolation(value):
                 self.problem(
                     "disabled-not-bool",
@@ -228,10 +236,7 @@ class Lowering:
 
     def ref(self, slot_name: str, section: str | None, path: str) -> Reference:
         """A reference to the object of a slot; a dangling one is reported with a did-you-mean."""
-        node, problem = slot_reference(self.config, slot_name, section, path)
-        if problem is not None:
-            self.diagnostics.append(problem)
-        return node
+        return slot_reference(self.config, slot_name, section, path, self.problems)
 
     # -- slots ---------------------------------------------------------------------------------------------------
     def find_ref(self, comp: Component) -> Component | None:

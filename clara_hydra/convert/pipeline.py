@@ -17,6 +17,7 @@ from typing import Any
 
 from clara_hydra.convert.alternatives import check_alternatives
 from clara_hydra.convert.automl import parse_automl
+from clara_hydra.convert.diagnostics import Problems
 from clara_hydra.convert.emit import emit
 from clara_hydra.convert.jsonload import Document
 from clara_hydra.convert.model import AutomlSettings
@@ -26,7 +27,7 @@ from clara_hydra.convert.search import SearchBinder, values_of
 from clara_hydra.convert.stages import Bound, Checked, Conversion, Inputs, Parsed, Resolved
 from clara_hydra.convert.tree import lower
 from clara_hydra.convert.wiring import wire
-from clara_hydra.errors import ConfigError, Diagnostic
+from clara_hydra.errors import ConfigError
 from clara_hydra.keywords import Clara
 
 __all__ = ["PASSES", "Conversion", "Document", "Inputs", "convert_documents", "run_passes"]
@@ -46,12 +47,11 @@ def parse(inputs: Inputs) -> Parsed:
         if not isinstance(env_doc, dict):
             raise ConfigError(
                 [
-                    Diagnostic(
+                    Problems(inputs.env.name).add(
                         "not-an-object",
                         "environment.json must be a JSON object",
                         "$",
                         '{"DATA_ROOT": "/data", "DATASET_JSON": "/data/dataset.json"}',
-                        file=inputs.env.name,
                     )
                 ]
             )
@@ -115,25 +115,23 @@ def _check_kind(doc: Any, name: str) -> None:
     if {"controller", "executor"} & doc.keys():
         raise ConfigError(
             [
-                Diagnostic(
+                Problems(name).add(
                     "not-a-training-config",
                     "this is a config_automl.json (it has 'controller'/'executor'), not a training config",
                     "$",
                     "pass it with --automl next to the training config: clara-hydra convert "
                     "config_train.json --automl config_automl.json",
-                    file=name,
                 )
             ]
         )
     if doc and all(not isinstance(v, (dict, list)) for v in doc.values()) and any(k.isupper() for k in doc):
         raise ConfigError(
             [
-                Diagnostic(
+                Problems(name).add(
                     "not-a-training-config",
                     f"this looks like an environment.json (only variables: {sorted(doc)[:6]}), not a training config",
                     "$",
                     "pass it with --env next to the training config, or convert the MMAR folder",
-                    file=name,
                 )
             ]
         )

@@ -6,9 +6,10 @@ the same way.
 
 from __future__ import annotations
 
+from clara_hydra.convert.diagnostics import Problems
 from clara_hydra.convert.model import ClaraConfig
 from clara_hydra.convert.nodes import Reference
-from clara_hydra.errors import Diagnostic, Level, suggest
+from clara_hydra.errors import suggest
 from clara_hydra.keywords import Emitted
 
 
@@ -21,21 +22,15 @@ def slot_key(config: ClaraConfig, slot_name: str, section: str | None) -> str | 
 
 
 def slot_reference(
-    config: ClaraConfig, slot_name: str, section: str | None, path: str
-) -> tuple[Reference, Diagnostic | None]:
-    """The reference node, and the ``dangling-ref`` error (with a did-you-mean) when it names no slot (the node
-    is then ``{_ref_: ???}``)."""
+    config: ClaraConfig, slot_name: str, section: str | None, path: str, problems: Problems
+) -> Reference:
+    """The reference node of ``@slot_name``; one that names no slot is a ``dangling-ref`` error (with a
+    did-you-mean) in ``problems``, and the node is then ``{_ref_: ???}``."""
     key = slot_key(config, slot_name, section)
     if key is not None:
-        return Reference(key), None
+        return Reference(key)
     slots = sorted({s.name for s in config.slots})
     hint = suggest(slot_name, slots)
-    problem = Diagnostic(
-        "dangling-ref",
-        f"reference '@{slot_name}' names no slot in {list(config.sections)}",
-        path,
-        hint or f"refer to one of {slots}",
-        Level.ERROR,
-        config.file,
-    )
-    return Reference(Emitted.UNKNOWN), problem
+    message = f"reference '@{slot_name}' names no slot in {list(config.sections)}"
+    problems.add("dangling-ref", message, path, hint or f"refer to one of {slots}")
+    return Reference(Emitted.UNKNOWN)

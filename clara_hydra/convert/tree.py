@@ -13,6 +13,7 @@ from typing import Any
 
 from clara_hydra import __version__
 from clara_hydra.convert.alternatives import Group, lower_groups
+from clara_hydra.convert.diagnostics import Problems
 from clara_hydra.convert.lower import Lowering
 from clara_hydra.convert.model import AutomlSettings, ClaraConfig, Slot, SlotKind
 from clara_hydra.convert.nodes import Interpolation
@@ -195,29 +196,24 @@ def _sweeper(plan: SearchPlan, groups: list[Group], automl: AutomlSettings | Non
 
 
 def _notes(config: ClaraConfig, variables: Variables) -> list[Diagnostic]:
-    notes = [
-        Diagnostic(
+    notes = Problems(config.file)
+    for name in variables.job_dir:
+        notes.add(
             "job-folder",
             f"{name} points into the Hydra job's output folder "
             f"(${{clara.job_dir:...}}), so every trial keeps its own outputs",
             name,
             level=Level.INFO,
-            file=config.file,
         )
-        for name in variables.job_dir
-    ]
-    notes += [
-        Diagnostic(
+    for name in variables.required:
+        notes.add(
             "required-value",
             f"variable '{name}' has no value (first used at {variables.used.get(name, '?')})",
             name,
             f"set it: `python train.py {name}=...`, or convert with --set {name}=... or --env environment.json",
             Level.INFO,
-            config.file,
         )
-        for name in variables.required
-    ]
-    return notes
+    return notes.found
 
 
 def _put(root: dict[str, Any], section: str | None, name: str, value: Any) -> None:

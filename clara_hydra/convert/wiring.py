@@ -12,12 +12,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from clara_hydra.convert.catalog import Resolution
+from clara_hydra.convert.diagnostics import Problems
 from clara_hydra.convert.jsonpath import join
 from clara_hydra.convert.model import ClaraConfig, Component, Era
 from clara_hydra.convert.nodes import Interpolation, Reference, Target, WholeConfig
 from clara_hydra.convert.references import slot_key, slot_reference
 from clara_hydra.convert.stages import Checked, Wired
-from clara_hydra.errors import Diagnostic
 
 #: arguments whose 4.0 value (a list of slot names) is replaced by a mapping of references
 REPLACED = frozenset({"save_dict", "load_dict"})
@@ -56,13 +56,13 @@ def wire(checked: Checked) -> Wired:
     resolved = checked.bound.resolved
     config = resolved.parsed.config
     implicit: dict[str, Mapping[str, Any]] = {}
-    diagnostics: list[Diagnostic] = []
+    problems = Problems(config.file)
     if config.era is Era.V40:
         for comp in config.all_components():
-            args = implicit_args(config, comp, _target(resolved.resolutions.get(comp.json_path)), diagnostics)
+            args = implicit_args(config, comp, _target(resolved.resolutions.get(comp.json_path)), problems)
             if args:
                 implicit[comp.json_path] = args
-    return Wired(checked, implicit, (*checked.diagnostics, *diagnostics))
+    return Wired(checked, implicit, (*checked.diagnostics, *problems.found))
 
 
 def _target(res: Resolution | None) -> str | None:
@@ -83,12 +83,10 @@ def _slot_ref(config: ClaraConfig, section: str | None, name: str) -> Reference 
     return None
 
 
-def implicit_args(
-    config: ClaraConfig, comp: Component, target: str | None, diagnostics: list[Diagnostic]
-) -> dict[str, Any]:
+def implicit_args(config: ClaraConfig, comp: Component, target: str | None, problems: Problems) -> dict[str, Any]:
     """Arguments 4.0 supplied implicitly for ``comp`` (only those the config did not give; see :data:`REPLACED`).
 
-    A ``save_dict`` name that is no slot is added to ``diagnostics`` (``dangling-ref``).
+    A ``save_dict`` name that is no slot is a ``dangling-ref`` error in ``problems``.
     """
     if config.era is not Era.V40 or target is None:
         return {}
@@ -126,20 +124,17 @@ def implicit_args(
         names = comp.args.get(arg)
         if isinstance(names, list) and all(isinstance(n, str) for n in names):
             where = join(join(comp.json_path, "args"), arg)
-            out[arg] = {n: _stored(config, n, section, where, diagnostics) for n in names}
+            out[arg] = {n: _stored(config, n, section, where, problems) for n in names}
     return {k: v for k, v in out.items() if v is not None}
 
 
 def _stored(
-    config: ClaraConfig, name: str, section: str | None, path: str, diagnostics: list[Diagnostic]
+    config: ClaraConfig, name: str, section: str | None, path: str, problems: Problems
 ) -> Reference | WholeConfig:
     """What a 4.0 ``save_dict`` list item names: the training config, or a slot of either section."""
     if name in CONFIG_NAMES and slot_key(config, name, section) is None:
         return WholeConfig()
-    node, problem = slot_reference(config, name, section, path)
-    if problem is not None:
-        diagnostics.append(problem)
-    return node
+    return slot_reference(config, name, section, path, problems)
 
 
 def disabled_string(raw: object) -> bool | None:

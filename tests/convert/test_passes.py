@@ -10,6 +10,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from clara_hydra.convert import wiring, yamlout
+from clara_hydra.convert.diagnostics import Problems
 from clara_hydra.convert.jsonload import Document
 from clara_hydra.convert.nodes import Interpolation, Members, Reference, Target, Text
 from clara_hydra.convert.pipeline import PASSES, run_passes
@@ -89,3 +90,15 @@ def test_the_printer_writes_interpolation_nodes_that_omegaconf_reads_back(
     text = yamlout.dump({"DATA_ROOT": "/data", "v": node, "flow": [node]})
     cfg = OmegaConf.create(text)
     assert cfg.v == value and cfg.flow[0] == value  # block and flow style
+
+
+def test_the_passes_build_diagnostics_through_one_helper() -> None:
+    """No pass of these modules builds a Diagnostic by hand: convert.diagnostics.Problems sets file and level."""
+    for name in ("pipeline", "wiring", "references", "lower", "tree"):
+        tree = ast.parse((PACKAGE / f"{name}.py").read_text())
+        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "Diagnostic"]
+        assert calls == [], f"{name}.py builds a Diagnostic itself"
+    problems = Problems("config_train.json")
+    for _ in range(2):  # a component lowered twice says its note once
+        problems.add("disabled-string", "'disabled': 'true' read as True", "train.loss[0].disabled", once=True)
+    assert len(problems.found) == 1 and problems.found[0].file == "config_train.json"
