@@ -97,6 +97,7 @@ class SweepTracker:
         self.study_name = study_name
         self.runs: dict[int, str] = {}  # storage trial id -> child run id, for this process's trials
         self.closed: set[int] = set()  # the trials whose child run is closed
+        self.direction: str | None = None  # the study's (single) direction, read once
 
     @classmethod
     def start(
@@ -270,11 +271,10 @@ class SweepTracker:
         self.client.log_metric(self.parent, "best_objective", best, step=frozen.number)
 
     def _direction(self) -> str:
-        try:
+        if self.direction is None:
             study_id = self.storage.get_study_id_from_name(self.study_name)
-            return str(self.storage.get_study_directions(study_id)[0].name).lower()
-        except Exception:
-            return "maximize"
+            self.direction = str(self.storage.get_study_directions(study_id)[0].name).lower()
+        return self.direction
 
 
 def _oldest(client: MlflowClient, experiment: str, key: str) -> str | None:
