@@ -52,7 +52,7 @@ from omegaconf import DictConfig, OmegaConf
 from clara_hydra import tree_nodes as tree
 from clara_hydra.keywords import Emitted
 from clara_hydra.runtime.cache_settings import GB, CacheSettings
-from clara_hydra.runtime.cache_stages import StageRun, splittable, stage_boundary, stages_wanted
+from clara_hydra.runtime.cache_stages import StageRun, keep_stage, splittable, start_run
 from clara_hydra.tree_nodes import Kind
 
 log = logging.getLogger(__name__)
@@ -365,7 +365,7 @@ def _cached_dataset(
     # runtime_cache=True: MONAI allocates [None] * cache_num without loading; we fill that list ourselves.
     dataset = p.cls(data=p.data, transform=p.transform, **p.kwargs, runtime_cache=True)
     items = dataset._cache
-    run = _stage_run(dataset, p, settings, cache)
+    run = start_run(dataset, p, settings, cache)
     from_disk = _fill(dataset, items, p, settings, cache, run)
     size = nbytes_of(items)
     if run.start:
@@ -396,55 +396,9 @@ def _cached_dataset(
         )
     untie(items)
     _on_device(dataset, items, device, settings)
-    _keep_stage(run, p, size, settings, cache)
+    keep_stage(run, p, size, settings, cache)
     cache.put(p.key, items, size, settings.max_bytes, path)
     return dataset
-
-
-def _stage_run(dataset: Any, p: Plan, settings: CacheSettings, cache: DataCache) -> StageRun:
-    """Start from the longest stored stage of this prefix; leave a stage at its boundary if none is stored there."""
-    n_prefix = len(p.prefix)
-    if not p.stage_keys or dataset.cache_num == 0 or not stages_wanted(settings):
-        return StageRun(dataset, n_prefix)
-    start, source = 0, None
-    for k in sorted(p.stage_keys, reverse=True):
-        found = cache.get(p.stage_keys[k])
-        if found is not None and len(found) == dataset.cache_num:
-            start, source = k, found
-            cache.stats.stage_hits += 1
-            break
-    boundary = stage_boundary(p.transform, n_prefix)
-    snap = boundary if boundary is not None and boundary > start else None
-    return StageRun(dataset, n_prefix, start, source, snap)
-
-
-def _keep_stage(run: StageRun, p: Plan, full_size: int, settings: CacheSettings, cache: DataCache) -> None:
-    """Store the stage ``run`` left, when it and the whole prefix's entry fit in the bound together."""
-    stage = run.complete_snapshot()
-    if stage is None or run.snap is None:
-        return
-    size = nbytes_of(stage)
-    names = "+".join(p.prefix[: run.snap])
-    if size + full_size > settings.max_bytes:
-        log.info(
-            "data cache: stage %s of %s not kept (%.2f GB with the %.2f GB of the whole prefix is more than the "
-            "bound of %.2f GB); a trial that differs after it loads its data again",
-            names,
-            p.path,
-            size / GB,
-            full_size / GB,
-            settings.max_bytes / GB,
-        )
-        return
-    if cache.put(p.stage_keys[run.snap], stage, size, settings.max_bytes, f"{p.path} stage {names}"):
-        cache.stats.stages_kept += 1
-        log.info(
-            "data cache: stage %s of %s kept (key %s, %.2f GB): trials that differ after it start from it",
-            names,
-            p.path,
-            p.stage_keys[run.snap][:12],
-            size / GB,
-        )
 
 
 def untie(obj: Any) -> None:

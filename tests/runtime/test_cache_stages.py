@@ -96,7 +96,7 @@ def test_three_a_min_a_max_options_load_each_file_once(
 ) -> None:
     cache = DataCache()
     cfgs = [compose_cfg(*option) for option in OPTIONS]
-    with caplog.at_level(logging.INFO, logger="clara_hydra.runtime.cache"):
+    with caplog.at_level(logging.INFO, logger="clara_hydra.runtime"):
         staged = [_items(cfg, cache, STAGED) for cfg in cfgs]
     files = {str(Path(v).resolve()) for item in plan(Builder(cfgs[0]), "train.dataset").data for v in item.values()}  # type: ignore[union-attr]
     assert len(files) == 4 and dict(loads) == dict.fromkeys(files, 1), "one load per file for all three options"
@@ -138,7 +138,7 @@ def test_a_stage_that_does_not_fit_with_its_entry_is_not_kept(
     bound = CacheSettings(enabled=True, max_bytes=full + 1, disk=False, stages=True)
     cache = DataCache()
     loads.clear()
-    with caplog.at_level(logging.INFO, logger="clara_hydra.runtime.cache"):
+    with caplog.at_level(logging.INFO, logger="clara_hydra.runtime"):
         got = [_items(compose_cfg(*option), cache, bound) for option in OPTIONS[:2]]
     assert cache.stats.stages_kept == 0 and "load_imaged+ensure_channel_firstd of train.dataset not kept" in caplog.text
     assert set(loads.values()) == {2}, "no stage: each option loads"
