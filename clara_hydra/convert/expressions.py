@@ -1,6 +1,7 @@
 """Clara ``#`` expressions and lambda strings mapped to importable callables, never evaluated.
 
-Known patterns (SPEC §3) become emitted nodes; anything else is an error that names the JSON path and the text.
+Known patterns (SPEC §3) become typed emitted nodes (:class:`~clara_hydra.convert.nodes.Target`); anything else
+is an error that names the JSON path and the text.
 ``ast`` is used only to *parse* the text; nothing from a config is ever executed.
 """
 
@@ -8,8 +9,8 @@ from __future__ import annotations
 
 import ast
 import re
-from typing import Any
 
+from clara_hydra.convert.nodes import Missing, Target
 from clara_hydra.keywords import Emitted
 
 ALLOWED_PREFIXES = ("monai.", "torch.", "ignite.")
@@ -31,24 +32,23 @@ def is_expression(text: str) -> bool:
     return text.startswith("#") or text.lstrip().startswith("lambda")
 
 
-def from_engine(keys: list[str], first: bool = False) -> dict[str, Any]:
+def from_engine(keys: list[str], first: bool = False) -> Target:
     """``monai.handlers.from_engine(keys, first)``; Clara-era ``<key>_meta_dict`` reads become ``batch_meta``."""
     if len(keys) == 1 and keys[0].endswith(_META_SUFFIX):
         # MONAI 1.x keeps metadata on the tensor (MetaTensor.meta): `image_meta_dict` no longer exists in a batch.
         key = keys[0][: -len(_META_SUFFIX)]
-        return {Emitted.TARGET: "clara_hydra.expressions.batch_meta", Emitted.PARTIAL: True, "key": key}
-    node: dict[str, Any] = {Emitted.TARGET: "monai.handlers.from_engine", "keys": list(keys)}
-    if first:
-        node["first"] = True
-    return node
+        return Target("clara_hydra.expressions.batch_meta", ((Emitted.PARTIAL, True), ("key", key)))
+    first_entry = (("first", True),) if first else ()
+    return Target("monai.handlers.from_engine", (("keys", list(keys)), *first_entry))
 
 
-def lower_expression(text: str) -> tuple[str | None, dict[str, Any]]:
+def lower_expression(text: str) -> tuple[str | None, Target]:
     """Map an expression to an emitted node.
 
     Returns:
         ``(slot_ref, node)``: ``slot_ref`` is the slot name the node must reference (``model`` for
-        ``#@model.parameters()``) or None; ``node`` is the emitted value (the caller fills its reference).
+        ``#@model.parameters()``) or None; ``node`` is the emitted value (the caller sets its ``module``, ``???``
+        until then, to the reference).
 
     Raises:
         UnsupportedExpression: the text matches no known pattern.
@@ -56,11 +56,11 @@ def lower_expression(text: str) -> tuple[str | None, dict[str, Any]]:
     stripped = text.strip()
     match = _PARAMETERS.match(stripped)
     if match:
-        return match.group(1), {Emitted.TARGET: "clara_hydra.expressions.parameters_of", "module": None}
+        return match.group(1), Target("clara_hydra.expressions.parameters_of", (("module", Missing()),))
     if stripped.startswith("#"):
         return None, _lower_call(stripped[1:].strip(), text)
     if _LAMBDA_NONE.match(stripped):
-        return None, {Emitted.TARGET: "clara_hydra.expressions.discard_output", Emitted.PARTIAL: True}
+        return None, Target("clara_hydra.expressions.discard_output", ((Emitted.PARTIAL, True),))
     match = _LAMBDA_KEY.match(stripped)
     if match and match.group(1) == match.group(2):
         key = match.group(3)
@@ -73,7 +73,7 @@ def lower_expression(text: str) -> tuple[str | None, dict[str, Any]]:
     raise UnsupportedExpression(text)
 
 
-def _lower_call(source: str, original: str) -> dict[str, Any]:
+def _lower_call(source: str, original: str) -> Target:
     try:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
@@ -99,7 +99,7 @@ def _lower_call(source: str, original: str) -> dict[str, Any]:
         return from_engine(list(kwargs.get("keys", [])), bool(kwargs.get("first", False)))
     if args:  # positional arguments of arbitrary callables cannot be named without importing them
         raise UnsupportedExpression(original)
-    return {Emitted.TARGET: target, **kwargs}
+    return Target(target, tuple((str(k), v) for k, v in kwargs.items()))
 
 
 def _dotted(node: ast.expr) -> str | None:

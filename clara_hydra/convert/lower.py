@@ -215,8 +215,8 @@ class Lowering:
                 )
                 return Missing()
             if slot_name is not None:
-                node["module"] = self.ref(slot_name, section, path)
-            return Target.of(node)
+                node = node.setting("module", self.ref(slot_name, section, path))
+            return node
         # Clara's "{VAR}" becomes an interpolation node; everything else stays literal for OmegaConf ("${" escaped).
         parts: list[str | Interpolation] = []
         pos = 0

@@ -81,6 +81,12 @@ class Target:
         """The same node without the entry ``key``."""
         return Target(self.target, tuple((k, v) for k, v in self.entries if k != key))
 
+    def setting(self, key: str, value: Any) -> Target:
+        """The same node with the entry ``key`` set to ``value`` (in its place, or last when new)."""
+        if all(k != key for k, _ in self.entries):
+            return Target(self.target, (*self.entries, (key, value)))
+        return Target(self.target, tuple((k, value if k == key else v) for k, v in self.entries))
+
 
 @dataclass(frozen=True)
 class Members:
