@@ -195,10 +195,16 @@ def test_a_rank_killed_mid_epoch_fails_its_trial_within_a_minute(demo: Path, tmp
     assert not [r["pid"] for r in rank_records(debug) if alive(r["pid"])], "no rank process is left"
 
 
-def test_ctrl_c_stops_every_rank_and_exits_130(demo: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sweep", [False, True], ids=["single-run", "sweep"])
+def test_ctrl_c_stops_every_rank_and_exits_130(demo: Path, tmp_path: Path, sweep: bool) -> None:
     debug = tmp_path / "debug"
+    if sweep:
+        args = [*sweep_args(demo, tmp_path / "s", "epochs=40", "hydra/sweeper/pruner=nop"), "hydra.sweep.subdir=job"]
+        args[args.index(f"hydra.sweep.dir={tmp_path / 's'}")] = f"hydra.sweep.dir={tmp_path}"
+    else:
+        args = [*data_args(demo), *TWO, "epochs=40", "hydra.run.dir=job"]
     proc = subprocess.Popen(
-        [sys.executable, str(REPO / "train.py"), *data_args(demo), *TWO, "epochs=40", "hydra.run.dir=job"],
+        [sys.executable, str(REPO / "train.py"), *args],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
