@@ -192,6 +192,11 @@ def _failure(exc: Any, payload: RankPayload, nproc: int, seconds: float) -> Base
     """The exception that stands for a failed distributed trial (see the module docstring)."""
     records = _error_records(payload.error_dir)
     failures = dict(exc.failures)
+    if any(r.get("type") == "KeyboardInterrupt" for r in records) or any(
+        f.exitcode == -signal.SIGINT for f in failures.values()
+    ):  # Ctrl-C reached the ranks before this process's own handler ran: the same Ctrl-C
+        _write_failed(payload.job_dir, "interrupted (SIGINT)", nproc)
+        return KeyboardInterrupt()
     user = [r for r in records if r.get("user_error")]
     killed = [(rank, f) for rank, f in sorted(failures.items()) if f.exitcode is not None and f.exitcode < 0]
     if user:

@@ -214,3 +214,10 @@ def test_in_a_rank_the_trainer_gets_ddp_and_pruning_is_broadcast(one_rank_group:
     with pytest.raises(optuna.TrialPruned):
         distributed_report(0.4, 2)
     assert calls == [(0.5, 1), (0.4, 2)]
+
+
+def test_ctrl_c_seen_first_by_the_ranks_is_still_ctrl_c(tmp_path: Path) -> None:
+    p = payload(tmp_path)
+    launch._record_error(p.error_dir, 1, KeyboardInterrupt())
+    error = launch._failure(SimpleNamespace(failures={1: failure(1)}), p, 2, 3.0)
+    assert isinstance(error, KeyboardInterrupt)
