@@ -73,7 +73,8 @@ class Resolution:
             ERROR for an unknown class or argument.
         requirement: module a user ``path`` needs at run time (for the report), else None.
         missing_required: parameters without default that the args do not give (runtime wiring may supply them).
-        renamed_args: arguments of the target that MONAI renamed -> today's names, given or not (a search or an
+        renamed_args: arguments of the target that MONAI renamed (or a legacy rule moved) -> today's names, given or
+            not (a search or an
             ``apply`` naming the old one follows the rename; :attr:`arg_map` maps them too).
     """
 
@@ -253,6 +254,10 @@ def _finish(
     params = None if sig.accepts_var_kwargs else sig.names
     missing = sig.required - set(args)
     renames = renamed_args(sig)
+    # A legacy rewrite that moved a searched/applied value (n_classes -> to_onehot): a search or apply naming the old
+    # argument follows it even when the old argument is not written in `args`.
+    moved = {was: now for was, now in arg_map.items() if was not in value_rewritten and was not in sig.names}
+    renames.update({was: now for was, now in moved.items() if now in sig.names})
     # Old names not given map too (a search or apply may name them); the given ones come last and win.
     arg_map = {**{old: new for old, new in renames.items() if old not in arg_map}, **arg_map}
     return Resolution(target, args, arg_map, value_rewritten, params, True, tuple(diags + more), None, missing, renames)

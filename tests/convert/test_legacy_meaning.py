@@ -311,6 +311,18 @@ def test_onehot_refuses_what_it_cannot_carry_over() -> None:
         assert "cannot be carried over" in refusal.message and refusal.fix
 
 
+@pytest.mark.parametrize("form", ["alias", "search"])
+def test_a_searched_or_applied_count_not_written_in_args_moves_too(form: str) -> None:
+    doc = _onehot_config(form)
+    del doc["train"]["post_transforms"][0]["args"]["n_classes"]
+    conv = _convert(doc)
+    cfg = OmegaConf.create(conv.files["config.yaml"])
+    key = "classes" if form == "alias" else "n_classes"
+    OmegaConf.update(cfg, key, 3)
+    node = OmegaConf.to_container(cfg.train.post_transforms.as_discreted, resolve=True)
+    assert node["to_onehot"] == 3 and "n_classes" not in node
+
+
 def test_per_key_flags_all_on_move_a_variable_whole() -> None:
     # `to_onehot: [true, true]` with `n_classes: "{N}"`: MONAI repeated n_classes per key as it repeats to_onehot now.
     rule = legacy.MONAI_BY_NAME["AsDiscreted"]
