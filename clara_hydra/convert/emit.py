@@ -22,7 +22,7 @@ def emit(lowered: Lowered) -> Conversion:
     Raises:
         ConfigError: some pass found an error; every error and warning is listed.
     """
-    bound = lowered.checked.bound
+    bound = lowered.wired.checked.bound
     resolved = bound.resolved
     parsed = resolved.parsed
     config = parsed.config

@@ -103,7 +103,7 @@ class Variables:
 class Lowered:
     """Lower: the Hydra tree as typed files of nodes, the config groups and the variables it uses."""
 
-    checked: Checked
+    wired: Wired
     files: Mapping[str, YamlFile]  # relative path -> file
     groups: tuple[Group, ...]
     variables: Variables

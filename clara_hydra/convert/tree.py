@@ -62,7 +62,7 @@ def lower(wired: Wired) -> Lowered:
     comments["hydra"] = "the Clara search space for `python train.py -m` (our Optuna sweeper, clara_optuna)"
     files = {"config.yaml": YamlFile(root, header(config, "Hydra config."), comments), **group_files}
     return Lowered(
-        checked, files, tuple(groups), variables, (*wired.diagnostics, *low.diagnostics, *_notes(config, variables))
+        wired, files, tuple(groups), variables, (*wired.diagnostics, *low.diagnostics, *_notes(config, variables))
     )
 
 
