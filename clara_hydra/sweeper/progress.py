@@ -59,7 +59,6 @@ def trial_line(
     from optuna.trial import TrialState
 
     from clara_hydra.sweeper.results import ATTR_JOB_DIR, reason_of
-    from clara_hydra.sweeper.resume import budget_used
 
     parts = [f"trial {trial.number}/{n_trials} {trial.state.name}"]
     if trial.state == TrialState.COMPLETE and trial.values:
@@ -69,31 +68,46 @@ def trial_line(
         parts[0] += f" {name}={text}" + (f" ({note})" if note else "")
     else:
         parts[0] += f" {shorten(reason_of(trial) or '', 100)}".rstrip()
-    trials = study.get_trials(deepcopy=False)
-    best = _best(study, trials)
+    # One pass over the study (this line is printed after every trial: no repeated scans).
+    best, counted, total_s, timed = _tally(study, study.get_trials(deepcopy=False))
     if best is not None:
         parts.append(f"best {best.values[0]:.4g} (trial {best.number})")
     if trial.duration is not None:
         parts.append(format_seconds(trial.duration.total_seconds()))
-    left = n_trials - budget_used(study)
-    trained = [t.duration.total_seconds() for t in trials if t.state.is_finished() and t.duration is not None]
-    if left > 0 and trained:
-        parts.append(f"ETA {format_seconds(sum(trained) / len(trained) * left / max(workers, 1))}")
+    left = n_trials - counted
+    if left > 0 and timed:
+        parts.append(f"ETA {format_seconds(total_s / timed * left / max(workers, 1))}")
     if workers > 1 and worker:
         parts.append(worker)
     return " · ".join(parts)
 
 
-def _best(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> optuna.trial.FrozenTrial | None:
+def _tally(
+    study: optuna.Study, trials: list[optuna.trial.FrozenTrial]
+) -> tuple[optuna.trial.FrozenTrial | None, int, float, int]:
+    """The best complete trial (single objective), the trials counting against n_trials, and the
+    summed seconds and number of the finished trials with a duration."""
     from optuna.trial import TrialState
 
-    if len(study.directions) != 1:
-        return None
-    done = [t for t in trials if t.state == TrialState.COMPLETE and t.values]
-    if not done:
-        return None
-    maximize = study.directions[0].name.lower() == "maximize"
-    return (max if maximize else min)(done, key=lambda t: t.values[0])
+    from clara_hydra.sweeper.resume import is_interrupted
+
+    single = len(study.directions) == 1
+    sign = -1.0 if study.directions[0].name.lower() == "maximize" else 1.0
+    best: optuna.trial.FrozenTrial | None = None
+    counted = timed = 0
+    total = 0.0
+    for t in trials:
+        if not t.state.is_finished():
+            continue
+        if not is_interrupted(t):
+            counted += 1
+        if t.datetime_start is not None and t.datetime_complete is not None:
+            total += (t.datetime_complete - t.datetime_start).total_seconds()
+            timed += 1
+        better = best is None or (t.values and sign * t.values[0] < sign * best.values[0])
+        if single and t.state == TrialState.COMPLETE and t.values and better:
+            best = t
+    return best, counted, total, timed
 
 
 def print_trial(study: optuna.Study, trial_id: int, n_trials: int, **kwargs: Any) -> str:

@@ -210,9 +210,16 @@ class SweepRunner:
             self._log_header(study, existing, closed)
             self._save_multirun_config()
             self.tracker = SweepTracker.start(self.config, study, self.spec, self.storage, self.sweep_dir)
-        except BaseException:
+        except BaseException as exc:
             if created:
                 delete_new_study(self.storage, study_name, self.sweep_dir)
+            if isinstance(exc, OSError) and is_disk_full(exc):  # the sweep folder's first files
+                raise DiskFullError(
+                    with_fix(
+                        f"sweep not started: {disk_report(full_path(exc) or self.sweep_dir)}",
+                        "free space on that disk (or set hydra.sweep.dir on another one), then rerun the same command",
+                    )
+                ) from exc
             raise
         if s.workers > 1 and self.role is None:
             self._coordinate(study)
@@ -518,6 +525,21 @@ class SweepRunner:
             # ask/tell loop on purpose. Filtered here only, so a -W error run (upstream's tests) stays clean.
             warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
             trial = study.ask()
+        try:
+            return self._prepare(study, trial)
+        except BaseException as exc:  # a full disk, Ctrl-C, a bad custom space: the trial is not left RUNNING
+            full = is_disk_full(exc)
+            reason = self._note_disk_full(exc, self.spec.journal_path or self.sweep_dir) if full else INTERRUPTED
+            close_interrupted(
+                study, self.storage, trial._trial_id, trial.number, full or self.settings.retry_interrupted, reason
+            )
+            self.mine.discard(trial._trial_id)
+            if self.heartbeat is not None:
+                self.heartbeat.release(trial._trial_id)
+            raise
+
+    def _prepare(self, study: optuna.Study, trial: optuna.Trial) -> Asked:
+        """Claim an asked trial, suggest its parameters and record its overrides and planned folder."""
         assert self.heartbeat is not None
         self.heartbeat.claim(trial, self.worker)
         self.mine.add(trial._trial_id)

@@ -197,3 +197,20 @@ def test_a_full_disk_fails_the_trial_stops_with_exit_2_and_resumes(
     assert again.proc.returncode == 0
     rows = (small_disk / "sweep" / "trials.csv").read_text().splitlines()
     assert len(rows) == 1 + len(study.trials)
+
+
+@pytest.mark.slow
+def test_a_disk_full_before_the_first_trial_is_one_compact_message(run_toy: Any, small_disk: Path) -> None:
+    with pytest.raises(OSError), open(small_disk / "filler", "wb") as f:
+        while True:
+            f.write(b"0" * (1 << 16))
+            f.flush()
+    args = ("x=range(0,1,step=0.1)", "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={small_disk / 'sweep'}")
+    full = run_toy(*args, check=False, sweep_dir=None)
+    assert full.proc.returncode == 2, full.output[-3000:]
+    assert "Traceback" not in full.output and "disk full at" in full.output, full.output[-3000:]
+    assert f"file system mounted at {small_disk}" in full.output
+    (small_disk / "filler").unlink()
+    run_toy(*args, sweep_dir=None)
+    study = _study(small_disk / "sweep" / "optuna" / "toy.journal")
+    assert len(_counted(study)) == 2
