@@ -222,6 +222,7 @@ def write_debug(
     job_dir: str | os.PathLike[str],
     shards: dict[str, list[Any]],
     history: Sequence[tuple[int, float]] = (),
+    built: dict[str, Any] | None = None,
 ) -> Path | None:
     """With ``CLARA_HYDRA_DDP_DEBUG=<folder>``, record this rank's pid, device, the files it read and the
     validation values it saw (written again after training) -- what the tests check."""
@@ -239,6 +240,8 @@ def write_debug(
         "time": time.time(),
         "datasets": {p: [_item_files(i) for i in items] for p, items in shards.items()},
         "history": [list(h) for h in history],
+        # what the built datasets hold (after training): the share, not the whole list
+        "built": {p: [_item_files(i) for i in getattr(d, "data", [])] for p, d in (built or {}).items()},
     }
     path.write_text(json.dumps(record, indent=1, default=str))
     return path

@@ -199,7 +199,8 @@ def run(cfg: DictConfig, job_dir: str | os.PathLike[str] | None = None, data_cac
     summary.seconds["training"] -= summary.seconds.get("validating", 0.0)
     main = ctx is None or ctx.is_main
     if ctx is not None:
-        distributed.write_debug(ctx, folder, shards, summary.history)
+        built = {p: builder.built[p] for p in dataset_paths if p in builder.built}
+        distributed.write_debug(ctx, folder, shards, summary.history, built)
     if monitor.pruned is not None:
         if main:
             summary.write(status="pruned")

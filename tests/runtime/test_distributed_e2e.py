@@ -100,6 +100,9 @@ def test_two_ranks_learn_like_one_and_rank_0_alone_writes(demo: Path, tmp_path: 
     assert len(train0) == len(train1) == 4 and not train0 & train1
     listed = json.loads((demo / "dataset.json").read_text())["training"]
     assert {Path(p).name for p in train0 | train1} == {Path(e["image"]).name for e in listed}
+    for r in ranks:  # the datasets (and the data cache under them) hold only the rank's share
+        assert r["built"]["train.dataset"] == r["datasets"]["train.dataset"]
+        assert r["built"]["validate.dataset"] == r["datasets"]["validate.dataset"]
 
     # one set of outputs, as a 1-process run leaves, all written by rank 0
     assert [p.relative_to(tmp_path / "two") for p in (tmp_path / "two").rglob("trial_summary.json")] == [
