@@ -195,6 +195,15 @@ def clara_style(params: list[dict[str, Any]], out: Path) -> tuple[float, list[di
     return time.perf_counter() - t0, results
 
 
+def data_counts(sweep_dir: Path) -> str:
+    """How often the sweep's datasets were loaded, taken from a cache stage, or served whole (the jobs' logs)."""
+    logs = "".join(f.read_text() for f in sorted(sweep_dir.glob("*/train.log")))
+    return (
+        f"datasets loaded {logs.count('loaded and preprocessed')}x, from a stage {logs.count('reused from stage')}x, "
+        f"cache hits {logs.count('data cache hit')}x"
+    )
+
+
 def summarize(c_wall: float, a_wall: float, c: list[dict], b: dict, hit: dict, pruned: list[dict]) -> dict:
     """The three ratios and their inputs."""
     epochs_nop = sum(t["epochs"] for t in c)
@@ -243,14 +252,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     c_wall, c = sweep(conf, data, out / "c_sweep", size, ["hydra/sweeper/pruner=nop"])
     print(f"(c) sweep, no pruner: {c_wall:.1f} s, trials {[(t['number'], t['state']) for t in c]}", flush=True)
-    log = (out / "c_sweep" / "sweep.log").read_text()
-    print(f"    data loaded {log.count('loaded and preprocessed')}x, from a stage {log.count('reused from stage')}x")
+    print(f"    {data_counts(out / 'c_sweep')}")
     u_wall = None
     if args.unstaged:
         off = {"CLARA_HYDRA_CACHE_STAGES": "0"}
         u_wall, _ = sweep(conf, data, out / "c_unstaged", size, ["hydra/sweeper/pruner=nop"], off)
-        u_log = (out / "c_unstaged" / "sweep.log").read_text()
-        print(f"(c) without stages: {u_wall:.1f} s, data loaded {u_log.count('loaded and preprocessed')}x", flush=True)
+        print(f"(c) without stages: {u_wall:.1f} s, {data_counts(out / 'c_unstaged')}", flush=True)
     params = [plain_params(Path(t["job"]), 0, out / "a_plain" / str(t["number"])) for t in c]
     a_wall, a = clara_style(params, out / "a_plain")
     print(f"(a) Clara-style: {a_wall:.1f} s", flush=True)
