@@ -181,30 +181,68 @@ def partition(items: Sequence[Any], ctx: RankContext, *, even: bool) -> list[Any
 def shard_datasets(builder: Any, dataset_paths: Sequence[str], ctx: RankContext) -> dict[str, list[Any]]:
     """Give each dataset of the config (``train.dataset``...) only this rank's share of its ``data``.
 
-    The share is registered as the built value of ``<dataset>.data``, so the data cache and the dataset
-    see only it (its cache key is the share's: each rank caches its own part once). A dataset without a
-    ``data`` argument is left whole; :class:`DistributedPolicy` then gives its dataloader a
-    ``DistributedSampler``.
+    The datalist's target (``clara_hydra.data.load_datalist`` in a converted tree, or whatever function a
+    hand-written ``data:`` names, also behind a ``_ref_``) is built through a factory registered with
+    :meth:`Builder.register`: the builder memoises the share as that node's value, so the data cache and
+    the dataset see only it (its cache key is the share's: each rank caches its own part once). The
+    datalists are built here, before the cache plans the datasets. A dataset whose ``data`` is no target's
+    result (a list written in the config) or that has no ``data`` argument is left whole;
+    :class:`DistributedPolicy` then gives its dataloader a ``DistributedSampler``.
 
     Returns:
         dataset path -> this rank's items.
     """
+    owners: dict[str, str] = {}  # path of the node that builds a datalist -> the dataset it feeds (first one)
+    shared: dict[str, list[Any]] = {}  # node path -> the share the factory returned
+    for path in dataset_paths:
+        found = _datalist_target(builder, f"{path}.data")
+        if found is None:
+            continue
+        node_path, target = found
+        owners.setdefault(node_path, path)
+        builder.register(target, _share_out(owners, shared, ctx))
+    for node_path in owners:
+        builder.build(node_path)
+    return {owners[node_path]: share for node_path, share in shared.items()}
+
+
+def _datalist_target(builder: Any, data_path: str) -> tuple[str, Any] | None:
+    """(path of the node that builds ``data_path``'s datalist, the object its ``_target_`` names), following
+    ``_ref_``s; None when the datalist is not built by a target (absent, null, a list in the config)."""
     from omegaconf import OmegaConf
 
-    shards: dict[str, list[Any]] = {}
-    for path in dataset_paths:
-        data_path = f"{path}.data"
-        if OmegaConf.select(builder.cfg, data_path, default=None, throw_on_missing=False) is None:
-            continue
-        data = builder.build(data_path)
-        if not isinstance(data, Sequence) or isinstance(data, str):
-            continue
+    from clara_hydra.keywords import Emitted
+    from clara_hydra.tree_nodes import Kind, kind_of
+
+    path, seen = data_path, set()
+    while path not in seen:
+        seen.add(path)
+        node = OmegaConf.select(builder.cfg, path, default=None, throw_on_missing=False)
+        kind = kind_of(node)
+        if kind is Kind.REFERENCE:
+            path = str(node.get(Emitted.REF))
+        elif kind is Kind.TARGET:
+            return path, builder.locate(str(node.get(Emitted.TARGET)), path)
+        else:
+            return None
+    return None  # a reference cycle: the builder reports it when the dataset is built
+
+
+def _share_out(
+    owners: dict[str, str], shared: dict[str, list[Any]], ctx: RankContext
+) -> Callable[[Any, str, Callable[[], Any]], Any]:
+    """The builder factory for a datalist's target: this rank's share of the list the node builds."""
+
+    def factory(builder: Any, node_path: str, default: Callable[[], Any]) -> Any:
+        del builder
+        data = default()
+        path = owners.get(node_path)
+        if path is None or not isinstance(data, Sequence) or isinstance(data, str):
+            return data  # the same function elsewhere in the config, or not a list: as configured
         training = path.startswith("train.")  # a validation config's top-level `dataset` is validation data
         # Uneven validation shares need at least one item per rank: a rank with none would not join the gather.
         even = training or len(data) < ctx.world_size
-        share = partition(data, ctx, even=even)
-        builder.built[data_path] = share  # before the cache plans the dataset: it keys and loads the share only
-        shards[path] = share
+        share = shared[node_path] = partition(data, ctx, even=even)
         if ctx.is_main:
             log.info(
                 "%s: %d items shared by %d ranks (%s per rank%s)",
@@ -214,7 +252,9 @@ def shard_datasets(builder: Any, dataset_paths: Sequence[str], ctx: RankContext)
                 len(share),
                 ", a few repeated: every rank runs the same iterations" if even and len(data) % ctx.world_size else "",
             )
-    return shards
+        return share
+
+    return factory
 
 
 def write_debug(

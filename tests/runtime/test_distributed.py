@@ -65,6 +65,54 @@ def test_each_rank_gets_a_different_share_in_order() -> None:
     assert sorted(i["image"] for s in validation for i in s) == sorted(i["image"] for i in odd)
 
 
+def test_each_dataset_is_built_from_its_share_through_the_builders_factory_hook(tmp_path: Path) -> None:
+    """The datalist's target is built through ``Builder.register``: the dataset (and so the data cache under it)
+    gets the share, also behind a ``_ref_``; the same function elsewhere and a list written in the config
+    stay whole (the latter's dataloader gets a DistributedSampler)."""
+    from omegaconf import OmegaConf
+
+    from clara_hydra.runtime.build import Builder
+    from clara_hydra.runtime.distributed import shard_datasets
+
+    for i in range(6):
+        (tmp_path / f"img{i}.nii.gz").write_bytes(b"")
+    datalist = {
+        "training": [{"image": f"img{i}.nii.gz", "label": f"img{i}.nii.gz"} for i in range(6)],
+        "validation": [{"image": f"img{i}.nii.gz", "label": f"img{i}.nii.gz"} for i in range(5)],
+    }
+    (tmp_path / "dataset.json").write_text(json.dumps(datalist))
+
+    def load(key: str) -> dict[str, Any]:
+        return {
+            "_target_": "clara_hydra.data.load_datalist",
+            "data_list_file_path": str(tmp_path / "dataset.json"),
+            "data_list_key": key,
+        }
+
+    cfg = OmegaConf.create(
+        {
+            "lists": {"validation": load("validation"), "other": load("training")},
+            "train": {"dataset": {"_target_": "monai.data.Dataset", "data": load("training")}},
+            "validate": {"dataset": {"_target_": "monai.data.Dataset", "data": {"_ref_": "lists.validation"}}},
+            "extra": {"dataset": {"_target_": "monai.data.Dataset", "data": [{"image": "a"}, {"image": "b"}]}},
+        }
+    )
+    builder = Builder(cfg, rank=1)
+    paths = ["train.dataset", "validate.dataset", "extra.dataset"]
+    shards = shard_datasets(builder, paths, RankContext(1, 2, 1, "gloo"))
+
+    def names(items: Any) -> list[str]:
+        return [Path(i["image"]).name for i in items]
+
+    assert sorted(shards) == ["train.dataset", "validate.dataset"]  # the written list is not a target's result
+    assert names(shards["train.dataset"]) == ["img1.nii.gz", "img3.nii.gz", "img5.nii.gz"]
+    assert names(shards["validate.dataset"]) == ["img1.nii.gz", "img3.nii.gz"]  # uneven: each validated once
+    assert names(builder.build("train.dataset").data) == names(shards["train.dataset"])
+    assert names(builder.build("validate.dataset").data) == names(shards["validate.dataset"])
+    assert len(builder.build("lists.other")) == 6  # the same function feeding no dataset: whole
+    assert len(builder.build("extra.dataset").data) == 2
+
+
 def real_oom() -> torch.OutOfMemoryError:
     return torch.OutOfMemoryError(
         "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.14 GiB of which "
