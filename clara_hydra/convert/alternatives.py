@@ -12,12 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from clara_hydra.convert.model import ClaraConfig, Component, Slot, SlotKind
+from clara_hydra.convert.model import ClaraConfig, Component, Slot, SlotKind, VarText
 from clara_hydra.convert.search import Dimension, SearchPlan, points
 from clara_hydra.errors import Diagnostic
 from clara_hydra.keywords import Clara
-
-_VAR = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
 
 @dataclass(frozen=True)
@@ -38,9 +36,8 @@ def disabled_key(comp: Component, plan: SearchPlan) -> tuple[str | None, bool]:
     if key is not None:
         return key, False
     raw = comp.attributes.get(Clara.DISABLED, False)
-    if isinstance(raw, str):
-        match = _VAR.match(raw)
-        return (match.group(1), False) if match else (None, False)
+    if isinstance(raw, VarText):
+        return raw.only_var, False
     return None, raw is True
 
 

@@ -28,10 +28,6 @@ class UnsupportedExpression(ValueError):
     """Raised (internally) when an expression matches no known pattern; the caller turns it into a diagnostic."""
 
 
-def is_expression(text: str) -> bool:
-    return text.startswith("#") or text.lstrip().startswith("lambda")
-
-
 def from_engine(keys: list[str], first: bool = False) -> Target:
     """``monai.handlers.from_engine(keys, first)``; Clara-era ``<key>_meta_dict`` reads become ``batch_meta``."""
     if len(keys) == 1 and keys[0].endswith(_META_SUFFIX):

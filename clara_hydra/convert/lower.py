@@ -1,15 +1,14 @@
 """Lower Clara components and argument values into emitted Hydra nodes.
 
-Handles variables (``{VAR}`` -> ``${VAR}``), references (``@model`` -> ``{_ref_: train.model}``), ``@conf``,
-expressions, nested components, bindings of searched/applied arguments, attributes (``disabled``, ``rank``), datasets'
-datalist attributes and validation model loaders; it places Clara 4.0's implicit arguments, which the wiring pass
-(:mod:`.wiring`, before this one) found.
+Handles the values the parser decoded (:mod:`.sigils`): variables (``{VAR}`` -> ``${VAR}``), references
+(``@model`` -> ``{_ref_: train.model}``), ``@conf``, expressions; and nested components, bindings of
+searched/applied arguments, attributes (``disabled``, ``rank``), datasets' datalist attributes and validation model
+loaders; it places Clara 4.0's implicit arguments, which the wiring pass (:mod:`.wiring`, before this one) found.
 """
 
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,9 +16,20 @@ from typing import Any
 from clara_hydra.convert import wiring
 from clara_hydra.convert.catalog import Resolution
 from clara_hydra.convert.diagnostics import Problems
-from clara_hydra.convert.expressions import UnsupportedExpression, is_expression, lower_expression
+from clara_hydra.convert.expressions import UnsupportedExpression, lower_expression
 from clara_hydra.convert.jsonpath import join
-from clara_hydra.convert.model import ClaraConfig, Component, Era, Slot, SlotKind
+from clara_hydra.convert.model import (
+    ClaraConfig,
+    Component,
+    ConfRef,
+    Era,
+    Expression,
+    Slot,
+    SlotKind,
+    SlotRef,
+    Var,
+    VarText,
+)
 from clara_hydra.convert.nodes import Interpolation, Members, Missing, Reference, Target, Text, WholeConfig
 from clara_hydra.convert.references import slot_key, slot_reference
 from clara_hydra.convert.search import SearchPlan
@@ -29,7 +39,6 @@ from clara_hydra.quoting import omegaconf_literal
 
 _TO_TENSORD = "monai.transforms.ToTensord"
 _ENSURE_TYPED = "monai.transforms.EnsureTyped"
-_VAR = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass
@@ -180,15 +189,32 @@ class Lowering:
 
     # -- values --------------------------------------------------------------------------------------------------
     def value(self, value: Any, comp: Component | None, path: str) -> Any:
-        if isinstance(value, str):
-            return self._string(value, comp, path)
-        if isinstance(value, list):
-            return [self.value(v, comp, join(path, i)) for i, v in enumerate(value)]
-        if isinstance(value, dict):
-            if isinstance(value.get(Clara.NAME), str) or isinstance(value.get(Clara.PATH), str):
-                return self._nested(value, comp, path)
-            return {k: self.value(v, comp, join(path, k)) for k, v in value.items() if not Clara.is_comment(k)}
+        """The emitted node of an argument value (its markers decoded by the parser, :mod:`.sigils`)."""
+        section = comp.section if comp else None
+        match value:
+            case str():
+                return omegaconf_literal(value)  # literal text for OmegaConf (a "${" in it is escaped)
+            case SlotRef(name):
+                return self.ref(name, section, path)
+            case ConfRef():
+                return WholeConfig()
+            case Expression():
+                return self._expression(value, section, path)
+            case VarText(parts):
+                found = tuple(self._var(p.name, path) if isinstance(p, Var) else p for p in parts)
+                return found[0] if len(found) == 1 else Text(found)
+            case list():
+                return [self.value(v, comp, join(path, i)) for i, v in enumerate(value)]
+            case dict():
+                if isinstance(value.get(Clara.NAME), str) or isinstance(value.get(Clara.PATH), str):
+                    return self._nested(value, comp, path)
+                return {k: self.value(v, comp, join(path, k)) for k, v in value.items() if not Clara.is_comment(k)}
         return value
+
+    def _var(self, name: str, path: str) -> Interpolation:
+        """Clara's ``{name}``: an interpolation node (the first JSON path using each variable is kept)."""
+        self.used_vars.setdefault(name, path)
+        return Interpolation(name)
 
     def _nested(self, value: Mapping[str, Any], owner: Component | None, path: str) -> Target:
         """A component written inside another one's ``args`` (SPEC §1), as the parser registered it."""
@@ -197,38 +223,20 @@ class Lowering:
             return Target(Emitted.UNKNOWN)  # its shape was reported by the parser
         return self.component(nested)
 
-    def _string(self, text: str, comp: Component | None, path: str) -> Any:
-        section = comp.section if comp else None
-        if self.config.era is Era.V41 and text == Clara.CONF_REF:
-            return WholeConfig()
-        if self.config.era is Era.V41 and text.startswith(Clara.REF_PREFIX) and text != Clara.DISABLED_ARG:
-            return self.ref(text[1:], section, path)
-        if is_expression(text):
-            try:
-                slot_name, node = lower_expression(text)
-            except UnsupportedExpression:
-                self.problem(
-                    "unsupported-expression",
-                    f"expression {shorten(repr(text))} matches no known Clara pattern and is never evaluated",
-                    path,
-                    'replace it with an importable function: {"path": "my_pkg.module.function", ...}',
-                )
-                return Missing()
-            if slot_name is not None:
-                node = node.setting("module", self.ref(slot_name, section, path))
-            return node
-        # Clara's "{VAR}" becomes an interpolation node; everything else stays literal for OmegaConf ("${" escaped).
-        parts: list[str | Interpolation] = []
-        pos = 0
-        for match in _VAR.finditer(text):
-            self.used_vars.setdefault(match.group(1), path)
-            parts += [text[pos : match.start()], Interpolation(match.group(1))]
-            pos = match.end()
-        if not parts:
-            return omegaconf_literal(text)
-        parts.append(text[pos:])
-        found = tuple(p for p in parts if p != "")
-        return found[0] if len(found) == 1 else Text(found)
+    def _expression(self, expression: Expression, section: str | None, path: str) -> Target | Missing:
+        try:
+            slot_name, node = lower_expression(expression.text)
+        except UnsupportedExpression:
+            self.problem(
+                "unsupported-expression",
+                f"expression {shorten(repr(expression.text))} matches no known Clara pattern and is never evaluated",
+                path,
+                'replace it with an importable function: {"path": "my_pkg.module.function", ...}',
+            )
+            return Missing()
+        if slot_name is not None:
+            node = node.setting("module", self.ref(slot_name, section, path))
+        return node
 
     def lookup(self, slot_name: str, section: str | None) -> str | None:
         """Hydra key of the slot ``@slot_name`` names: current section first, then the other one (SPEC §3)."""
@@ -286,8 +294,8 @@ class Lowering:
             self._inverted = set()
             for comp in self.config.components():
                 value = comp.args.get("transform")
-                if comp.name == "Invertd" and isinstance(value, str) and value.startswith(Clara.REF_PREFIX):
-                    key = self.lookup(value[1:], comp.section)
+                if comp.name == "Invertd" and isinstance(value, SlotRef):
+                    key = self.lookup(value.name, comp.section)
                     if key is not None:
                         self._inverted.add(key)
         return self._inverted

@@ -1,7 +1,10 @@
 """The typed intermediate model of a Clara config: what the parser produces and the passes read.
 
-Raw argument values stay JSON values (they may hold ``"{VAR}"`` strings, ``"@ref"`` strings, ``#`` expressions and
-nested component dicts); the passes interpret them. Everything is frozen: passes return new facts, never edit these.
+Argument values are JSON values in which the parser has decoded Clara's markers inside strings into typed values
+(:mod:`.sigils`): ``"@model"`` is :class:`SlotRef`, ``"@conf"`` :class:`ConfRef`, ``"#..."``/``lambda`` strings
+:class:`Expression`, ``"{DATA_ROOT}/x"`` :class:`VarText`; every other string is plain text. Nested component
+dicts stay dicts (the parser registers them in :attr:`ClaraConfig.nested`). Everything is frozen: passes return
+new facts, never edit these.
 """
 
 from __future__ import annotations
@@ -17,11 +20,17 @@ __all__ = [
     "AutomlSettings",
     "ClaraConfig",
     "Component",
+    "ConfRef",
     "Era",
+    "Expression",
     "SearchArg",
     "SearchSpec",
+    "Sigil",
     "Slot",
     "SlotKind",
+    "SlotRef",
+    "Var",
+    "VarText",
 ]
 
 
@@ -31,6 +40,75 @@ class Era(str, Enum):
     V41 = "4.1"
     V40 = "4.0"
     V3X = "3.x"
+
+
+# -- values the parser decoded from strings (each shows itself, in messages, as the text the config wrote) ---------
+
+
+@dataclass(frozen=True, repr=False)
+class SlotRef:
+    """Clara 4.1's ``"@model"``: the object of the slot ``name`` (the current section first, SPEC §3)."""
+
+    name: str
+
+    @property
+    def text(self) -> str:
+        return Clara.REF_PREFIX + self.name
+
+    def __repr__(self) -> str:
+        return repr(self.text)
+
+
+@dataclass(frozen=True, repr=False)
+class ConfRef:
+    """Clara 4.1's ``"@conf"``: the whole training config."""
+
+    @property
+    def text(self) -> str:
+        return Clara.CONF_REF
+
+    def __repr__(self) -> str:
+        return repr(self.text)
+
+
+@dataclass(frozen=True, repr=False)
+class Expression:
+    """A ``"#..."`` expression or a ``"lambda ..."`` string, as written; never evaluated (see :mod:`.expressions`)."""
+
+    text: str
+
+    def __repr__(self) -> str:
+        return repr(self.text)
+
+
+@dataclass(frozen=True)
+class Var:
+    """``{name}`` inside a string: the value of the variable ``name`` (environment.json, a first-level key, --set)."""
+
+    name: str
+
+
+@dataclass(frozen=True, repr=False)
+class VarText:
+    """A string with variables inside (``"{DATA_ROOT}/imagesTr"``): literal text and :class:`Var` parts, in order."""
+
+    parts: tuple[str | Var, ...]
+
+    @property
+    def text(self) -> str:
+        return "".join(p if isinstance(p, str) else "{" + p.name + "}" for p in self.parts)
+
+    @property
+    def only_var(self) -> str | None:
+        """The variable's name when the string is one variable and nothing else (``"{out_classes}"``)."""
+        return self.parts[0].name if len(self.parts) == 1 and isinstance(self.parts[0], Var) else None
+
+    def __repr__(self) -> str:
+        return repr(self.text)
+
+
+#: a value decoded from a string by the parser
+Sigil = SlotRef | ConfRef | Expression | VarText
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from clara_hydra.convert.jsonpath import join, snake
 from clara_hydra.convert.model import ClaraConfig, Component, Era, SearchSpec, Slot, SlotKind
 from clara_hydra.convert.parse_search import SearchEntryParser, short
 from clara_hydra.convert.parse_search import kind as json_kind
+from clara_hydra.convert.sigils import decode
 from clara_hydra.errors import Level, shorten, suggest
 from clara_hydra.keywords import Clara
 
@@ -92,12 +94,12 @@ class Parser(SearchEntryParser):
             self.file,
             sha,
             era,
-            first_level,
-            tuple(slots),
+            {k: decode(v, era) for k, v in first_level.items()},
+            tuple(replace(s, components=tuple(_decoded(c, era) for c in s.components)) for s in slots),
             tuple(searches),
             unknown,
             frozenset(self.rejected_names),
-            dict(self.nested),
+            {path: _decoded(c, era) for path, c in self.nested.items()},
         )
 
     def _not_a_slot(self, section: str, name: str, value: Any) -> None:
@@ -271,6 +273,26 @@ def detect_era(doc: Mapping[str, Any], slots: list[Slot] | tuple[Slot, ...]) -> 
     if any(_uses_refs(c.args) for s in slots for c in s.components):
         return Era.V41
     return Era.V40
+
+
+#: attributes whose value the tree uses as an argument value (``disabled``, datalist and model-loader paths)
+_VALUE_ATTRIBUTES = frozenset(
+    {
+        Clara.DISABLED,
+        Clara.TS_PATH,
+        Clara.CKPT_PATH,
+        Clara.DATA_LIST_FILE_PATH,
+        Clara.DATA_FILE_BASE_DIR,
+        Clara.DATA_LIST_KEY,
+    }
+)
+
+
+def _decoded(comp: Component, era: Era) -> Component:
+    """``comp`` with the markers in its argument values (and value attributes) decoded (:mod:`.sigils`); the era
+    decides whether ``@name`` is a reference, so this runs once the whole file is read."""
+    attributes = {k: decode(v, era) if k in _VALUE_ATTRIBUTES else v for k, v in comp.attributes.items()}
+    return replace(comp, args={k: decode(v, era) for k, v in comp.args.items()}, attributes=attributes)
 
 
 def _uses_refs(value: Any) -> bool:

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from clara_hydra.convert import legacy
 from clara_hydra.convert.catalog import resolve_component
+from clara_hydra.convert.model import Era
+from clara_hydra.convert.sigils import decode
 from clara_hydra.convert.signatures import load_index
 from clara_hydra.errors import Level
 
@@ -272,6 +274,7 @@ def test_apply_rule(
     rules: list[str],
 ) -> None:
     rule = (legacy.MONAI_BY_NAME if table == "monai" else legacy.TF_BY_NAME)[old]
+    args, out = decode(args, Era.V41), decode(out, Era.V41)  # the rules read what the parser decoded
     result = legacy.apply_rule(rule, args, "train.x")
     assert result.args == out
     assert result.arg_map == (arg_map if arg_map is not None else {a: a for a in args})
@@ -312,7 +315,7 @@ def test_dropped_argument_lists_the_value_and_the_reason() -> None:
     ],
 )
 def test_is_concrete(value: Any, concrete: bool) -> None:
-    assert legacy.is_concrete(value) is concrete
+    assert legacy.is_concrete(decode(value, Era.V41)) is concrete
 
 
 # Any JSON value in any argument a rule reads: a rewrite is reported or refused with a warning, never a crash.

@@ -23,6 +23,8 @@ from hypothesis import strategies as st
 from omegaconf import DictConfig, OmegaConf
 
 from clara_hydra.convert import Document, convert_documents, legacy, write_tree
+from clara_hydra.convert.model import Era
+from clara_hydra.convert.sigils import decode_text
 from clara_hydra.errors import ConfigError, Level
 
 NAME = "config_train.json"
@@ -326,13 +328,14 @@ def test_a_searched_or_applied_count_not_written_in_args_moves_too(form: str) ->
 def test_per_key_flags_all_on_move_a_variable_whole() -> None:
     # `to_onehot: [true, true]` with `n_classes: "{N}"`: MONAI repeated n_classes per key as it repeats to_onehot now.
     rule = legacy.MONAI_BY_NAME["AsDiscreted"]
-    args = {"keys": ["pred", "label"], "to_onehot": [True, True], "n_classes": "{N}"}
+    n, t = decode_text("{N}", Era.V41), decode_text("{T}", Era.V41)
+    args = {"keys": ["pred", "label"], "to_onehot": [True, True], "n_classes": n}
     res = legacy.apply_rule(rule, args, "x", ())
-    assert res.args["to_onehot"] == "{N}" and res.arg_map["n_classes"] == "to_onehot"
+    assert res.args["to_onehot"] == n and res.arg_map["n_classes"] == "to_onehot"
     searched = legacy.apply_rule(rule, {**args, "n_classes": 2}, "x", ("n_classes",))
     assert searched.args["to_onehot"] == 2 and searched.arg_map["n_classes"] == "to_onehot"
-    thresh = {"keys": ["a", "b"], "threshold_values": [True, True], "logit_thresh": "{T}"}
-    assert legacy.apply_rule(rule, thresh, "x").args["threshold"] == "{T}"
+    thresh = {"keys": ["a", "b"], "threshold_values": [True, True], "logit_thresh": t}
+    assert legacy.apply_rule(rule, thresh, "x").args["threshold"] == t
 
 
 def test_no_advice_to_set_a_boolean_to_onehot() -> None:

@@ -12,8 +12,10 @@ from omegaconf import OmegaConf
 from clara_hydra.convert import wiring, yamlout
 from clara_hydra.convert.diagnostics import Problems
 from clara_hydra.convert.jsonload import Document
+from clara_hydra.convert.model import ConfRef, Era, Expression, SlotRef, Var, VarText
 from clara_hydra.convert.nodes import Interpolation, Members, Reference, Target, Text
 from clara_hydra.convert.pipeline import PASSES, run_passes
+from clara_hydra.convert.sigils import decode_text
 from clara_hydra.convert.stages import Inputs, Lowered, Wired
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "clara_examples"
@@ -102,3 +104,60 @@ def test_the_passes_build_diagnostics_through_one_helper() -> None:
     for _ in range(2):  # a component lowered twice says its note once
         problems.add("disabled-string", "'disabled': 'true' read as True", "train.loss[0].disabled", once=True)
     assert len(problems.found) == 1 and problems.found[0].file == "config_train.json"
+
+
+def _strings(value: Any) -> list[Any]:
+    """Every leaf of a parsed value (decoded typed values included), nested component dicts left out."""
+    if isinstance(value, dict):
+        return [] if "name" in value or "path" in value else [x for v in value.values() for x in _strings(v)]
+    if isinstance(value, list):
+        return [x for v in value for x in _strings(v)]
+    return [value]
+
+
+@pytest.mark.parametrize(("path", "era"), [(V40, Era.V40), (V41, Era.V41)], ids=["4.0", "4.1"])
+def test_the_parser_decodes_sigils_into_typed_values(path: Path, era: Era) -> None:
+    config = _stage(path, "parse").config
+    assert config.era is era
+    leaves = [x for c in config.all_components() for v in c.args.values() for x in _strings(v)]
+    leaves += [x for v in config.first_level.values() for x in _strings(v)]
+    kinds = {type(x) for x in leaves}
+    assert VarText in kinds and (SlotRef in kinds) is (era is Era.V41)
+    raw = [x for x in leaves if isinstance(x, str) and decode_text(x, era) != x]
+    assert raw == [], "no marker is left inside a plain string for a later pass to read"
+
+
+@pytest.mark.parametrize(
+    ("text", "era", "value"),
+    [
+        ("@model", Era.V41, SlotRef("model")),
+        ("@model", Era.V40, "@model"),  # 4.0 had no references: text
+        ("@disabled", Era.V41, "@disabled"),
+        ("@conf", Era.V41, ConfRef()),
+        ("#@model.parameters()", Era.V41, Expression("#@model.parameters()")),
+        ("  lambda x: None", Era.V40, Expression("  lambda x: None")),
+        ("{DATA_ROOT}/imagesTr", Era.V40, VarText((Var("DATA_ROOT"), "/imagesTr"))),
+        ("{a}{b}", Era.V41, VarText((Var("a"), Var("b")))),
+        ("{not a var} $x", Era.V41, "{not a var} $x"),
+    ],
+)
+def test_each_sigil_is_decoded_once_and_shows_as_written(text: str, era: Era, value: Any) -> None:
+    decoded = decode_text(text, era)
+    assert decoded == value
+    # messages quote a decoded value as the config wrote it
+    assert repr(decoded) == repr(text) and getattr(decoded, "text", text) == text
+
+
+def test_only_the_parser_reads_markers_out_of_strings() -> None:
+    """The `{VAR}` pattern and the expression test live in sigils.py alone; the passes that read argument values
+    (lowering, wiring, alternatives, the catalog, the legacy rules) match on the typed values."""
+    modules = [*PACKAGE.glob("*.py"), *(PACKAGE / "legacy").glob("*.py")]
+    value_readers = {"lower", "wiring", "alternatives", "tree", "catalog", "arguments", "resolve", "references"}
+    for module in modules:
+        if module.name == "sigils.py":
+            continue
+        text = module.read_text()
+        assert "A-Za-z_][A-Za-z0-9_]*)\\}" not in text, f"{module.name} decodes {{VAR}} itself"
+        assert 'startswith("lambda")' not in text, f"{module.name} tests for an expression itself"
+        if module.stem in value_readers or module.parent.name == "legacy":
+            assert "REF_PREFIX" not in text and 'startswith(("@"' not in text, f"{module.name} reads '@' itself"

@@ -47,14 +47,13 @@ class Searched:
 def is_concrete(value: Any) -> bool:
     """Whether a value is plain JSON data a fold may compute with.
 
-    Not concrete: ``{VAR}``, ``@ref``, ``#expr`` strings, components (dicts), :class:`Searched` and any other typed
-    value (a decoded sigil), so a new kind of placeholder is never mistaken for a literal.
+    Not concrete: the values the parser decoded from ``{VAR}``, ``@ref`` and ``#expr`` strings
+    (:mod:`~clara_hydra.convert.sigils`), components (dicts), :class:`Searched` and any other typed value, so a new
+    kind of placeholder is never mistaken for a literal. A plain string is literal text (the parser decoded it).
     """
-    if isinstance(value, str):
-        return not (value.startswith(("@", "#")) or "{" in value)
     if isinstance(value, list | tuple):
         return all(is_concrete(v) for v in value)
-    return value is None or isinstance(value, bool | int | float)
+    return value is None or isinstance(value, str | bool | int | float)
 
 
 def concrete(value: Any, arg: str) -> Any:

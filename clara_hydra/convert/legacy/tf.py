@@ -14,9 +14,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from clara_hydra.convert.legacy.rules import Fold, Rule, concrete
+from clara_hydra.convert.model import Var, VarText
 
 _T = "monai.transforms."
 _COMPAT = "clara_hydra.components."
+#: Clara 3.x's poly schedules ran for the whole training: ``{epochs}``, the first-level variable
+_EPOCHS = VarText((Var("epochs"),))
 
 
 def _negate(old: str, new: str) -> Fold:
@@ -186,7 +189,7 @@ TF_RULES: tuple[Rule, ...] = (
         "polynomial decay of the learning rate",
         fields=False,
         renames={"poly_power": "power"},
-        add={"total_iters": "{epochs}"},
+        add={"total_iters": _EPOCHS},
         caveat="total_iters is set to {epochs}: the decay reaches zero at the last epoch, as Clara's did",
     ),
     # LR policies: "ai4med.components.lr_policies package" and "ai4med.libs.lr_policies package" (Clara 3.1 docs).
@@ -203,7 +206,7 @@ TF_RULES: tuple[Rule, ...] = (
         _COMPAT + "ReduceCosineLR",
         "cosine reduction of the LR over the run's epochs",
         fields=False,
-        add={"total_iters": "{epochs}"},
+        add={"total_iters": _EPOCHS},
     ),
     _tf(
         "ReduceOnPlateau",
