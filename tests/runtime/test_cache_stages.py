@@ -209,3 +209,26 @@ def test_disk_cache_entries_of_options_computed_from_a_stage(compose_cfg: Compos
     assert later.stats.items_from_disk == len(computed) and later.stats.items_computed == 0
     assert all(same(x["image"], y["image"]) for x, y in zip(from_disk, _fresh(b), strict=True))
     assert nbytes_of(from_disk) == nbytes_of(computed)
+
+
+def test_a_resampling_stage_gives_the_unstaged_items(compose_cfg: Composer, tmp_path: Path) -> None:
+    """The benchmark's prefix (Spacingd after EnsureChannelFirstd): the stage holds the resampled volumes."""
+    import importlib
+    import sys
+
+    bench_dir = str(Path(__file__).resolve().parents[2] / "tools" / "bench")
+    sys.path.insert(0, bench_dir)
+    try:
+        conf = importlib.import_module("sweep_speed").bench_conf(tmp_path / "bench_conf")
+    finally:
+        sys.path.remove(bench_dir)
+    cache = DataCache()
+    cfgs = [compose_cfg(*option, config_dir=conf) for option in OPTIONS]
+    staged = [_items(cfg, cache, STAGED) for cfg in cfgs]
+    assert cache.stats.stage_hits == 2 and cache.stats.items_computed == 2
+    p = plan(Builder(cfgs[0]), "train.dataset")
+    assert p is not None and p.prefix[:3] == ["load_imaged", "ensure_channel_firstd", "spacingd"]
+    assert p.stage_keys[3] in cache.entries
+    assert staged[0][0]["image"].shape[1:] == (16, 16, 16), "32^3 at 1 mm resampled to 2 mm"
+    for cfg, got in zip(cfgs, staged, strict=True):
+        assert same(got, _fresh(cfg))
