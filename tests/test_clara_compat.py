@@ -18,6 +18,7 @@ import torch
 
 from clara_hydra.components import ReduceCosineLR, WeightedCrossEntropyLoss
 from clara_hydra.convert import legacy
+from clara_hydra.convert.model import Var, VarText
 
 EPOCHS = 12
 
@@ -26,7 +27,8 @@ def _build(clara_name: str, clara_args: dict[str, Any], **runtime: Any) -> Any:
     """The object the converted config builds: the rule applied, ``{epochs}`` filled in, the target called."""
     rule = legacy.TF_BY_NAME[clara_name]
     args = legacy.apply_rule(rule, clara_args, "train.x").args
-    args = {k: EPOCHS if v == "{epochs}" else v for k, v in args.items()}
+    epochs = VarText((Var("epochs"),))  # the first-level variable, as the parser decodes "{epochs}"
+    args = {k: EPOCHS if v == epochs else v for k, v in args.items()}
     assert rule.new is not None
     module, _, name = rule.new.rpartition(".")
     return getattr(importlib.import_module(module), name)(**args, **runtime)
