@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from clara_hydra.convert.diagnostics import Problems
 from clara_hydra.convert.model import ClaraConfig, Component, Slot, SlotKind, VarText
 from clara_hydra.convert.search import Dimension, SearchPlan, points
 from clara_hydra.errors import Diagnostic
@@ -50,7 +51,7 @@ def is_disabled(comp: Component, plan: SearchPlan, values: Mapping[str, Any]) ->
 
 def check_alternatives(config: ClaraConfig, plan: SearchPlan, defaults: Mapping[str, Any]) -> list[Diagnostic]:
     """Exactly one enabled member in every alternatives slot, at the defaults and at every searched point."""
-    out: list[Diagnostic] = []
+    problems = Problems(config.file)
     for slot in config.slots:
         if slot.kind is not SlotKind.SINGLE or not slot.is_list:
             continue
@@ -69,16 +70,13 @@ def check_alternatives(config: ClaraConfig, plan: SearchPlan, defaults: Mapping[
             if msg in seen:
                 continue
             seen.add(msg)
-            out.append(
-                Diagnostic(
-                    "exactly-one-enabled",
-                    msg,
-                    slot.json_path,
-                    "make every choice of the one-hot search enable exactly one member",
-                    file=config.file,
-                )
+            problems.add(
+                "exactly-one-enabled",
+                msg,
+                slot.json_path,
+                "make every choice of the one-hot search enable exactly one member",
             )
-    return out
+    return problems.found
 
 
 def lower_groups(config: ClaraConfig, plan: SearchPlan, defaults: Mapping[str, Any], taken: set[str]) -> list[Group]:

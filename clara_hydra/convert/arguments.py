@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from clara_hydra.convert import legacy
+from clara_hydra.convert.diagnostics import Problems
 from clara_hydra.convert.signatures import Signature
 from clara_hydra.errors import Diagnostic, Level, shorten
 
@@ -35,7 +36,7 @@ def check_args(
     names = sig.names
     out: dict[str, Any] = {}
     renamed: dict[str, str] = {}
-    diags: list[Diagnostic] = []
+    problems = Problems()
     for arg, value in args.items():
         where = f"{json_path}.args.{arg}"
         if arg in names:
@@ -46,44 +47,37 @@ def check_args(
         if new and new in names and new not in args:
             out[new] = value
             renamed[arg] = new
-            diags.append(
-                Diagnostic(
-                    rule="rewrite",
-                    message=f"'{arg}' -> '{new}' for {sig.target}: {why}",
-                    json_path=where,
-                    fix=""
-                    if level is Level.INFO
-                    else f"check that '{new}: {shorten(repr(value))}' means what '{arg}' meant",
-                    level=level,
-                )
+            problems.add(
+                rule="rewrite",
+                message=f"'{arg}' -> '{new}' for {sig.target}: {why}",
+                json_path=where,
+                fix=""
+                if level is Level.INFO
+                else f"check that '{new}: {shorten(repr(value))}' means what '{arg}' meant",
+                level=level,
             )
         elif removed is not None and not sig.accepts_var_kwargs:
             renamed[arg] = ""
             gone = f"in MONAI {removed.removed}" if removed.removed else "after MONAI " + removed.last
-            diags.append(
-                Diagnostic(
-                    rule="removed-argument",
-                    message=f"argument '{arg}' ({shorten(repr(value))}) of {sig.target} was removed {gone} "
-                    f"(last in {removed.last}): dropped"
-                    + (f"; it was documented as: {shorten(removed.doc, 300)}" if removed.doc else ""),
-                    json_path=where,
-                    fix=f"check that {sig.target} without '{arg}' does what you need",
-                    level=Level.WARNING,
-                )
+            problems.add(
+                rule="removed-argument",
+                message=f"argument '{arg}' ({shorten(repr(value))}) of {sig.target} was removed {gone} "
+                f"(last in {removed.last}): dropped"
+                + (f"; it was documented as: {shorten(removed.doc, 300)}" if removed.doc else ""),
+                json_path=where,
+                fix=f"check that {sig.target} without '{arg}' does what you need",
+                level=Level.WARNING,
             )
         elif sig.accepts_var_kwargs:
             out[arg] = value  # the target takes **kwargs: nothing to check
         elif drop_unknown:
             renamed[arg] = ""
-            diags.append(
-                Diagnostic(
-                    rule="dropped-argument",
-                    message=f"{old} argument '{arg}' ({shorten(repr(value))}) has no counterpart in {sig.target}: "
-                    "dropped",
-                    json_path=where,
-                    fix=f"check that {sig.target} without '{arg}' does what you need",
-                    level=Level.WARNING,
-                )
+            problems.add(
+                rule="dropped-argument",
+                message=f"{old} argument '{arg}' ({shorten(repr(value))}) has no counterpart in {sig.target}: dropped",
+                json_path=where,
+                fix=f"check that {sig.target} without '{arg}' does what you need",
+                level=Level.WARNING,
             )
         else:
             out[arg] = value
@@ -95,16 +89,14 @@ def check_args(
                 fix = f"remove it; {sig.target} takes: {', '.join(sorted(names))}"
             else:
                 fix = f"remove it; {sig.target} takes no keyword arguments"
-            diags.append(
-                Diagnostic(
-                    rule="unknown-argument",
-                    message=f"unknown argument '{arg}' for {sig.target}{hint}",
-                    json_path=where,
-                    fix=fix,
-                )
+            problems.add(
+                rule="unknown-argument",
+                message=f"unknown argument '{arg}' for {sig.target}{hint}",
+                json_path=where,
+                fix=fix,
             )
     composed = {orig: renamed.get(mid, mid) for orig, mid in arg_map.items() if renamed.get(mid, mid)}
-    return out, composed, diags
+    return out, composed, problems.found
 
 
 def _renamed_arg(target: str, arg: str) -> tuple[str, str, Level]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from clara_hydra.convert.diagnostics import Problems
 from clara_hydra.convert.jsonpath import join
 from clara_hydra.convert.model import AutomlSettings
 from clara_hydra.errors import Diagnostic, Level, shorten
@@ -13,10 +14,10 @@ _KNOWN_HANDLERS = {"MMARHandler", "StatsHandler", "MMARStatsHandler"}
 
 def parse_automl(doc: Any, file: str) -> tuple[AutomlSettings, list[Diagnostic]]:
     """Settings and diagnostics (info for what is replaced by Optuna/Hydra, warnings for what is dropped)."""
-    diags: list[Diagnostic] = []
+    problems = Problems(file)
 
     def note(rule: str, msg: str, path: str, level: Level = Level.INFO, fix: str = "") -> None:
-        diags.append(Diagnostic(rule, msg, path, fix, level, file))
+        problems.add(rule, msg, path, fix, level)
 
     if not isinstance(doc, dict):
         note(
@@ -26,7 +27,7 @@ def parse_automl(doc: Any, file: str) -> tuple[AutomlSettings, list[Diagnostic]]
             Level.ERROR,
             '{"handlers": [...], "executor": {...}, "controller": {...}}',
         )
-        return AutomlSettings(), diags
+        return AutomlSettings(), problems.found
     max_rounds = stop = keep = None
     remove = None
     controller = None
@@ -96,4 +97,4 @@ def parse_automl(doc: Any, file: str) -> tuple[AutomlSettings, list[Diagnostic]]
     ):
         if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
             note("bad-automl-value", f"{key} must be a number, got {shorten(repr(value))}", key, Level.ERROR)
-    return AutomlSettings(max_rounds, stop, keep, remove, controller), diags
+    return AutomlSettings(max_rounds, stop, keep, remove, controller), problems.found

@@ -26,6 +26,7 @@ from typing import Any
 
 from clara_hydra.convert import legacy
 from clara_hydra.convert.arguments import check_args, renamed_args
+from clara_hydra.convert.diagnostics import Problems
 from clara_hydra.convert.legacy import pick
 from clara_hydra.convert.signatures import SEARCH_MODULES, Index, Signature, load_index
 from clara_hydra.errors import Diagnostic, Level, suggest
@@ -131,7 +132,7 @@ def _choose(name: str, slot: str | None, json_path: str) -> tuple[str | None, li
     if not others:
         return chosen, []
     where = f"slot '{slot}'" if slot else "no slot"
-    diag = Diagnostic(
+    diag = Problems().add(
         rule="ambiguous-name",
         message=f"'{name}' exists as {', '.join([chosen, *others])}; chose {chosen} (preference order for {where})",
         json_path=json_path,
@@ -146,14 +147,14 @@ def _unknown(name: str, json_path: str, era: str, args: Mapping[str, Any] | None
     # A 3.x TensorFlow component we have no table entry for is reported, not an error: one with 3.x arguments
     # (`fields`, ...) in any file, or any unknown name in a 3.x file.
     if era == "3.x" or any(a in pick.TF_ARGS for a in args or ()):
-        return Diagnostic(
+        return Problems().add(
             rule="no-monai-counterpart",
             message=f"3.x component '{name}' has no known MONAI counterpart" + (f"; {hint}" if hint else ""),
             json_path=json_path,
             fix="replace it with a MONAI component by hand",
             level=Level.WARNING,
         )
-    return Diagnostic(
+    return Problems().add(
         rule="unknown-class",
         message=f"unknown class '{name}': not in {_searched()}" + (f"; {hint}" if hint else ""),
         json_path=json_path,
@@ -183,7 +184,7 @@ def _resolve_path(path: str, args: dict[str, Any], json_path: str, era: str, bou
         rewrite = legacy.apply_rule(clara, args, json_path, bound)
         sig = load_index().lookup(clara.new)
         if sig is not None:
-            note = Diagnostic(
+            note = Problems().add(
                 rule="rewrite",
                 message=f"{path} -> {clara.new}: {clara.why}",
                 json_path=f"{json_path}.path",
@@ -208,7 +209,7 @@ def _resolve_path(path: str, args: dict[str, Any], json_path: str, era: str, bou
     module = path.rpartition(".")[0]
     top = path.split(".", 1)[0]
     if not module:
-        diag = Diagnostic(
+        diag = Problems().add(
             rule="invalid-path",
             message=f"path '{path}' is not a dotted import path (module.Class)",
             json_path=f"{json_path}.path",
@@ -224,7 +225,7 @@ def _resolve_path(path: str, args: dict[str, Any], json_path: str, era: str, bou
         except (ImportError, ValueError):
             found = False
         why = "user code is not imported at conversion" if found else f"module '{top}' is not importable here"
-    diag = Diagnostic(
+    diag = Problems().add(
         rule="unchecked-path",
         message=f"'{path}' is emitted as given; its arguments were not checked ({why})",
         json_path=f"{json_path}.path",
@@ -302,7 +303,7 @@ def resolve_component(
     if name and legacy.clara_path_rule(name) is not None:  # Clara's dotted class in `name` (not `path`)
         return _resolve_path(name, clean, json_path, era, bound)
     if not name:
-        diag = Diagnostic(
+        diag = Problems().add(
             rule="missing-name",
             message="component has neither `name` nor `path`",
             json_path=json_path,
@@ -315,7 +316,7 @@ def resolve_component(
     if pick.is_tf_component(name, clean, era, index):  # by what the name is (and its args), not the file's era
         notes = pick.tf_reading_note(name, era, json_path)
         if name in legacy.TF_NO_COUNTERPART:
-            diag = Diagnostic(
+            diag = Problems().add(
                 rule="no-monai-counterpart",
                 message=f"3.x component '{name}' is not converted: {legacy.TF_NO_COUNTERPART[name]}",
                 json_path=json_path,

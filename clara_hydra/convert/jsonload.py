@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from clara_hydra.convert.diagnostics import Problems
 from clara_hydra.convert.jsonpath import join
 from clara_hydra.errors import ConfigError, Diagnostic, InputFileError, Level, shorten
 
@@ -67,19 +68,17 @@ def load_json(data: bytes, name: str) -> tuple[Any, list[Diagnostic]]:
     too_deep, duplicates = _walk(doc, seen)
     if too_deep is not None:
         raise ConfigError([_too_deep(name, too_deep, MAX_DEPTH)])
-    diagnostics = [
-        Diagnostic(
-            "duplicate-key",
-            f"key {shorten(key)!r} is written more than once in this object; the last value wins (as in Clara)",
-            join(path, key),
-            "keep one of them",
-            Level.WARNING,
-            name,
-        )
-        for path, keys in duplicates
-        for key in keys
-    ]
-    return doc, diagnostics
+    problems = Problems(name)
+    for path, keys in duplicates:
+        for key in keys:
+            problems.add(
+                "duplicate-key",
+                f"key {shorten(key)!r} is written more than once in this object; the last value wins (as in Clara)",
+                join(path, key),
+                "keep one of them",
+                Level.WARNING,
+            )
+    return doc, problems.found
 
 
 def _decode(data: bytes, name: str) -> str:
@@ -145,12 +144,11 @@ def _here(stack: list[list[Any]]) -> str:
 
 def _too_deep(name: str, path: str, depth: int | None) -> Diagnostic:
     where = f"more than {depth} levels deep here" if depth else "nested deeper than JSON can be read"
-    return Diagnostic(
+    return Problems(name).add(
         "too-deep",
         f"objects and lists are {where}; Clara configs stay under 10 levels",
         path,
         f"flatten the value (at most {MAX_DEPTH} levels of nesting)",
-        file=name,
     )
 
 

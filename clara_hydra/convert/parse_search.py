@@ -10,6 +10,7 @@ import json
 import math
 from typing import Any
 
+from clara_hydra.convert.diagnostics import Problems
 from clara_hydra.convert.jsonpath import join
 from clara_hydra.convert.model import SearchArg, SearchSpec
 from clara_hydra.errors import Diagnostic, Level, shorten
@@ -21,11 +22,16 @@ class SearchEntryParser:
 
     def __init__(self, file: str) -> None:
         self.file = file
-        self.diagnostics: list[Diagnostic] = []
+        self.problems = Problems(file)
         self.rejected_names: set[str] = set()  # names declared by search entries that were rejected
 
+    @property
+    def diagnostics(self) -> list[Diagnostic]:
+        """What the parser found, in order."""
+        return self.problems.found
+
     def problem(self, rule: str, message: str, path: str, fix: str = "", level: Level = Level.ERROR) -> None:
-        self.diagnostics.append(Diagnostic(rule, message, path, fix, level, self.file))
+        self.problems.add(rule, message, path, fix, level)
 
     # -- lists of entries --------------------------------------------------------------------------------------------
     def searches(self, value: Any, path: str, owner: str | None) -> list[SearchSpec]:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from clara_hydra.convert.diagnostics import Problems
 from clara_hydra.convert.jsonpath import join
 from clara_hydra.convert.model import ClaraConfig, Component, SearchSpec
 from clara_hydra.convert.parse_search import freeze
@@ -79,11 +80,16 @@ class SearchBinder:
         self.renamed = renamed or {}  # JSON path -> {argument MONAI renamed: today's name} (catalog)
         self.env_names = env_names
         self.plan = SearchPlan()
-        self.diagnostics: list[Diagnostic] = []
+        self.problems = Problems(config.file)
         self._taken: set[str] = set(config.first_level) | set(env_names) | set(RESERVED_KEYS)
 
+    @property
+    def diagnostics(self) -> list[Diagnostic]:
+        """What the binding found, in order."""
+        return self.problems.found
+
     def problem(self, rule: str, message: str, path: str, fix: str = "", level: Level = Level.ERROR) -> None:
-        self.diagnostics.append(Diagnostic(rule, message, path, fix, level, self.config.file))
+        self.problems.add(rule, message, path, fix, level)
 
     def run(self) -> SearchPlan:
         first_level_names = self._first_level()

@@ -11,6 +11,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from clara_hydra.convert.diagnostics import Problems
 from clara_hydra.convert.legacy.rules import Rule, Searched, Unfoldable, is_concrete, quote_value, short
 from clara_hydra.errors import Diagnostic, Level, shorten
 
@@ -99,7 +100,7 @@ def apply_rule(rule: Rule, args: Mapping[str, Any], json_path: str, bound: Colle
             consumed.update(present)
             rewritten.update(present)
             diags.append(
-                Diagnostic(
+                Problems().add(
                     rule="unfoldable-legacy-value",
                     message=f"{rule.old}: {_show(present)} cannot be carried over to {target} "
                     f"({shorten(str(exc), 300)})",
@@ -151,7 +152,7 @@ def apply_rule(rule: Rule, args: Mapping[str, Any], json_path: str, bound: Colle
         detail = "; ".join(changes)
         diags.insert(
             0,
-            Diagnostic(
+            Problems().add(
                 rule="rewrite",
                 message=f"{head}: {rule.why}" + (f"; {detail}" if detail else ""),
                 json_path=json_path,
@@ -160,13 +161,13 @@ def apply_rule(rule: Rule, args: Mapping[str, Any], json_path: str, bound: Colle
         )
         if rule.caveat:
             diags.append(
-                Diagnostic(rule="legacy-caveat", message=rule.caveat, json_path=json_path, level=Level.WARNING)
+                Problems().add(rule="legacy-caveat", message=rule.caveat, json_path=json_path, level=Level.WARNING)
             )
     return Rewrite(out, arg_map, frozenset(rewritten), tuple(diags))
 
 
 def _dropped(rule: Rule, arg: str, value: Any, why: str, json_path: str) -> Diagnostic:
-    return Diagnostic(
+    return Problems().add(
         rule="dropped-argument",
         message=f"{rule.old} argument '{arg}' ({shorten(repr(value))}) has no counterpart in {rule.new}: "
         f"dropped ({why})",

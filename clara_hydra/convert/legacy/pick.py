@@ -17,6 +17,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from clara_hydra.convert.diagnostics import Problems
 from clara_hydra.convert.legacy.history import CLARA_MONAI, RemovedName, load_history
 from clara_hydra.convert.legacy.rules import MONAI_BY_NAME, Rule, short
 from clara_hydra.convert.legacy.tf import TF_BY_NAME, TF_NO_COUNTERPART
@@ -85,7 +86,7 @@ def tf_reading_note(name: str, era: str, json_path: str) -> list[Diagnostic]:
     if era == "3.x":
         return []
     return [
-        Diagnostic(
+        Problems().add(
             rule="clara-3x-component",
             message=f"'{name}' is read as Clara 3.x's component (by its name and arguments) in a Clara {era} file",
             json_path=json_path,
@@ -143,7 +144,7 @@ def removed_diagnostic(removed: RemovedName, json_path: str) -> Diagnostic:
         fix = f"replace it by hand; MONAI's sources point at {removed.replacement} ({removed.evidence})"
     else:
         fix = "replace it with a current MONAI component by hand"
-    return Diagnostic(rule="removed-class", message=f"'{removed.name}' was {when}", json_path=json_path, fix=fix)
+    return Problems().add(rule="removed-class", message=f"'{removed.name}' was {when}", json_path=json_path, fix=fix)
 
 
 def dictionary_form(target: str, args: Mapping[str, Any], index: Index) -> str | None:
@@ -159,7 +160,7 @@ def dictionary_form(target: str, args: Mapping[str, Any], index: Index) -> str |
 
 
 def dictionary_diagnostic(name: str, target: str, json_path: str) -> Diagnostic:
-    return Diagnostic(
+    return Problems().add(
         rule="array-transform-given-keys",
         message=f"'{name}' is an array transform and takes no 'keys'; converted as its dictionary form {target}",
         json_path=json_path,
@@ -178,7 +179,7 @@ def default_notes(target: str, given: Mapping[str, Any], era: str, json_path: st
         if change.arg in given:
             continue
         notes.append(
-            Diagnostic(
+            Problems().add(
                 rule="changed-default",
                 message=(
                     f"MONAI {change.version} changed the default of '{change.arg}' of {target} from "
