@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from clara_hydra.errors import ExportError, InputFileError, with_fix
+from clara_hydra.errors import ExportError, InputFileError, SweepError, with_fix
+from clara_hydra.sweep_record import TrialAttr
 from clara_hydra.sweeper.results import (
-    ATTR_JOB_DIR,
-    ATTR_OVERRIDES,
     RESULTS_FILE,
     TRIALS_FILE,
 )
@@ -172,27 +171,15 @@ def _read_yaml(path: Path, default: Any = None) -> Any:
 
 
 def _from_storage(url: str, study: str | None, number: int | None) -> SelectedTrial:
-    import optuna
-    from omegaconf import OmegaConf
+    from clara_hydra.sweep_record import SweepNotFoundError, open_sweep, trial_record
 
-    from clara_hydra.sweeper.storage import open_storage, resolve_storage
-
-    spec = resolve_storage(url, study or "study", OmegaConf.create({}))
-    local = spec.journal_path or (Path(spec.url[len("sqlite:///") :]) if spec.url.startswith("sqlite:///") else None)
-    if local is not None and not local.is_file():
-        raise InputFileError(
-            with_fix(f"{url}: neither a sweep folder nor an existing storage file ({local})", "check the path")
-        )
-    storage = open_storage(spec.url)
-    names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
-    if study is None:
-        if len(names) != 1:
-            found = f"{spec.display} holds {len(names)} studies: {names}"
-            raise ExportError(with_fix(found, "choose one with --study"))
-        study = names[0]
-    elif study not in names:
-        raise ExportError(with_fix(f"{spec.display} has no study {study!r}", f"choose one of {names}"))
-    loaded = optuna.load_study(study_name=study, storage=storage)
+    try:
+        loaded = open_sweep(url, study, study_hint="--study").study
+    except SweepNotFoundError as exc:
+        raise InputFileError(str(exc)) from exc
+    except SweepError as exc:
+        raise ExportError(str(exc)) from exc
+    study = loaded.study_name
     trials = {t.number: t for t in loaded.get_trials(deepcopy=False)}
     if number is None:
         if len(loaded.directions) != 1:
@@ -206,28 +193,25 @@ def _from_storage(url: str, study: str | None, number: int | None) -> SelectedTr
             raise ExportError(with_fix(f"study {study!r} has no completed trial", "finish a trial first")) from exc
     if number not in trials:
         raise ExportError(with_fix(f"study {study!r} has no trial {number}", f"choose one of {sorted(trials)}"))
-    frozen = trials[number]
-    attrs = frozen.user_attrs
-    _check_state(number, frozen.state.name, str(attrs.get("fail_reason", "")))
-    recorded = attrs.get(ATTR_JOB_DIR)
-    if not recorded:
+    record = trial_record(trials[number])
+    _check_state(number, record.state, record.reason)
+    if not record.job_dir:
         raise ExportError(
             with_fix(
-                f"trial {number} of study {study!r} records no job folder ({ATTR_JOB_DIR!r} user attribute)",
+                f"trial {number} of study {study!r} records no job folder ({TrialAttr.JOB_DIR.value!r} user attribute)",
                 "export trials run by clara-hydra's sweeper",
             )
         )
-    job_dir = Path(str(recorded))
-    value = frozen.value if frozen.values is not None and len(frozen.values) == 1 else None
-    overrides: Sequence[str] = attrs.get(ATTR_OVERRIDES) or []
+    job_dir = Path(record.job_dir)
+    value = record.value
     return SelectedTrial(
         number=number,
-        state=frozen.state.name,
+        state=record.state,
         value=value if value is None or math.isfinite(value) else None,
         study_name=study,
         job_dir=job_dir,
-        overrides=_overrides_of(job_dir) or tuple(str(o) for o in overrides),
-        params=dict(frozen.params),
+        overrides=_overrides_of(job_dir) or record.overrides,
+        params=dict(record.params),
     )
 
 

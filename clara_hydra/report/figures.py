@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from clara_hydra.runtime.summary import objective_name
-from clara_hydra.sweeper.results import ATTR_JOB_DIR, ATTR_WORKER
+from clara_hydra.sweep_record import TrialAttr
 
 if TYPE_CHECKING:
     import optuna
@@ -53,7 +53,7 @@ def objective_names(study: optuna.Study) -> list[str]:
 
 def _summary_metric(study: optuna.Study) -> str | None:
     for trial in study.get_trials(deepcopy=False):
-        name = objective_name(trial.user_attrs.get(ATTR_JOB_DIR))
+        name = objective_name(trial.user_attrs.get(TrialAttr.JOB_DIR))
         if name:
             return name
     return None
@@ -173,7 +173,7 @@ def timeline(study: optuna.Study) -> Any:
             go.Bar(
                 name=state,
                 orientation="h",
-                y=[str(t.user_attrs.get(ATTR_WORKER, ONE_LANE)) for t in chosen],
+                y=[str(t.user_attrs.get(TrialAttr.WORKER, ONE_LANE)) for t in chosen],
                 base=[s.isoformat() for s in starts],  # type: ignore[union-attr]
                 x=[(e - s).total_seconds() * 1000.0 for s, e in zip(starts, ends, strict=True)],  # type: ignore[operator]
                 marker_color=colour,
@@ -187,6 +187,6 @@ def timeline(study: optuna.Study) -> Any:
         barmode="overlay",
         xaxis={"type": "date", "title": "time"},
         yaxis={"title": "worker", "type": "category"},
-        height=max(250, 120 + 40 * len({str(t.user_attrs.get(ATTR_WORKER, ONE_LANE)) for t in trials})),
+        height=max(250, 120 + 40 * len({str(t.user_attrs.get(TrialAttr.WORKER, ONE_LANE)) for t in trials})),
     )
     return fig

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clara_hydra.report.figures import Figure, build_figures, objective_names
-from clara_hydra.sweeper.batch import ATTR_FIXED
-from clara_hydra.sweeper.results import ATTR_BASELINE, ATTR_JOB_DIR, ATTR_OVERRIDES, BEST_CONFIG_FILE
+from clara_hydra.sweep_record import TrialAttr
+from clara_hydra.sweeper.results import BEST_CONFIG_FILE, best_trial_run_here
 
 if TYPE_CHECKING:
     import optuna
@@ -135,16 +135,17 @@ def _best_section(study: optuna.Study, sweep_dir: Path) -> str:
     names = objective_names(study)
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     out = ['<section id="best"><h2>Best trial</h2>']
-    if not complete:
+    # Single objective: the best trial run here (a warm-started trial was measured under an earlier config).
+    best = list(study.best_trials) if len(names) > 1 else [t for t in [best_trial_run_here(study)] if t is not None]
+    if not complete or not best:
         out.append('<p class="note">No complete trial yet.</p></section>')
         return "\n".join(out)
-    best = [study.best_trial] if len(names) == 1 else list(study.best_trials)
     if len(names) > 1:  # a single trial can make the whole front (it beats the others on every objective)
         out.append(f"<p>{len(best)} trial(s) on the Pareto front; each below.</p>")
     for t in best:
         values = ", ".join(f"{n} = {v:.6g}" for n, v in zip(names, t.values, strict=True))
-        job_dir = t.user_attrs.get(ATTR_JOB_DIR)
-        baseline = " (baseline: the unsearched defaults)" if t.user_attrs.get(ATTR_BASELINE) else ""
+        job_dir = t.user_attrs.get(TrialAttr.JOB_DIR)
+        baseline = " (baseline: the unsearched defaults)" if t.user_attrs.get(TrialAttr.BASELINE) else ""
         out.append(f"<h3>Trial {t.number}{baseline}</h3>")
         out.append(f"<p><b>{_e(values)}</b></p>")
         out.append(_params_table(t.params))
@@ -162,7 +163,7 @@ def rerun_commands(trial: optuna.trial.FrozenTrial, sweep_dir: Path, single: boo
     out = []
     if single and (sweep_dir / BEST_CONFIG_FILE).is_file():
         out.append(f"python {script} --config-path {shlex.quote(str(sweep_dir.resolve()))} --config-name best_config")
-    overrides = [*trial.user_attrs.get(ATTR_FIXED, []), *trial.user_attrs.get(ATTR_OVERRIDES, [])]
+    overrides = [*trial.user_attrs.get(TrialAttr.FIXED_OVERRIDES, []), *trial.user_attrs.get(TrialAttr.OVERRIDES, [])]
     line = " ".join(["python", script, *(shlex.quote(str(o)) for o in overrides)])
     out.append(f"{line}   # from the app's own config folder" if out else line)
     return out

@@ -10,13 +10,12 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from clara_hydra.sweep_record import TrialAttr
 from clara_hydra.sweeper.failures import Outcome, Result, format_traceback
-from clara_hydra.sweeper.results import ATTR_DUPLICATE_OF, ATTR_FAIL_REASON, ATTR_JOB_DIR, ATTR_PRUNE_REASON
 from clara_hydra.sweeper.resume import tell
 from clara_hydra.sweeper.warm_start import is_warm_started
 
 log = logging.getLogger(__name__)
-ATTR_FIXED = "fixed_overrides"
 
 
 @dataclass
@@ -71,9 +70,9 @@ def mark_duplicates(study: optuna.Study, batch: list[Asked]) -> list[Asked]:
     states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
     for t in study.get_trials(deepcopy=False, states=states):
         # A warm-started trial's value was measured under an earlier config: never reused.
-        if t._trial_id in mine or ATTR_DUPLICATE_OF in t.user_attrs or is_warm_started(t):
+        if t._trial_id in mine or TrialAttr.DUPLICATE_OF in t.user_attrs or is_warm_started(t):
             continue
-        key = param_key(t.params, t.user_attrs.get(ATTR_FIXED, []))
+        key = param_key(t.params, t.user_attrs.get(TrialAttr.FIXED_OVERRIDES, []))
         # A finished original beats a running one (no wait); among equals, the first.
         if key not in done or (done[key].state == TrialState.RUNNING and t.state != TrialState.RUNNING):
             done[key] = t
@@ -103,8 +102,8 @@ def record(study: optuna.Study, a: Asked) -> bool:
     """
     assert a.result is not None
     try:
-        if a.job_dir and a.trial.user_attrs.get(ATTR_JOB_DIR) != a.job_dir:  # usually recorded at ask already
-            a.trial.set_user_attr(ATTR_JOB_DIR, a.job_dir)
+        if a.job_dir and a.trial.user_attrs.get(TrialAttr.JOB_DIR) != a.job_dir:  # usually recorded at ask already
+            a.trial.set_user_attr(TrialAttr.JOB_DIR, a.job_dir)
         _tell_result(study, a.trial, a.result)
     except optuna.exceptions.UpdateFinishedTrialError:
         log.warning(
@@ -134,10 +133,10 @@ def record_duplicate(study: optuna.Study, a: Asked) -> None:
         result, job_dir = source.result, source.job_dir
     else:
         result = finished_result(source)
-        job_dir = source.user_attrs.get(ATTR_JOB_DIR)
-    a.trial.set_user_attr(ATTR_DUPLICATE_OF, source.number)
+        job_dir = source.user_attrs.get(TrialAttr.JOB_DIR)
+    a.trial.set_user_attr(TrialAttr.DUPLICATE_OF, source.number)
     if job_dir:
-        a.trial.set_user_attr(ATTR_JOB_DIR, job_dir)
+        a.trial.set_user_attr(TrialAttr.JOB_DIR, job_dir)
     log.info(
         "trial %d repeats trial %d's parameters: its %s outcome is reused, not retrained",
         a.number,
@@ -155,18 +154,18 @@ def finished_result(t: optuna.trial.FrozenTrial) -> Result:
     if t.state == TrialState.COMPLETE:
         return Result(Outcome.COMPLETE, values=list(t.values))
     if t.state == TrialState.PRUNED:
-        return Result(Outcome.PRUNED, reason=str(t.user_attrs.get(ATTR_PRUNE_REASON, "pruned")))
-    return Result(Outcome.FAIL, reason=str(t.user_attrs.get(ATTR_FAIL_REASON, "failed")))
+        return Result(Outcome.PRUNED, reason=str(t.user_attrs.get(TrialAttr.PRUNE_REASON, "pruned")))
+    return Result(Outcome.FAIL, reason=str(t.user_attrs.get(TrialAttr.FAIL_REASON, "failed")))
 
 
 def _tell_result(study: optuna.Study, trial: optuna.Trial, result: Result) -> None:
     if result.outcome is Outcome.COMPLETE:
         tell(study, trial, values=result.values)
     elif result.outcome is Outcome.PRUNED:
-        trial.set_user_attr(ATTR_PRUNE_REASON, result.reason)
+        trial.set_user_attr(TrialAttr.PRUNE_REASON, result.reason)
         tell(study, trial, state=TrialState.PRUNED)  # Optuna stores the last reported value with it
     else:
-        trial.set_user_attr(ATTR_FAIL_REASON, result.reason)
+        trial.set_user_attr(TrialAttr.FAIL_REASON, result.reason)
         tell(study, trial, state=TrialState.FAIL)
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from clara_hydra.sweeper.results import ATTR_DUPLICATE_OF, ATTR_JOB_DIR
+from clara_hydra.sweep_record import TrialAttr
 
 if TYPE_CHECKING:
     import optuna
@@ -43,18 +43,20 @@ def prune_checkpoints(study: optuna.Study, keep: int, root: Path) -> list[Path]:
     """
     from optuna.trial import TrialState
 
-    trials = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished() and t.user_attrs.get(ATTR_JOB_DIR)]
+    trials = [
+        t for t in study.get_trials(deepcopy=False) if t.state.is_finished() and t.user_attrs.get(TrialAttr.JOB_DIR)
+    ]
     maximize = study.directions[0].name.lower() == "maximize"
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and ATTR_DUPLICATE_OF not in t.user_attrs]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and TrialAttr.DUPLICATE_OF not in t.user_attrs]
     complete.sort(key=lambda t: (-(t.value or 0.0) if maximize else (t.value or 0.0), t.number))
-    kept_dirs = {str(t.user_attrs[ATTR_JOB_DIR]) for t in complete[:keep]}
+    kept_dirs = {str(t.user_attrs[TrialAttr.JOB_DIR]) for t in complete[:keep]}
     deleted: list[Path] = []
     numbers: list[int] = []
     size = 0
     base = root.resolve()
     foreign: list[str] = []
     for t in trials:
-        job_dir = str(t.user_attrs[ATTR_JOB_DIR])
+        job_dir = str(t.user_attrs[TrialAttr.JOB_DIR])
         inside = _inside(Path(job_dir), base)
         if inside is None:
             if (str(base), job_dir) not in _warned:

@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from clara_hydra.errors import SweepError, with_fix
+from clara_hydra.sweep_record import StudyAttr
 
 if TYPE_CHECKING:
     import optuna
 
-STUDY_ATTR_FIXED = "fixed_overrides"
 
 # Overrides that say where or how to run, not what is trained: they may change between runs of a study.
 _NEUTRAL_PREFIXES = ("hydra.", "hydra/", "+hydra.", "~hydra.", "clara_cache.", "+clara_cache.")
@@ -43,10 +43,10 @@ def check_fixed_overrides(study: optuna.Study, fixed: Sequence[str]) -> None:
         SweepError: study 'demo' was run with other fixed overrides: epochs=2 -> epochs=3 ...
     """
     now = comparable(fixed)
-    stored = study.user_attrs.get(STUDY_ATTR_FIXED)
+    stored = study.user_attrs.get(StudyAttr.FIXED_OVERRIDES)
     if stored is None:
         # A study created before this attribute existed has trials of unknown settings: record, don't judge.
-        study.set_user_attr(STUDY_ATTR_FIXED, now)
+        study.set_user_attr(StudyAttr.FIXED_OVERRIDES, now)
         return
     before = [str(o) for o in stored]
     if before == now:

@@ -33,18 +33,13 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from clara_hydra.sweep_record import SystemAttr, TrialAttr
 from clara_hydra.sweeper.failures import INTERRUPTED
-from clara_hydra.sweeper.results import ATTR_BASELINE, ATTR_FAIL_REASON, ATTR_RETRY_OF, ATTR_WORKER
 
 if TYPE_CHECKING:
     import optuna
 
 log = logging.getLogger(__name__)
-
-SYS_BEAT = "clara_heartbeat"
-SYS_HOST = "clara_worker_host"
-SYS_PID = "clara_worker_pid"
-SYS_PID_START = "clara_worker_pid_start"
 
 
 def uses_optuna_heartbeat(storage: Any) -> bool:
@@ -73,12 +68,12 @@ def process_start(pid: int) -> str | None:
 def owner_alive(frozen: optuna.trial.FrozenTrial) -> bool | None:
     """Whether the worker that claimed a trial is alive: True/False when it ran on this host, else None."""
     attrs = frozen.system_attrs
-    if attrs.get(SYS_HOST) != socket.gethostname() or SYS_PID not in attrs:
+    if attrs.get(SystemAttr.WORKER_HOST) != socket.gethostname() or SystemAttr.WORKER_PID not in attrs:
         return None
-    started = attrs.get(SYS_PID_START)
+    started = attrs.get(SystemAttr.WORKER_PID_START)
     if started is None:
         return None
-    return process_start(int(attrs[SYS_PID])) == started
+    return process_start(int(attrs[SystemAttr.WORKER_PID])) == started
 
 
 class Heartbeat:
@@ -100,15 +95,15 @@ class Heartbeat:
 
     def claim(self, trial: optuna.Trial, worker: str) -> None:
         """Mark ``trial`` as run by this worker (id, host, pid) and start beating for it."""
-        trial.set_user_attr(ATTR_WORKER, worker)
+        trial.set_user_attr(TrialAttr.WORKER, worker)
         pid = os.getpid()
         tid = trial._trial_id
-        self.storage.set_trial_system_attr(tid, SYS_HOST, socket.gethostname())
-        self.storage.set_trial_system_attr(tid, SYS_PID, pid)
-        self.storage.set_trial_system_attr(tid, SYS_PID_START, process_start(pid))
+        self.storage.set_trial_system_attr(tid, SystemAttr.WORKER_HOST, socket.gethostname())
+        self.storage.set_trial_system_attr(tid, SystemAttr.WORKER_PID, pid)
+        self.storage.set_trial_system_attr(tid, SystemAttr.WORKER_PID_START, process_start(pid))
         # The first beat also as an attribute on every storage: on an RDB storage it marks the trial as
         # one whose staleness Optuna's heartbeat table decides (trials of older runs have none).
-        self.storage.set_trial_system_attr(tid, SYS_BEAT, time.time())
+        self.storage.set_trial_system_attr(tid, SystemAttr.HEARTBEAT, time.time())
         if self._optuna:
             self._beat(tid)
         with self._lock:
@@ -142,7 +137,7 @@ class Heartbeat:
             if self._optuna:
                 self.storage.record_heartbeat(trial_id)
             else:
-                self.storage.set_trial_system_attr(trial_id, SYS_BEAT, time.time())
+                self.storage.set_trial_system_attr(trial_id, SystemAttr.HEARTBEAT, time.time())
         except optuna.exceptions.UpdateFinishedTrialError:
             self.release(trial_id)  # told meanwhile (or failed as stale by another worker)
         except Exception as exc:  # a storage hiccup must not kill the worker: the next beat retries
@@ -172,10 +167,10 @@ def stale_trials(study: optuna.Study, grace_period: int, mine: set[int]) -> list
     now = time.time()
     found = []
     for t in running:
-        who = t.user_attrs.get(ATTR_WORKER, "an earlier run")
+        who = t.user_attrs.get(TrialAttr.WORKER, "an earlier run")
         alive = owner_alive(t)
         if alive is False:
-            found.append((t, f"its worker {who} (pid {t.system_attrs.get(SYS_PID)}) is gone"))
+            found.append((t, f"its worker {who} (pid {t.system_attrs.get(SystemAttr.WORKER_PID)}) is gone"))
             continue
         if alive is True:
             continue
@@ -184,7 +179,7 @@ def stale_trials(study: optuna.Study, grace_period: int, mine: set[int]) -> list
             continue
         if uses_optuna_heartbeat(storage):
             # A trial without an Optuna heartbeat was started by an older run: judge it by its start.
-            if SYS_BEAT not in t.system_attrs and _age(t, now, start_only=True) > grace_period:
+            if SystemAttr.HEARTBEAT not in t.system_attrs and _age(t, now, start_only=True) > grace_period:
                 found.append((t, f"started {int(_age(t, now, start_only=True))} s ago by {who}, no heartbeat"))
             continue
         age = _age(t, now)
@@ -194,7 +189,7 @@ def stale_trials(study: optuna.Study, grace_period: int, mine: set[int]) -> list
 
 
 def _age(t: optuna.trial.FrozenTrial, now: float, start_only: bool = False) -> float:
-    beat = None if start_only else t.system_attrs.get(SYS_BEAT)
+    beat = None if start_only else t.system_attrs.get(SystemAttr.HEARTBEAT)
     if isinstance(beat, (int, float)):
         return now - float(beat)
     start = t.datetime_start
@@ -222,17 +217,17 @@ def fail_stale(study: optuna.Study, grace_period: int, mine: set[int], retry: bo
     failed = []
     for t, why in stale_trials(study, grace_period, mine):
         try:
-            storage.set_trial_user_attr(t._trial_id, ATTR_FAIL_REASON, INTERRUPTED)
+            storage.set_trial_user_attr(t._trial_id, TrialAttr.FAIL_REASON, INTERRUPTED)
             if not storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # its worker finished it after all, or another worker failed it first
         failed.append(t.number)
-        again = retry and ATTR_RETRY_OF not in t.user_attrs
+        again = retry and TrialAttr.RETRY_OF not in t.user_attrs
         if again:
-            attrs: dict[str, Any] = {ATTR_RETRY_OF: t.number}
-            if t.user_attrs.get(ATTR_BASELINE):
-                attrs[ATTR_BASELINE] = True
+            attrs: dict[str, Any] = {TrialAttr.RETRY_OF: t.number}
+            if t.user_attrs.get(TrialAttr.BASELINE):
+                attrs[TrialAttr.BASELINE] = True
             study.enqueue_trial(dict(t.params), user_attrs=attrs)
         log.warning(
             "trial %d failed as %s: %s%s",

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from clara_hydra.errors import shorten
 from clara_hydra.runtime.summary import objective_name
+from clara_hydra.sweep_record import TrialAttr, reason_of
 
 if TYPE_CHECKING:
     import optuna
@@ -58,18 +59,21 @@ def trial_line(
     """
     from optuna.trial import TrialState
 
-    from clara_hydra.sweeper.results import ATTR_JOB_DIR, reason_of
-
-    parts = [f"trial {trial.number}/{n_trials} {trial.state.name}"]
+    trials = study.get_trials(deepcopy=False)
+    # One pass over the study (this line is printed after every trial: no repeated scans).
+    best, counted, total_s, timed, added_before = _tally(study, trials, trial.number)
+    # Count the trials this study runs: trials a warm start added (numbered first) are not among them.
+    where = f"trial {trial.number - added_before}/{n_trials}"
+    if added_before:
+        where += f" (study trial {trial.number})"
+    parts = [f"{where} {trial.state.name}"]
     if trial.state == TrialState.COMPLETE and trial.values:
-        name = metric_name(trial.user_attrs.get(ATTR_JOB_DIR))
+        name = metric_name(trial.user_attrs.get(TrialAttr.JOB_DIR))
         text = ", ".join(f"{v:.4g}" for v in trial.values)
         note = reason_of(trial)
         parts[0] += f" {name}={text}" + (f" ({note})" if note else "")
     else:
         parts[0] += f" {shorten(reason_of(trial) or '', 100)}".rstrip()
-    # One pass over the study (this line is printed after every trial: no repeated scans).
-    best, counted, total_s, timed = _tally(study, study.get_trials(deepcopy=False))
     if best is not None:
         parts.append(f"best {best.values[0]:.4g} (trial {best.number})")
     if trial.duration is not None:
@@ -83,20 +87,25 @@ def trial_line(
 
 
 def _tally(
-    study: optuna.Study, trials: list[optuna.trial.FrozenTrial]
-) -> tuple[optuna.trial.FrozenTrial | None, int, float, int]:
-    """The best complete trial (single objective), the trials counting against n_trials, and the
-    summed seconds and number of the finished trials with a duration."""
+    study: optuna.Study, trials: list[optuna.trial.FrozenTrial], number: int
+) -> tuple[optuna.trial.FrozenTrial | None, int, float, int, int]:
+    """The best complete trial run here (single objective), the trials counting against n_trials, the
+    summed seconds and number of the finished trials with a duration, and the warm-started trials numbered
+    before trial ``number``. Warm-started trials (run in an earlier study) count in none but the last."""
     from optuna.trial import TrialState
 
     from clara_hydra.sweeper.resume import is_interrupted
+    from clara_hydra.sweeper.warm_start import is_warm_started
 
     single = len(study.directions) == 1
     sign = -1.0 if study.directions[0].name.lower() == "maximize" else 1.0
     best: optuna.trial.FrozenTrial | None = None
-    counted = timed = 0
+    counted = timed = added_before = 0
     total = 0.0
     for t in trials:
+        if is_warm_started(t):
+            added_before += 1 if t.number < number else 0
+            continue
         if not t.state.is_finished():
             continue
         if not is_interrupted(t):
@@ -107,7 +116,7 @@ def _tally(
         better = best is None or (t.values and sign * t.values[0] < sign * best.values[0])
         if single and t.state == TrialState.COMPLETE and t.values and better:
             best = t
-    return best, counted, total, timed
+    return best, counted, total, timed, added_before
 
 
 def print_trial(study: optuna.Study, trial_id: int, n_trials: int, **kwargs: Any) -> str:

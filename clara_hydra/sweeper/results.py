@@ -23,45 +23,16 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from clara_hydra.sweeper.warm_start import ATTR_WARM_START, ATTR_WARM_START_BEST
+from clara_hydra.sweep_record import RESULTS_FILE, TrialAttr, reason_of
 
 if TYPE_CHECKING:
     import optuna
 
-RESULTS_FILE = "optimization_results.yaml"
 TRIALS_FILE = "trials.csv"
 BEST_CONFIG_FILE = "best_config.yaml"
 MAX_SUMMARY_ROWS = 30
 
 # Trial user attributes written by the runner and read here.
-ATTR_JOB_DIR = "job_dir"
-ATTR_FAIL_REASON = "fail_reason"
-ATTR_PRUNE_REASON = "prune_reason"
-ATTR_DUPLICATE_OF = "duplicate_of"
-ATTR_BASELINE = "baseline"
-ATTR_RETRY_OF = "retry_of"
-ATTR_OVERRIDES = "overrides"
-ATTR_WORKER = "worker"  # the worker that ran the trial (w1@host), for the report's timeline
-
-
-def reason_of(trial: optuna.trial.FrozenTrial) -> str:
-    """Why a trial failed, was pruned or was not trained (empty for an ordinary complete trial)."""
-    from optuna.trial import TrialState
-
-    attrs = trial.user_attrs
-    # fail_reason counts only on a FAIL trial: a worker judged stale writes it just before failing the
-    # trial, and the trial's live worker may have completed it in between.
-    if ATTR_FAIL_REASON in attrs and trial.state == TrialState.FAIL:
-        return str(attrs[ATTR_FAIL_REASON])
-    if ATTR_PRUNE_REASON in attrs:
-        return str(attrs[ATTR_PRUNE_REASON])
-    if ATTR_DUPLICATE_OF in attrs:
-        return f"duplicate of trial {attrs[ATTR_DUPLICATE_OF]}: not retrained"
-    if ATTR_WARM_START in attrs:
-        return f"warm start: {attrs[ATTR_WARM_START]}, not run here"
-    if ATTR_WARM_START_BEST in attrs:
-        return f"retries the best of the warm start, {attrs[ATTR_WARM_START_BEST]}"
-    return ""
 
 
 def write_all(
@@ -125,13 +96,15 @@ def results_summary(
     if not complete:
         return out
     if len(study.directions) == 1:
-        best = study.best_trial
+        best = best_trial_run_here(study, trials)
+        if best is None:
+            return out
         out.update(
             best_value=best.value,
             best_params=_plain(complete_params(best, trials, configs or {})),
             best_trial=best.number,
-            best_job_dir=best.user_attrs.get(ATTR_JOB_DIR),
-            best_overrides=best.user_attrs.get(ATTR_OVERRIDES, []),
+            best_job_dir=best.user_attrs.get(TrialAttr.JOB_DIR),
+            best_overrides=best.user_attrs.get(TrialAttr.OVERRIDES, []),
             best_config=BEST_CONFIG_FILE,
         )
     else:
@@ -144,12 +117,38 @@ def results_summary(
                 "number": t.number,
                 "values": list(t.values),
                 "params": _plain(t.params),
-                "job_dir": t.user_attrs.get(ATTR_JOB_DIR),
-                "overrides": t.user_attrs.get(ATTR_OVERRIDES, []),
+                "job_dir": t.user_attrs.get(TrialAttr.JOB_DIR),
+                "overrides": t.user_attrs.get(TrialAttr.OVERRIDES, []),
             }
             for t in front
         ]
     return out
+
+
+def best_trial_run_here(
+    study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial] | None = None
+) -> optuna.trial.FrozenTrial | None:
+    """The best COMPLETE trial this study ran (single objective), None when there is none.
+
+    A warm-started trial was measured under an earlier config and never run here (no job folder, no
+    ``best_config.yaml``): it stays in the study and in ``trials.csv``, but it is never the best. Without
+    warm-started trials this is Optuna's ``study.best_trial``.
+    """
+    from optuna.trial import TrialState
+
+    from clara_hydra.sweeper.warm_start import is_warm_started
+
+    trials = study.get_trials(deepcopy=False) if trials is None else trials
+    if not any(is_warm_started(t) for t in trials):
+        try:
+            return study.best_trial
+        except ValueError:  # no COMPLETE trial
+            return None
+    here = [t for t in trials if t.state == TrialState.COMPLETE and t.values and not is_warm_started(t)]
+    if not here:
+        return None
+    sign = -1.0 if study.directions[0].name.lower() == "maximize" else 1.0
+    return min(here, key=lambda t: (sign * t.values[0], t.number))
 
 
 def complete_params(
@@ -165,12 +164,12 @@ def complete_params(
     searched parameter, as upstream's does.
     """
     params = dict(trial.params)
-    if not trial.user_attrs.get(ATTR_BASELINE):
+    if not trial.user_attrs.get(TrialAttr.BASELINE):
         return params
     missing = [n for t in trials for n in t.params if n not in params]
     if not missing:
         return params
-    job_dir = trial.user_attrs.get(ATTR_JOB_DIR)
+    job_dir = trial.user_attrs.get(TrialAttr.JOB_DIR)
     cfg = configs.get(trial.number)
     if cfg is None and job_dir and (Path(job_dir) / ".hydra" / "config.yaml").is_file():
         cfg = OmegaConf.load(Path(job_dir) / ".hydra" / "config.yaml")  # type: ignore[assignment]
@@ -200,7 +199,8 @@ def trials_csv(trials: Sequence[optuna.trial.FrozenTrial], n_objectives: int) ->
     for t in trials:
         names.extend(n for n in t.params if n not in names)
     header = ["number", "state", *value_cols, "duration_s", *(f"params_{n}" for n in names)]
-    header += ["reason", "job_dir", "baseline", "duplicate_of", "retry_of", "worker"]
+    header += ["reason", *(a.value for a in (TrialAttr.JOB_DIR, TrialAttr.BASELINE, TrialAttr.DUPLICATE_OF))]
+    header += [TrialAttr.RETRY_OF.value, TrialAttr.WORKER.value]  # the columns are named as the attributes
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
@@ -211,8 +211,12 @@ def trials_csv(trials: Sequence[optuna.trial.FrozenTrial], n_objectives: int) ->
         writer.writerow(
             [t.number, t.state.name, *_cells(values), _cell(duration and round(duration, 3))]
             + [_cell(t.params.get(n)) for n in names]
-            + [reason_of(t), _cell(attrs.get(ATTR_JOB_DIR)), _cell(attrs.get(ATTR_BASELINE, False))]
-            + [_cell(attrs.get(ATTR_DUPLICATE_OF)), _cell(attrs.get(ATTR_RETRY_OF)), _cell(attrs.get(ATTR_WORKER))]
+            + [reason_of(t), _cell(attrs.get(TrialAttr.JOB_DIR)), _cell(attrs.get(TrialAttr.BASELINE, False))]
+            + [
+                _cell(attrs.get(TrialAttr.DUPLICATE_OF)),
+                _cell(attrs.get(TrialAttr.RETRY_OF)),
+                _cell(attrs.get(TrialAttr.WORKER)),
+            ]
         )
     return buf.getvalue()
 
@@ -221,8 +225,8 @@ def best_config_text(
     study: optuna.Study, trial: optuna.trial.FrozenTrial, sweep_dir: Path, configs: Mapping[int, DictConfig]
 ) -> str | None:
     """``best_config.yaml``: the best trial's composed config (unresolved) under a how-to-run header."""
-    source = trial.user_attrs.get(ATTR_DUPLICATE_OF, trial.number)
-    job_dir = trial.user_attrs.get(ATTR_JOB_DIR)
+    source = trial.user_attrs.get(TrialAttr.DUPLICATE_OF, trial.number)
+    job_dir = trial.user_attrs.get(TrialAttr.JOB_DIR)
     cfg = configs.get(trial.number) or configs.get(source)
     if cfg is not None:
         body = OmegaConf.to_yaml(cfg, resolve=False)
@@ -230,12 +234,13 @@ def best_config_text(
         body = (Path(job_dir) / ".hydra" / "config.yaml").read_text()
     else:
         return None
+    overrides = trial.user_attrs.get(TrialAttr.OVERRIDES, [])
     header = (
         f"# Best trial {trial.number} of Optuna study '{study.study_name}' (value {trial.value}), "
         f"job folder {job_dir}.\n"
         f"# Its composed config, searched values filled in. Run it as is with:\n"
         f"#   python {_script()} --config-path {sweep_dir.resolve()} --config-name {Path(BEST_CONFIG_FILE).stem}\n"
-        f"# Overrides of that trial: {' '.join(trial.user_attrs.get(ATTR_OVERRIDES, [])) or '(none: the defaults)'}\n"
+        f"# Overrides of that trial: {' '.join(overrides) or '(none: the defaults)'}\n"
     )
     return header + body
 

@@ -18,15 +18,14 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from clara_hydra.sweep_record import TrialAttr
 from clara_hydra.sweeper.failures import DISK_FULL, INTERRUPTED
-from clara_hydra.sweeper.results import ATTR_BASELINE, ATTR_FAIL_REASON, ATTR_RETRY_OF
 from clara_hydra.sweeper.warm_start import is_warm_started
 
 if TYPE_CHECKING:
     import optuna
 
 log = logging.getLogger(__name__)
-STUDY_ATTR_SWEEP_DIR = "sweep_dir"
 
 
 def is_interrupted(t: optuna.trial.FrozenTrial) -> bool:
@@ -36,7 +35,7 @@ def is_interrupted(t: optuna.trial.FrozenTrial) -> bool:
     """
     from optuna.trial import TrialState
 
-    reason = str(t.user_attrs.get(ATTR_FAIL_REASON, ""))
+    reason = str(t.user_attrs.get(TrialAttr.FAIL_REASON, ""))
     return t.state == TrialState.FAIL and (reason == INTERRUPTED or reason.startswith(DISK_FULL))
 
 
@@ -101,14 +100,14 @@ def close_interrupted(
     if frozen.state.is_finished():
         return
     try:
-        storage.set_trial_user_attr(trial_id, ATTR_FAIL_REASON, reason)
+        storage.set_trial_user_attr(trial_id, TrialAttr.FAIL_REASON, reason)
         tell(study, number, state=TrialState.FAIL)
     except optuna.exceptions.UpdateFinishedTrialError:
         return  # another worker failed it as stale meanwhile (and retried it)
     if retry:
-        attrs: dict[str, Any] = {ATTR_RETRY_OF: number}
-        if frozen.user_attrs.get(ATTR_BASELINE):
-            attrs[ATTR_BASELINE] = True
+        attrs: dict[str, Any] = {TrialAttr.RETRY_OF: number}
+        if frozen.user_attrs.get(TrialAttr.BASELINE):
+            attrs[TrialAttr.BASELINE] = True
         study.enqueue_trial(dict(frozen.params), user_attrs=attrs)
     log.warning(
         "trial %d was left unfinished: marked FAIL (%s)%s",

@@ -36,8 +36,9 @@ from clara_hydra.errors import SweepError, with_fix
 from clara_hydra.report import write_report
 from clara_hydra.runtime.console import quiet_launcher
 from clara_hydra.runtime.device import warn_multi_gpu
+from clara_hydra.sweep_record import StudyAttr, SystemAttr, TrialAttr
 from clara_hydra.sweeper import progress, terminator, trial_report, warm_start
-from clara_hydra.sweeper.batch import ATTR_FIXED, Asked, contiguous, mark_duplicates, record, record_duplicate
+from clara_hydra.sweeper.batch import Asked, contiguous, mark_duplicates, record, record_duplicate
 from clara_hydra.sweeper.checkpoints import prune_checkpoints
 from clara_hydra.sweeper.disk import DiskFullError, Reserve, disk_report, full_path, is_disk_full
 from clara_hydra.sweeper.failures import INTERRUPTED, FailFast, Outcome, Result, check_failure_rate, classify
@@ -47,15 +48,10 @@ from clara_hydra.sweeper.heartbeat import Heartbeat, fail_stale
 from clara_hydra.sweeper.live import live_progress
 from clara_hydra.sweeper.optuna_objects import build_pruner, build_sampler, is_grid
 from clara_hydra.sweeper.results import (
-    ATTR_BASELINE,
-    ATTR_FAIL_REASON,
-    ATTR_JOB_DIR,
-    ATTR_OVERRIDES,
     print_summary,
     write_all,
 )
 from clara_hydra.sweeper.resume import (
-    STUDY_ATTR_SWEEP_DIR,
     budget_used,
     close_interrupted,
     is_interrupted,
@@ -87,9 +83,6 @@ from clara_hydra.tracking.sweep import SweepTracker
 # more than trial 1. They are always written when a run ends, however it ends.
 RESULTS_INTERVAL = 5.0
 
-# A study-level counter of the sweep processes that joined the study, bumped under the study lock:
-# each process's sampler seed is offset by it, so workers started together draw different trials.
-STUDY_ATTR_JOINED = "clara_workers_joined"
 
 log = logging.getLogger(__name__)
 
@@ -318,7 +311,7 @@ class SweepRunner:
         failed = sorted(
             t.number
             for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-            if t.user_attrs.get(ATTR_FAIL_REASON) == self.disk_full
+            if t.user_attrs.get(TrialAttr.FAIL_REASON) == self.disk_full
         )
         which = f"trial(s) {', '.join(map(str, failed))} failed and will be retried; " if failed else ""
         return DiskFullError(
@@ -334,13 +327,13 @@ class SweepRunner:
         """Enqueue the baseline trial once per study and count this process in; return its join index."""
         with study_lock(self.spec, self.storage, study.study_name):
             attrs = self.storage.get_study_system_attrs(study._study_id)
-            joined = int(attrs.get(STUDY_ATTR_JOINED, 0))
-            self.storage.set_study_system_attr(study._study_id, STUDY_ATTR_JOINED, joined + 1)
+            joined = int(attrs.get(SystemAttr.WORKERS_JOINED, 0))
+            self.storage.set_study_system_attr(study._study_id, SystemAttr.WORKERS_JOINED, joined + 1)
             trials = study.get_trials(deepcopy=False)
             if self.with_baseline and not any(
-                t.user_attrs.get(ATTR_BASELINE) and not is_interrupted(t) for t in trials
+                t.user_attrs.get(TrialAttr.BASELINE) and not is_interrupted(t) for t in trials
             ):
-                study.enqueue_trial(self.baseline_values, user_attrs={ATTR_BASELINE: True})
+                study.enqueue_trial(self.baseline_values, user_attrs={TrialAttr.BASELINE: True})
         return joined
 
     def _coordinate(self, study: optuna.Study) -> None:
@@ -402,9 +395,9 @@ class SweepRunner:
 
     def _continue_sweep_dir(self, study: optuna.Study) -> None:
         """Keep a study in one sweep folder across reruns (Hydra's default folder has a timestamp)."""
-        stored = study.user_attrs.get(STUDY_ATTR_SWEEP_DIR)
+        stored = study.user_attrs.get(StudyAttr.SWEEP_DIR)
         if stored is None:
-            study.set_user_attr(STUDY_ATTR_SWEEP_DIR, str(self.sweep_dir))
+            study.set_user_attr(StudyAttr.SWEEP_DIR, str(self.sweep_dir))
             return
         if self.role is None:  # a coordinator's workers join the folder their coordinator just claimed
             log.info("resuming study '%s': continuing in its sweep folder %s", study.study_name, stored)
@@ -509,7 +502,7 @@ class SweepRunner:
                 continue
             log.info("trial %d was asked beyond n_trials by workers asking at once: given back", a.number)
             # An enqueued trial (the baseline, a retry) goes back into the queue; a sampled one just goes.
-            enqueued = "fixed_params" in self.storage.get_trial_system_attrs(a.trial._trial_id)
+            enqueued = SystemAttr.OPTUNA_FIXED_PARAMS in self.storage.get_trial_system_attrs(a.trial._trial_id)
             close_interrupted(study, self.storage, a.trial._trial_id, a.number, retry=enqueued)
             self._release(a)
         return kept
@@ -543,7 +536,7 @@ class SweepRunner:
         assert self.heartbeat is not None
         self.heartbeat.claim(trial, self.worker)
         self.mine.add(trial._trial_id)
-        baseline = bool(trial.user_attrs.get(ATTR_BASELINE))
+        baseline = bool(trial.user_attrs.get(TrialAttr.BASELINE))
         if baseline:
             # Clara's unsearched configuration: record the defaults that lie in the space, override nothing.
             params = self.space.suggest(trial, only=self.baseline_values.keys())
@@ -560,13 +553,13 @@ class SweepRunner:
                     ) from exc
                 params.update({k: v for k, v in trial.params.items() if k not in params})
             overrides = self.space.overrides(params)
-        trial.set_user_attr(ATTR_OVERRIDES, overrides[len(self.space.fixed_overrides) :])
-        trial.set_user_attr(ATTR_FIXED, list(self.space.fixed_overrides))
+        trial.set_user_attr(TrialAttr.OVERRIDES, overrides[len(self.space.fixed_overrides) :])
+        trial.set_user_attr(TrialAttr.FIXED_OVERRIDES, list(self.space.fixed_overrides))
         planned = self._planned_job_dir(trial.number)
         if planned is not None:
             # Recorded before the job runs: a kill between the job's end and its record still leaves
             # the folder known, so keep_best can clean its checkpoints later.
-            trial.set_user_attr(ATTR_JOB_DIR, planned)
+            trial.set_user_attr(TrialAttr.JOB_DIR, planned)
         return Asked(trial, params, overrides, list(self.space.fixed_overrides), baseline)
 
     def _planned_job_dir(self, number: int) -> str | None:
@@ -612,7 +605,7 @@ class SweepRunner:
         if a.result is not None and self.disk_full is not None and a.result.reason == self.disk_full:
             # Not the trial's fault: FAIL with the disk's report, not counted, its parameters retried.
             if a.job_dir:
-                a.trial.set_user_attr(ATTR_JOB_DIR, a.job_dir)
+                a.trial.set_user_attr(TrialAttr.JOB_DIR, a.job_dir)
             close_interrupted(study, self.storage, a.trial._trial_id, a.number, True, reason=self.disk_full)
         else:
             how(study, a)

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from clara_hydra.errors import SweepError, with_fix
+from clara_hydra.sweep_record import StudyAttr
 
 if TYPE_CHECKING:
     import optuna
@@ -47,8 +48,6 @@ log = logging.getLogger(__name__)
 KINDS = ("regret",)
 ERROR_MODES = ("auto", "median")
 DEFAULT_MIN_TRIALS = 20  # Optuna's own default (optuna.terminator.improvement.evaluator.DEFAULT_MIN_N_TRIALS)
-# Study user attribute: why and where the terminator stopped the sweep (read by the result files).
-STUDY_ATTR_STOPPED = "clara_stopped"
 STATIC = "terminator_error"  # the error_source of a number set by the user
 
 
@@ -247,7 +246,7 @@ class StopCheck:
             "error_source": source,
             "best_value": study.best_value,
         }
-        study.set_user_attr(STUDY_ATTR_STOPPED, record)
+        study.set_user_attr(StudyAttr.STOPPED, record)
         log.info("%s", stop_line(record))
         return record
 
@@ -282,8 +281,8 @@ def start(study: optuna.Study, settings: TerminatorSettings | None, names: Colle
 def forget_stop(study: optuna.Study) -> None:
     """Clear a stop recorded by an earlier run: a rerun may go past it (more trials, terminator off), and the
     result files must not report a stop that did not end this run. Called once per run, before its workers."""
-    if study.user_attrs.get(STUDY_ATTR_STOPPED) is not None:
-        study.set_user_attr(STUDY_ATTR_STOPPED, None)
+    if study.user_attrs.get(StudyAttr.STOPPED) is not None:
+        study.set_user_attr(StudyAttr.STOPPED, None)
 
 
 def stop_line(record: dict[str, Any]) -> str:
@@ -299,5 +298,5 @@ def stop_line(record: dict[str, Any]) -> str:
 
 def results_entry(study: optuna.Study) -> dict[str, Any]:
     """``{"stopped": record}`` for ``optimization_results.yaml`` when the terminator stopped the sweep."""
-    record = study.user_attrs.get(STUDY_ATTR_STOPPED)
+    record = study.user_attrs.get(StudyAttr.STOPPED)
     return {"stopped": dict(record, reason=stop_line(record))} if isinstance(record, dict) else {}

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clara_hydra.errors import SweepError, UserError, shorten, with_fix
+from clara_hydra.sweep_record import StudyAttr, TrialAttr, open_sweep
 
 if TYPE_CHECKING:
     import optuna
@@ -40,12 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Trial user attribute of an added trial: where it came from ("study 'toy' trial 3").
-ATTR_WARM_START = "warm_start_from"
-# Trial user attribute of the enqueued retry of the earlier best.
-ATTR_WARM_START_BEST = "warm_start_best_of"
-# Study user attribute: what the warm start added and skipped (read by the result files).
-STUDY_ATTR_WARM_START = "clara_warm_start"
 MAX_LISTED = 20  # skipped trials listed in the warning; the rest are counted
 
 
@@ -95,7 +90,7 @@ def parse_warm_start(value: Any) -> WarmStartSource | None:
 
 def is_warm_started(trial: optuna.trial.FrozenTrial) -> bool:
     """Whether a trial was added from an earlier study (it was not run by this study)."""
-    return ATTR_WARM_START in trial.user_attrs
+    return TrialAttr.WARM_START in trial.user_attrs
 
 
 def seed_study(
@@ -165,21 +160,21 @@ def seed_study(
             params=params,
             distributions={n: dists[n] for n in params},
             values=list(t.values),
-            user_attrs={ATTR_WARM_START: f"{origin} trial {t.number}"},
+            user_attrs={TrialAttr.WARM_START: f"{origin} trial {t.number}"},
         )
         for t, params in added
     ]
     best = _best(added, directions)
     with lock() if lock is not None else nullcontext():
         # Another process creating the same study at the same moment may have seeded it already.
-        if study.user_attrs.get(STUDY_ATTR_WARM_START) is not None:
+        if study.user_attrs.get(StudyAttr.WARM_START) is not None:
             return
         # Enqueued before the trials are added: the retry takes number 0, the added trials follow.
         if best is not None:
-            study.enqueue_trial(best[1], user_attrs={ATTR_WARM_START_BEST: f"{origin} trial {best[0].number}"})
+            study.enqueue_trial(best[1], user_attrs={TrialAttr.WARM_START_BEST: f"{origin} trial {best[0].number}"})
         study.add_trials(frozen)
-        study.set_user_attr(STUDY_ATTR_WARM_START, _summary(where, earlier.study_name, frozen, skipped, best, filled))
-    _log(study.user_attrs[STUDY_ATTR_WARM_START], len(added) + len(skipped))
+        study.set_user_attr(StudyAttr.WARM_START, _summary(where, earlier.study_name, frozen, skipped, best, filled))
+    _log(study.user_attrs[StudyAttr.WARM_START], len(added) + len(skipped))
 
 
 def _summary(
@@ -205,7 +200,6 @@ def _summary(
 
 def _open(source: WarmStartSource, cwd: str) -> tuple[optuna.Study, str]:
     """The earlier study and where it is (password masked), as ``clara-hydra report`` finds it."""
-    from clara_hydra.report.source import open_study
     from clara_hydra.sweeper.storage import mask_password
 
     target = source.target
@@ -213,11 +207,9 @@ def _open(source: WarmStartSource, cwd: str) -> tuple[optuna.Study, str]:
         target = str(Path(cwd) / target)  # jobs and the sweeper agree on the launch directory
     key = f"hydra.sweeper.warm_start={shorten(mask_password(source.text))}"
     try:
-        study, _ = open_study(target, source.study)
+        study = open_sweep(target, source.study, study_hint="warm_start: FOLDER_OR_STORAGE:STUDY").study
     except UserError as exc:
-        # open_study speaks to the report command: name this key and its ':study' suffix instead.
-        text = str(exc).replace("with --study NAME", "with warm_start: FOLDER_OR_STORAGE:STUDY")
-        text = text.removeprefix("hydra.sweeper.storage: ")  # open_storage's own key: the storage named here
+        text = str(exc).removeprefix("hydra.sweeper.storage: ")  # open_storage's own key: the storage named here
         raise SweepError(f"{key}: {text}") from exc
     except Exception as exc:  # a file that is no storage, a server that does not answer
         raise SweepError(
@@ -330,5 +322,5 @@ def _log(summary: dict[str, Any], total: int) -> None:
 
 def results_entry(study: optuna.Study) -> dict[str, Any]:
     """``{"warm_start": summary}`` for ``optimization_results.yaml`` when the study was warm-started."""
-    summary = study.user_attrs.get(STUDY_ATTR_WARM_START)
+    summary = study.user_attrs.get(StudyAttr.WARM_START)
     return {"warm_start": summary} if isinstance(summary, dict) else {}

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from clara_hydra.sweep_record import TrialAttr
 from clara_hydra.tracking.settings import TrackingSettings
 from clara_hydra.tracking.store import (
     PARENT_TAG,
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
 
     from clara_hydra.sweeper.storage import StorageSpec
 
-ATTR_RUN_ID = "mlflow_run_id"  # trial user attribute: the trial's MLflow run (links the study to the store)
 # The trial's final Optuna state -> the MLflow run status shown in the UI.
 _STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 
@@ -172,7 +172,7 @@ class SweepTracker:
         """
         try:
             frozen = self.storage.get_trial(trial_id)
-            run_id = self.runs.get(trial_id) or frozen.user_attrs.get(ATTR_RUN_ID)
+            run_id = self.runs.get(trial_id) or frozen.user_attrs.get(TrialAttr.MLFLOW_RUN_ID)
             if run_id is None:  # a trial that never reached a job (a duplicate's reused outcome)
                 run_id = self._create_child(trial_id, frozen.number, dict(frozen.params), link=False)
             self._close(run_id, frozen, job_dir)
@@ -233,23 +233,21 @@ class SweepTracker:
         _log_params(self.client, run_id, params)
         self.runs[trial_id] = run_id
         if link:  # the study records the trial's run (only a running trial takes new attributes)
-            self.storage.set_trial_user_attr(trial_id, ATTR_RUN_ID, run_id)
+            self.storage.set_trial_user_attr(trial_id, TrialAttr.MLFLOW_RUN_ID, run_id)
         return run_id
 
     def _close(self, run_id: str, frozen: optuna.trial.FrozenTrial, job_dir: str | None) -> None:
         from mlflow.entities import Metric, RunTag
 
-        from clara_hydra.sweeper.results import ATTR_DUPLICATE_OF, ATTR_FAIL_REASON, ATTR_JOB_DIR, ATTR_PRUNE_REASON
-
         state = frozen.state.name
         attrs = frozen.user_attrs
         tags = {Tag.STATE.value: state}
-        for tag, attr in ((Tag.FAIL_REASON, ATTR_FAIL_REASON), (Tag.PRUNE_REASON, ATTR_PRUNE_REASON)):
+        for tag, attr in ((Tag.FAIL_REASON, TrialAttr.FAIL_REASON), (Tag.PRUNE_REASON, TrialAttr.PRUNE_REASON)):
             if attrs.get(attr):
                 tags[tag.value] = tag_value(attrs[attr])
-        if attrs.get(ATTR_DUPLICATE_OF) is not None:
-            tags[Tag.DUPLICATE_OF.value] = str(attrs[ATTR_DUPLICATE_OF])
-        where = job_dir or attrs.get(ATTR_JOB_DIR)
+        if attrs.get(TrialAttr.DUPLICATE_OF) is not None:
+            tags[Tag.DUPLICATE_OF.value] = str(attrs[TrialAttr.DUPLICATE_OF])
+        where = job_dir or attrs.get(TrialAttr.JOB_DIR)
         if where:
             tags[Tag.JOB_DIR.value] = str(where)
         end = frozen.datetime_complete.timestamp() if frozen.datetime_complete else None

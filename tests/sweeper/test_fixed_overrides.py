@@ -8,7 +8,8 @@ import optuna
 import pytest
 
 from clara_hydra.errors import SweepError
-from clara_hydra.sweeper.fixed_overrides import STUDY_ATTR_FIXED, check_fixed_overrides, describe
+from clara_hydra.sweep_record import StudyAttr
+from clara_hydra.sweeper.fixed_overrides import check_fixed_overrides, describe
 from clara_hydra.sweeper.storage import open_storage
 
 
@@ -20,7 +21,7 @@ def _study(tmp_path: Path) -> optuna.Study:
 def test_first_run_stores_them_and_an_equal_resume_passes(tmp_path: Path) -> None:
     check_fixed_overrides(_study(tmp_path), ["epochs=2", "loss=dice_loss", "hydra.sweeper.n_trials=4"])
     again = _study(tmp_path)  # a new process: reopened from the file
-    assert again.user_attrs[STUDY_ATTR_FIXED] == ["epochs=2", "loss=dice_loss"]  # hydra.* may change
+    assert again.user_attrs[StudyAttr.FIXED_OVERRIDES] == ["epochs=2", "loss=dice_loss"]  # hydra.* may change
     check_fixed_overrides(again, ["loss=dice_loss", "epochs=2", "hydra.sweeper.n_trials=8"])
 
 

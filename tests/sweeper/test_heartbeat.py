@@ -12,9 +12,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from clara_hydra.sweeper.heartbeat import SYS_BEAT, SYS_HOST, SYS_PID, SYS_PID_START, Heartbeat, fail_stale
+from clara_hydra.sweep_record import SystemAttr, TrialAttr
+from clara_hydra.sweeper.heartbeat import Heartbeat, fail_stale
 from clara_hydra.sweeper.progress import format_seconds, trial_line
-from clara_hydra.sweeper.results import ATTR_JOB_DIR
 from clara_hydra.sweeper.storage import open_storage
 
 
@@ -28,11 +28,11 @@ def test_a_trial_without_heartbeat_for_the_grace_period_is_failed_once_and_retri
     storage = study._storage
     remote = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
     # Claimed by a worker on another machine whose last beat is 100 s old.
-    storage.set_trial_system_attr(remote._trial_id, SYS_HOST, "elsewhere")
-    storage.set_trial_system_attr(remote._trial_id, SYS_BEAT, time.time() - 100)
+    storage.set_trial_system_attr(remote._trial_id, SystemAttr.WORKER_HOST, "elsewhere")
+    storage.set_trial_system_attr(remote._trial_id, SystemAttr.HEARTBEAT, time.time() - 100)
     live = study.ask()
-    storage.set_trial_system_attr(live._trial_id, SYS_HOST, "elsewhere")
-    storage.set_trial_system_attr(live._trial_id, SYS_BEAT, time.time())  # beating: left alone
+    storage.set_trial_system_attr(live._trial_id, SystemAttr.WORKER_HOST, "elsewhere")
+    storage.set_trial_system_attr(live._trial_id, SystemAttr.HEARTBEAT, time.time())  # beating: left alone
     assert fail_stale(study, grace_period=20, mine=set(), retry=True) == [remote.number]
     other_worker = optuna.load_study(study_name="s", storage=open_storage(f"journal://{tmp_path / 's.journal'}"))
     assert fail_stale(other_worker, grace_period=20, mine=set(), retry=True) == []  # already failed: no double retry
@@ -44,8 +44,8 @@ def test_a_trial_without_heartbeat_for_the_grace_period_is_failed_once_and_retri
     assert trials[2].system_attrs["fixed_params"] == trials[0].params and trials[2].user_attrs["retry_of"] == 0
     # The retry dies too: it is failed, but not retried a second time.
     retry = study.ask()
-    storage.set_trial_system_attr(retry._trial_id, SYS_HOST, "elsewhere")
-    storage.set_trial_system_attr(retry._trial_id, SYS_BEAT, time.time() - 100)
+    storage.set_trial_system_attr(retry._trial_id, SystemAttr.WORKER_HOST, "elsewhere")
+    storage.set_trial_system_attr(retry._trial_id, SystemAttr.HEARTBEAT, time.time() - 100)
     assert fail_stale(study, grace_period=20, mine={live._trial_id}, retry=True) == [retry.number]
     assert not study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
 
@@ -59,13 +59,15 @@ def test_a_dead_pid_on_this_host_is_stale_at_once_and_a_live_one_never(tmp_path:
     dead_proc.wait()
     dead = study.ask()
     beat.claim(dead, "w2@here")  # claimed as this process, then rewritten to a pid that has exited
-    study._storage.set_trial_system_attr(dead._trial_id, SYS_PID, dead_proc.pid)
-    study._storage.set_trial_system_attr(dead._trial_id, SYS_PID_START, "gone")
+    study._storage.set_trial_system_attr(dead._trial_id, SystemAttr.WORKER_PID, dead_proc.pid)
+    study._storage.set_trial_system_attr(dead._trial_id, SystemAttr.WORKER_PID_START, "gone")
     other = optuna.load_study(study_name="s", storage=open_storage(f"journal://{tmp_path / 's.journal'}"))
     # No grace period needed for the dead pid; this process's own trial is alive whatever its age.
     assert fail_stale(other, grace_period=3600, mine=set(), retry=False) == [dead.number]
     time.sleep(2.2)
-    assert study._storage.get_trial(mine._trial_id).system_attrs[SYS_BEAT] > time.time() - 2  # still beating
+    assert (
+        study._storage.get_trial(mine._trial_id).system_attrs[SystemAttr.HEARTBEAT] > time.time() - 2
+    )  # still beating
     assert fail_stale(other, grace_period=1, mine=set(), retry=False) == []
     beat.stop()
     assert study._storage.get_trial(mine._trial_id).user_attrs["worker"] == "w1@here"
@@ -84,7 +86,7 @@ def test_optuna_heartbeats_on_postgresql() -> None:
         beat = Heartbeat(storage, interval=1)
         trial = study.ask()
         beat.claim(trial, "w1@elsewhere")
-        storage.set_trial_system_attr(trial._trial_id, SYS_HOST, "elsewhere")  # judged by heartbeat only
+        storage.set_trial_system_attr(trial._trial_id, SystemAttr.WORKER_HOST, "elsewhere")  # judged by heartbeat only
         time.sleep(2.5)
         assert fail_stale(study, grace_period=2, mine=set(), retry=True) == []  # beating
         beat.stop()
@@ -101,7 +103,7 @@ def test_progress_line(tmp_path: Path) -> None:
     job.mkdir()
     (job / "trial_summary.json").write_text('{"objective": {"name": "val_mean_dice"}}')
     t0 = study.ask()
-    t0.set_user_attr(ATTR_JOB_DIR, str(job))
+    t0.set_user_attr(TrialAttr.JOB_DIR, str(job))
     study.tell(t0, 0.9)
     t1 = study.ask()
     t1.set_user_attr("prune_reason", "pruned at step 2 (value 0.08)")

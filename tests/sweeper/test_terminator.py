@@ -12,6 +12,7 @@ import optuna
 import pytest
 
 from clara_hydra.errors import SweepError
+from clara_hydra.sweep_record import StudyAttr
 from clara_hydra.sweeper import terminator, trial_report
 from clara_hydra.sweeper.config import ClaraOptunaSweeperConf
 from clara_hydra.sweeper.settings import Settings
@@ -119,7 +120,7 @@ def test_the_rule_and_figures_are_optunas(monkeypatch: pytest.MonkeyPatch) -> No
             assert bool(judge.should_terminate(study)) is expected
         later = Terminator(RegretBoundEvaluator(seed=3), StaticErrorEvaluator(1.0), min_n_trials=13)
         assert not later.should_terminate(study)
-    study.set_user_attr(terminator.STUDY_ATTR_STOPPED, None)  # check() recorded its stop on the study
+    study.set_user_attr(StudyAttr.STOPPED, None)  # check() recorded its stop on the study
     settings13 = terminator.TerminatorSettings("regret", 13, 1.0, seed=3)
     assert terminator.StopCheck(settings13, ["x"]).check(study) is None  # min_trials not reached
 
@@ -183,7 +184,7 @@ def test_a_later_run_forgets_the_stop_of_an_earlier_one() -> None:
     study = optuna.create_study()
     record = {"by": "terminator", "after_trial": 24, "complete_trials": 25, "regret_bound": 0.002, "error": 0.031,
               "error_source": "the spread of the best trial's scores", "best_value": 0.91}  # fmt: skip
-    study.set_user_attr(terminator.STUDY_ATTR_STOPPED, record)
+    study.set_user_attr(StudyAttr.STOPPED, record)
     assert terminator.results_entry(study)["stopped"]["reason"] == (
         "terminator: stopping after trial 24 (25 complete trials): the best value 0.91 can improve by at most 0.002 "
         "(regret bound), less than the objective's noise 0.031 (the spread of the best trial's scores)"

@@ -13,11 +13,10 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState, create_trial
 
 from clara_hydra.errors import SweepError
+from clara_hydra.sweep_record import StudyAttr, TrialAttr
 from clara_hydra.sweeper.space import SearchSpace
 from clara_hydra.sweeper.storage import open_storage
 from clara_hydra.sweeper.warm_start import (
-    ATTR_WARM_START,
-    ATTR_WARM_START_BEST,
     WarmStartSource,
     fit_value,
     parse_warm_start,
@@ -113,14 +112,14 @@ def test_from_a_journal_into_a_fresh_sqlite_study(run_toy: Any, tmp_path: Path) 
     new = optuna.load_study(study_name="toy", storage=open_storage(f"sqlite:///{tmp_path / 'new.db'}"))
     trials = new.get_trials()
     # Trial 0 is the earlier best configuration, trained again (it is the first training of this sweep).
-    assert trials[0].params == old.best_trial.params and trials[0].user_attrs[ATTR_WARM_START_BEST] == (
+    assert trials[0].params == old.best_trial.params and trials[0].user_attrs[TrialAttr.WARM_START_BEST] == (
         f"study 'toy' trial {old.best_trial.number}"
     )
     trainings = second.trainings()
     assert trainings[0]["trial"] == 0 and trainings[0]["x"] == old.best_trial.params["x"]
     assert trainings[0]["opt"] == old.best_trial.params["opt"]
     # Every earlier COMPLETE trial is in the new study, marked and with its value; n_trials counts new trials only.
-    added = [t for t in trials if ATTR_WARM_START in t.user_attrs]
+    added = [t for t in trials if TrialAttr.WARM_START in t.user_attrs]
     assert sorted((t.params["x"], t.value) for t in added) == sorted((t.params["x"], t.value) for t in old.trials)
     assert len(trainings) == 2 and len(trials) == 5 + 2  # the retry, the added trials, the baseline
     results = second.results()["warm_start"]
@@ -128,13 +127,20 @@ def test_from_a_journal_into_a_fresh_sqlite_study(run_toy: Any, tmp_path: Path) 
     assert f"warm_start: added 5 finished trial(s) of study 'toy' in {first.sweep_dir}; trial 0 retries its best" in (
         second.output
     )
+    # The progress line counts the trials run here against n_trials (the baseline is study trial 6).
+    assert "trial 0/2 COMPLETE" in second.output and "trial 1/2 (study trial 6) COMPLETE" in second.output
+    assert "trial 6/2" not in second.output
+    # The best is a trial run here, with its folder and best_config.yaml (the added ones keep their rows).
+    best = second.results()["best_trial"]
+    assert best not in {t.number for t in added} and second.results()["best_job_dir"]
+    assert f"Best trial {best} " in (second.sweep_dir / "best_config.yaml").read_text()
     rows = {r["number"]: r for r in second.trials()}
     assert rows["1"]["reason"].startswith("warm start: study 'toy' trial ") and rows["1"]["job_dir"] == ""
     # The same command again resumes the study: no second warm start, said once.
     third = run_toy(*args, "hydra.sweeper.n_trials=3", f"hydra.sweeper.warm_start={first.sweep_dir}")
     assert third.output.count("warm start seeds new studies only: ignored") == 1
     again = optuna.load_study(study_name="toy", storage=open_storage(f"sqlite:///{tmp_path / 'new.db'}"))
-    assert sum(ATTR_WARM_START in t.user_attrs for t in again.trials) == 5 and len(third.trainings()) == 3
+    assert sum(TrialAttr.WARM_START in t.user_attrs for t in again.trials) == 5 and len(third.trainings()) == 3
 
 
 @pytest.mark.slow
@@ -157,7 +163,7 @@ def test_a_changed_space_skips_and_lists_what_no_longer_fits(run_toy: Any, tmp_p
     # The earlier best (trial 1) does not fit: the best that does (trial 2) is retried as trial 0.
     assert trials[0].params == {"x": 0.35, "opt": "sgd"} and trials[0].state == TrialState.COMPLETE
     assert sweep.trainings()[0]["x"] == 0.35 and len(sweep.trainings()) == 1
-    added = sorted(t.params["x"] for t in trials if ATTR_WARM_START in t.user_attrs)
+    added = sorted(t.params["x"] for t in trials if TrialAttr.WARM_START in t.user_attrs)
     assert added == [0.1, 0.35]
     assert [s["trial"] for s in sweep.results()["warm_start"]["skipped"]] == [0, 1, 4]
 
@@ -234,7 +240,7 @@ def test_a_new_parameter_takes_its_default(tmp_path: Path) -> None:
     first = study.ask()  # the enqueued retry of the earlier best, with the new parameter's default
     assert first.number == 0 and space.suggest(first) == {"x": 0.38, "opt": "rmsprop", "n": 2, "lr": 0.01}
     assert [t.params["n"] for t in added] == [2, 2, 2, 2, 3]  # trial 4 ran with n=3, the others with the default
-    assert study.user_attrs["clara_warm_start"]["defaults_filled"] == defaults
+    assert study.user_attrs[StudyAttr.WARM_START]["defaults_filled"] == defaults
 
 
 @pytest.mark.postgres
@@ -242,7 +248,7 @@ def test_from_postgresql_into_a_journal(run_toy: Any, tmp_path: Path) -> None:
     url = os.environ.get("CLARA_HYDRA_PG_URL")
     if not url:
         pytest.skip("set CLARA_HYDRA_PG_URL (e.g. postgresql://postgres@localhost/optuna) to run")
-    pytest.importorskip("psycopg2", reason="needs a PostgreSQL driver: pip install -e '.[postgres]'")
+    pytest.importorskip("psycopg", reason="needs a PostgreSQL driver: pip install -e '.[postgres]'")
     name = f"warm_{os.getpid()}_{id(tmp_path)}"
     source = optuna.create_study(study_name=name, storage=open_storage(url))
     x = FloatDistribution(0.0, 1.0)

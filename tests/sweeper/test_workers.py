@@ -22,7 +22,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from clara_hydra.sweeper.results import ATTR_WORKER, trials_csv
+from clara_hydra.sweep_record import TrialAttr
+from clara_hydra.sweeper.results import trials_csv
 from clara_hydra.sweeper.storage import open_storage
 from tests.sweeper.conftest import TOY_APP
 
@@ -118,7 +119,7 @@ def test_three_workers_started_together_on_the_journal(tmp_path: Path) -> None:
         assert code == 0, out[-3000:]
     trials = check_exact(w, 9)
     assert sum(1 for t in trials if t.user_attrs.get("baseline")) == 1  # the baseline runs once per study
-    assert len({t.user_attrs[ATTR_WORKER] for t in trials if t.user_attrs.get("duplicate_of") is None}) >= 2
+    assert len({t.user_attrs[TrialAttr.WORKER] for t in trials if t.user_attrs.get("duplicate_of") is None}) >= 2
     # 7 distinct trainings at most (6 grid points + the baseline's defaults n=2 sgd are among them): duplicates
     # were reused, not retrained.
     assert len(w.trainings()) <= 6
@@ -182,7 +183,7 @@ def test_a_worker_that_joins_later_leaves_the_running_trial_alone(tmp_path: Path
         assert code == 0, out[-3000:]
     trials = check_exact(w, 5)
     assert all(t.state == TrialState.COMPLETE for t in trials)  # nothing failed as interrupted
-    assert len({t.user_attrs[ATTR_WORKER] for t in trials}) == 2
+    assert len({t.user_attrs[TrialAttr.WORKER] for t in trials}) == 2
 
 
 def _overlap(trials: list[optuna.trial.FrozenTrial]) -> bool:
@@ -272,7 +273,7 @@ def test_workers_through_optunas_grpc_storage_proxy(tmp_path: Path) -> None:
             assert code == 0, out[-3000:]
         trials = w.study_trials()
         assert len(counted(trials)) == 6 and not [t for t in trials if not t.state.is_finished()]
-        assert len({t.user_attrs[ATTR_WORKER] for t in counted(trials)}) == 2
+        assert len({t.user_attrs[TrialAttr.WORKER] for t in counted(trials)}) == 2
     finally:
         server.terminate()
         server.wait()

@@ -16,8 +16,8 @@ import optuna
 import pytest
 import yaml
 
+from clara_hydra.sweep_record import TrialAttr
 from clara_hydra.sweeper.storage import open_storage
-from clara_hydra.tracking.sweep import ATTR_RUN_ID
 from tests.runtime.conftest import TINY
 from tests.tracking.conftest import store_at
 
@@ -69,7 +69,7 @@ def test_a_tracked_sweep_leaves_one_parent_and_a_child_per_trial_equal_to_the_st
     assert len(store.runs("quickstart")) == 4  # nothing else was logged
     for t in trials:
         run = children[t.number]
-        assert run.info.run_id == t.user_attrs[ATTR_RUN_ID]
+        assert run.info.run_id == t.user_attrs[TrialAttr.MLFLOW_RUN_ID]
         assert run.data.params == {k: str(v) for k, v in t.params.items()}
         assert run.data.tags["clara_hydra.state"] == t.state.name == "COMPLETE"
         assert run.info.status == "FINISHED"

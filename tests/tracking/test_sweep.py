@@ -14,10 +14,11 @@ import pytest
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
+from clara_hydra.sweep_record import TrialAttr
 from clara_hydra.sweeper.storage import StorageSpec, open_storage
 from clara_hydra.tracking import store as store_module
 from clara_hydra.tracking.settings import TrackingError
-from clara_hydra.tracking.sweep import ATTR_RUN_ID, SweepTracker, _oldest, _settle, study_key
+from clara_hydra.tracking.sweep import SweepTracker, _oldest, _settle, study_key
 from tests.tracking.conftest import Store
 
 
@@ -78,7 +79,7 @@ def test_children_hold_the_study_s_parameters_states_values_and_reasons(tmp_path
     assert sorted(children) == [t.number for t in trials]
     for t in trials:
         run = children[t.number]
-        assert run.info.run_id == t.user_attrs[ATTR_RUN_ID]  # the study links each trial to its run
+        assert run.info.run_id == t.user_attrs[TrialAttr.MLFLOW_RUN_ID]  # the study links each trial to its run
         assert run.data.params == {k: str(v) for k, v in t.params.items()}
         assert run.data.tags["clara_hydra.state"] == t.state.name
         assert run.data.metrics.get("objective") == t.value

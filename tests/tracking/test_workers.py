@@ -12,9 +12,8 @@ from typing import Any
 import optuna
 import pytest
 
-from clara_hydra.sweeper.results import ATTR_WORKER
+from clara_hydra.sweep_record import TrialAttr
 from clara_hydra.sweeper.storage import open_storage
-from clara_hydra.tracking.sweep import ATTR_RUN_ID
 from tests.sweeper.test_workers import SEED, Workers
 from tests.tracking.conftest import Store, store_at
 
@@ -29,7 +28,7 @@ def check_one_parent(store: Store, trials: list[optuna.trial.FrozenTrial]) -> No
     assert sorted(children) == sorted(t.number for t in trials)
     for t in trials:
         run = children[t.number]
-        assert run.info.run_id == t.user_attrs[ATTR_RUN_ID]
+        assert run.info.run_id == t.user_attrs[TrialAttr.MLFLOW_RUN_ID]
         assert run.data.tags["clara_hydra.state"] == t.state.name and run.info.status == "FINISHED"
         assert run.data.metrics["objective"] == t.value
         assert run.data.params == {k: str(v) for k, v in t.params.items()}
@@ -43,7 +42,7 @@ def test_workers_2_in_one_command_share_one_parent(run_toy: Any) -> None:
     )  # fmt: skip
     study = optuna.load_study(study_name="toy", storage=open_storage(sweep.results()["storage"]))
     trials = study.get_trials(deepcopy=False)
-    assert len(trials) == 6 and {t.user_attrs[ATTR_WORKER].split("@")[0] for t in trials} == {"w1", "w2"}
+    assert len(trials) == 6 and {t.user_attrs[TrialAttr.WORKER].split("@")[0] for t in trials} == {"w1", "w2"}
     check_one_parent(store_at(sweep.sweep_dir), trials)
 
 
@@ -55,5 +54,5 @@ def test_three_processes_started_together_create_one_parent(tmp_path: Path) -> N
     for code, out in w.wait():
         assert code == 0, out[-3000:]
     trials = w.study_trials()
-    assert len(trials) == 6 and len({t.user_attrs[ATTR_WORKER] for t in trials}) >= 2
+    assert len(trials) == 6 and len({t.user_attrs[TrialAttr.WORKER] for t in trials}) >= 2
     check_one_parent(store_at(tmp_path / "sweep"), trials)
