@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
@@ -77,6 +77,8 @@ class Resolution:
         renamed_args: arguments of the target that MONAI renamed (or a legacy rule moved) -> today's names, given or
             not (a search or an
             ``apply`` naming the old one follows the rename; :attr:`arg_map` maps them too).
+        refused: original args a legacy fold could not carry over; its ``unfoldable-legacy-value`` error is the one
+            report of them (a search or apply on them says nothing more).
     """
 
     target: str | None
@@ -89,6 +91,7 @@ class Resolution:
     requirement: str | None = None
     missing_required: frozenset[str] = field(default_factory=frozenset)
     renamed_args: Mapping[str, str] = field(default_factory=dict)
+    refused: frozenset[str] = frozenset()
 
 
 def preference(slot: str | None) -> tuple[str, ...]:
@@ -191,17 +194,20 @@ def _resolve_path(path: str, args: dict[str, Any], json_path: str, era: str, bou
                 level=Level.INFO,
             )
             diags = [note, *rewrite.diagnostics[1:]]  # the path replaces apply_rule's own summary
-            return _finish(
-                clara.new,
-                sig,
-                rewrite.args,
-                rewrite.arg_map,
-                rewrite.value_rewritten,
-                diags,
-                json_path,
-                False,
-                path,
-                era,
+            return replace(
+                _finish(
+                    clara.new,
+                    sig,
+                    rewrite.args,
+                    rewrite.arg_map,
+                    rewrite.value_rewritten,
+                    diags,
+                    json_path,
+                    False,
+                    path,
+                    era,
+                ),
+                refused=rewrite.refused,
             )
     sig = load_index().lookup(path)
     if sig is not None:
@@ -337,17 +343,20 @@ def resolve_component(
         if sig is None:  # a table entry the installed MONAI lacks: say so rather than crash
             diag = _unknown(name, json_path, era)
             return _unresolved(clean, [*notes, *rewrite.diagnostics, diag])
-        return _finish(
-            target,
-            sig,
-            rewrite.args,
-            rewrite.arg_map,
-            rewrite.value_rewritten,
-            [*notes, *rewrite.diagnostics, *slip],
-            json_path,
-            rule.drop_unknown,
-            rule.old,
-            era,
+        return replace(
+            _finish(
+                target,
+                sig,
+                rewrite.args,
+                rewrite.arg_map,
+                rewrite.value_rewritten,
+                [*notes, *rewrite.diagnostics, *slip],
+                json_path,
+                rule.drop_unknown,
+                rule.old,
+                era,
+            ),
+            refused=rewrite.refused,
         )
     chosen, diags = _choose(name, slot, json_path)
     if chosen is None:

@@ -98,8 +98,9 @@ class Lowering:
         args = dict(res.args) if res is not None else dict(comp.args)
         arg_map = res.arg_map if res is not None else {k: k for k in comp.args}
         bound: dict[str, str] = {}
+        refused = res.refused if res is not None else frozenset()  # the legacy rule's error reports them
         for (path, arg), key in self.plan.bindings.items():
-            if path != comp.json_path or arg == Clara.DISABLED_ARG:
+            if path != comp.json_path or arg == Clara.DISABLED_ARG or arg in refused:
                 continue
             new = arg_map.get(arg)
             if new is None and arg in comp.args:  # dropped by a legacy rewrite: the searched value has no home
@@ -115,7 +116,7 @@ class Lowering:
             bound[new or arg] = key
         if res is not None:
             for path, arg in self.plan.bindings:
-                if path == comp.json_path and arg in res.value_rewritten:
+                if path == comp.json_path and arg in res.value_rewritten and arg not in refused:
                     self.problem(
                         "search-on-rewritten-arg",
                         f"'{arg}' of {comp.display} is searched or applied, but "

@@ -311,6 +311,9 @@ def test_onehot_refuses_what_it_cannot_carry_over() -> None:
         (refusal,) = [d for d in info.value.diagnostics if d.rule == "unfoldable-legacy-value"]
         assert refusal.json_path.startswith("train.post_transforms[0].args.")
         assert "cannot be carried over" in refusal.message and refusal.fix
+        # reported once: the search on the refused value adds nothing of its own
+        about = [d for d in info.value.diagnostics if d.json_path.startswith("train.post_transforms[0]")]
+        assert [d.rule for d in about if d.level is not Level.INFO] == ["unfoldable-legacy-value"], about
 
 
 @pytest.mark.parametrize("form", ["alias", "search"])

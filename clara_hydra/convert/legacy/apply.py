@@ -24,6 +24,8 @@ class Rewrite:
     arg_map: dict[str, str]  # original arg -> new arg, for every original arg kept
     value_rewritten: frozenset[str]  # original args whose value was transformed (or consumed by a fold)
     diagnostics: tuple[Diagnostic, ...]
+    # original args whose fold refused them (an ``unfoldable-legacy-value`` error says so: nothing else need)
+    refused: frozenset[str] = frozenset()
 
 
 def _show(values: Mapping[str, Any]) -> str:
@@ -84,6 +86,7 @@ def apply_rule(rule: Rule, args: Mapping[str, Any], json_path: str, bound: Colle
     out: dict[str, Any] = {}
     arg_map: dict[str, str] = {}
     rewritten: set[str] = set()
+    refused: set[str] = set()
     consumed: set[str] = set()
     changes: list[str] = []
     diags: list[Diagnostic] = []
@@ -99,6 +102,7 @@ def apply_rule(rule: Rule, args: Mapping[str, Any], json_path: str, bound: Colle
         except (ValueError, TypeError, ArithmeticError) as exc:
             consumed.update(present)
             rewritten.update(present)
+            refused.update(present)
             diags.append(
                 Problems().add(
                     rule="unfoldable-legacy-value",
@@ -163,7 +167,7 @@ def apply_rule(rule: Rule, args: Mapping[str, Any], json_path: str, bound: Colle
             diags.append(
                 Problems().add(rule="legacy-caveat", message=rule.caveat, json_path=json_path, level=Level.WARNING)
             )
-    return Rewrite(out, arg_map, frozenset(rewritten), tuple(diags))
+    return Rewrite(out, arg_map, frozenset(rewritten), tuple(diags), frozenset(refused))
 
 
 def _dropped(rule: Rule, arg: str, value: Any, why: str, json_path: str) -> Diagnostic:
