@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from clara_hydra import tree_nodes as tree
@@ -235,8 +234,3 @@ def references(node: Any) -> set[str]:
         for v in node:
             found |= references(v)
     return found
-
-
-def absolute(path: Path) -> str:
-    """An absolute path as text (bundles name files absolutely: no ``$`` means no ``bundle_root + '/x'``)."""
-    return os.fspath(path.resolve())
