@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # the package from this checkout also where it is not installed (a device machine)
+    sys.path.insert(0, str(REPO))
 
 
 def main(overrides: list[str]) -> dict[str, object]:
