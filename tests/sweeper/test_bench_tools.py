@@ -27,7 +27,8 @@ def tools() -> Iterator[tuple[ModuleType, ModuleType]]:
 
 
 def test_gpu_check_script_parses() -> None:
-    subprocess.run(["bash", "-n", str(REPO / "tools" / "bench" / "gpu_check.sh")], check=True)
+    for script in ("gpu_check.sh", "gpu_wheels.sh"):
+        subprocess.run(["bash", "-n", str(REPO / "tools" / "bench" / script)], check=True)
 
 
 def test_gpu_report_summarises_a_steps_window(tools: tuple[ModuleType, ModuleType], tmp_path: Path) -> None:

@@ -4,7 +4,7 @@
     bash tools/bench/gpu_check.sh --dry-run [OUT_DIR]   # on the CPU, every step at a tiny size: the plumbing
 
 Steps, each a fresh ``train.py`` process (group) with its own timeout, all within one overall budget
-(``--budget``, default 470 s), so one hang cannot eat the device time:
+(``--budget``, default 450 s), so one hang cannot eat the device time:
 
 1. ``gpu``: nvidia-smi's name/memory/driver, torch's CUDA version and GPU count.
 2. ``data``: synthetic spheres (``make_demo_data``) at 128^3 voxels, 24 training + 4 validation volumes.
@@ -568,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         "OUT is the device machine's $OUT (it gives back only a few files)"
     )  # fmt: skip
     parser.add_argument("--dry-run", action="store_true", help="CPU, tiny sizes: check the plumbing")
-    parser.add_argument("--budget", type=float, default=470.0, help="seconds for all steps together")
+    parser.add_argument("--budget", type=float, default=450.0, help="seconds for all steps together")
     parser.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated subset of {','.join(STEPS)}")
     args = parser.parse_args(argv)
     device_out = os.environ.get("OUT")

@@ -8,4 +8,4 @@
 #        (OUT_DIR defaults to $OUT on the device machine, else runs/gpu_check/<time>; --dry-run: CPU, tiny sizes)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-exec "${PYTHON:-python}" tools/bench/gpu_check.py "$@"
+exec "${PYTHON:-$(command -v python || command -v python3)}" tools/bench/gpu_check.py "$@"
