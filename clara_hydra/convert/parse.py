@@ -97,7 +97,7 @@ class Parser(SearchEntryParser):
             {k: decode(v, era) for k, v in first_level.items()},
             tuple(replace(s, components=tuple(_decoded(c, era) for c in s.components)) for s in slots),
             tuple(searches),
-            unknown,
+            {k: decode(v, era) for k, v in unknown.items()},
             frozenset(self.rejected_names),
             {path: _decoded(c, era) for path, c in self.nested.items()},
         )

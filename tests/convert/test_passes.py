@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 from typing import Any
 
@@ -165,3 +166,18 @@ def test_only_the_parser_reads_markers_out_of_strings() -> None:
         assert 'startswith("lambda")' not in text, f"{module.name} tests for an expression itself"
         if module.stem in value_readers or module.parent.name == "legacy":
             assert "REF_PREFIX" not in text and 'startswith(("@"' not in text, f"{module.name} reads '@' itself"
+
+
+def test_values_kept_verbatim_are_decoded_too() -> None:
+    # A section value that is no slot (kept verbatim) and a first-level value: their {VAR} is a variable all the same.
+    doc = {
+        "DATA_ROOT": "/d",
+        "out": "{DATA_ROOT}/out",
+        "train": {"model": {"name": "UNet", "args": {}}, "extra": {"root": "{DATA_ROOT}/x"}},
+    }
+    text = json.dumps(doc).encode()
+    config = run_passes(Inputs(Document("config_train.json", text)), PASSES[:1]).config
+    assert config.unknown_sections["train.extra"] == {"root": VarText((Var("DATA_ROOT"), "/x"))}
+    assert config.first_level["out"] == VarText((Var("DATA_ROOT"), "/out"))
+    cfg = OmegaConf.create(run_passes(Inputs(Document("config_train.json", text))).files["config.yaml"])
+    assert cfg.train.extra.root == "/d/x" and cfg.out == "/d/out"
