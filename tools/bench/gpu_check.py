@@ -523,6 +523,8 @@ def markdown(result: dict[str, Any]) -> str:
             figures.append(f"util mean {g['util_mean']}% max {g['util_max']}%, mem max {g['mem_max_mib']} MiB")
         if r.get("probe"):
             figures.append(json.dumps(r["probe"]))
+        if r.get("trials"):
+            figures.append(", ".join(f"#{t['trial']} {t.get('status')} ({t.get('worker')})" for t in r["trials"]))
         if r.get("oom_messages"):
             figures.append("; ".join(map(str, r["oom_messages"])))
         if r.get("why"):
