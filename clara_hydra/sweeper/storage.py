@@ -182,6 +182,10 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
         with _schema_lock(rdb_url), warnings.catch_warnings():
             # Heartbeats are "experimental" in Optuna since 2.9; the warning is noise to a sweep's user.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            if not rdb_url.startswith("sqlite"):  # a server: its restarts and outages are waited for
+                from clara_hydra.sweeper.rdb_retry import RetryingStorage
+
+                return RetryingStorage(rdb_url, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
             return optuna.storages.RDBStorage(rdb_url, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
     except (ImportError, OSError, ValueError, optuna.exceptions.StorageInternalError) as exc:
         from clara_hydra.sweeper.disk import DiskFullError, disk_report, full_path, is_disk_full
@@ -338,11 +342,29 @@ def study_lock(spec: StorageSpec, storage: BaseStorage, study_name: str) -> Iter
 
     import sqlalchemy
 
+    from clara_hydra.sweeper.rdb_retry import is_connection_error
+
     key = _PG_LOCK_BASE + 1 + int.from_bytes(hashlib.sha1(study_name.encode()).digest()[:2], "big")
-    with engine.connect() as conn:
-        conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+
+    def take() -> Any:
+        conn = engine.connect()
         try:
-            yield True
-        finally:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    retrying = getattr(storage, "retrying", None)  # RetryingStorage: wait for a restarting server
+    conn = retrying("the study lock", take) if retrying is not None else take()
+    try:
+        yield True
+    finally:
+        try:
             conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
             conn.commit()
+        except Exception as exc:
+            if not is_connection_error(exc):
+                raise  # a lost connection took its session's advisory locks with it: nothing to release
+        finally:
+            conn.close()
