@@ -5,10 +5,12 @@ Decoded once, here, into the typed values of :mod:`.model` (:class:`~.model.Slot
 a marker out of a string again. A string without a marker stays a plain ``str`` (literal text).
 
 Example:
-    >>> decode({"params": "#@model.parameters()", "dir": "{ROOT}/x", "net": "@model"}, Era.V41)
-    {'params': '#@model.parameters()', 'dir': '{ROOT}/x', 'net': '@model'}
-    >>> type(decode("{ROOT}/x", Era.V40)).__name__, decode("{ROOT}/x", Era.V40).parts
-    ('VarText', (Var(name='ROOT'), '/x'))
+    >>> [type(v).__name__ for v in decode(["@model", "#@model.parameters()", "{ROOT}/x", "plain"], Era.V41)]
+    ['SlotRef', 'Expression', 'VarText', 'str']
+    >>> decode("{ROOT}/x", Era.V40).parts, decode("@model", Era.V40)  # 4.0 had no references
+    ((Var(name='ROOT'), '/x'), '@model')
+    >>> decode({"net": "@model"}, Era.V41)  # a decoded value shows itself as the config wrote it
+    {'net': '@model'}
 """
 
 from __future__ import annotations
