@@ -65,6 +65,7 @@ class SystemAttr(StrEnum):
     WORKER_HOST = "clara_worker_host"  # trial: the host of its worker
     WORKER_PID = "clara_worker_pid"  # trial: the pid of its worker
     WORKER_PID_START = "clara_worker_pid_start"  # trial: that process's start time (pids are reused)
+    CREATE_TOKEN = "clara_create_token"  # trial (RDB servers): unique per creation, finds it after a lost reply
     # Optuna's own mark of an enqueued trial (Study.enqueue_trial stores the parameters under it); pinned by
     # tests/test_sweep_record.py::test_optuna_marks_enqueued_trials_with_fixed_params.
     OPTUNA_FIXED_PARAMS = "fixed_params"

@@ -19,7 +19,7 @@ write Optuna makes is idempotent or checked when it is repeated after a failure:
   through, and that is success;
 - ``set_trial_state_values(RUNNING)`` (taking an enqueued trial): a repeat answers ``False`` ("not
   WAITING any more"); when the trial is RUNNING since our first attempt began it was ours;
-- ``create_new_trial``: every trial is created with a unique system attribute (:data:`CREATE_TOKEN`);
+- ``create_new_trial``: every trial is created with a unique system attribute (``SystemAttr.CREATE_TOKEN``);
   after a failure the study is searched for it before a trial is created again;
 - ``create_new_study``: a study that exists after a failed attempt is the one we created
   (``DuplicatedStudyError`` -> its id, what ``load_if_exists`` does anyway); ``delete_study`` likewise.
@@ -27,8 +27,8 @@ write Optuna makes is idempotent or checked when it is repeated after a failure:
 Optuna's ``create_new_trial`` also retries a failed commit by itself (up to five times, for deadlocks): a
 commit whose reply was lost (the server died between committing and answering) makes a second trial
 there. A restart does not lose replies (PostgreSQL answers a commit before it handles the shutdown), a
-network cut can: when a connection error happened inside such a call the token is looked up, and a
-duplicate is reported in a warning (it stays RUNNING; the next run closes it as interrupted).
+network cut can: when Optuna retried inside such a call, the token is looked up and any copy is closed at
+once as ``interrupted`` (FAIL, not counted against ``n_trials``), with a warning.
 ``record_heartbeat`` is not retried: a beat missed during an outage is sent again by the next beat.
 """
 
@@ -54,17 +54,17 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from clara_hydra.errors import SweepError, shorten, with_fix
+from clara_hydra.sweep_record import SystemAttr, TrialAttr
+from clara_hydra.sweeper.failures import INTERRUPTED
 
 log = logging.getLogger(__name__)
 
 RETRY_ENV = "CLARA_HYDRA_STORAGE_RETRY"
 DEFAULT_RETRY_S = 60.0
-# A system attribute on every trial this storage creates: finds the trial again after a lost reply.
-CREATE_TOKEN = "clara_create_token"
 # Seconds after which a pooled connection is replaced even when it looks alive (servers and firewalls
 # close idle connections after minutes to hours).
 POOL_RECYCLE_S = 1800
-_BACKOFF = (0.25, 0.5, 1.0, 2.0, 4.0)
+_BACKOFF = (0.25, 0.5, 1.0, 2.0)  # then every 2 s: a restarted server is found within 2 s
 
 T = TypeVar("T")
 
@@ -136,7 +136,7 @@ class _Outage:
 
 _outages: dict[str, _Outage] = {}
 _outages_lock = threading.Lock()
-_local = threading.local()  # depth: the outermost storage call retries; errors: seen during the call
+_local = threading.local()  # depth: the outermost storage call retries; rollbacks: failed attempts inside it
 
 
 def _outage(key: str) -> _Outage:
@@ -176,7 +176,8 @@ class RetryingStorage(BaseStorage, BaseHeartbeat):
             heartbeat_interval=heartbeat_interval,
             grace_period=grace_period,
         )
-        event.listen(self.rdb.engine, "handle_error", _note_error)
+        # Optuna's session helper rolls back after every failed attempt, including the ones it retries by itself.
+        event.listen(self.rdb.scoped_session, "after_soft_rollback", _note_rollback)
         self._inner: Any = optuna.storages.get_storage(self.rdb)  # Optuna's cache over the RDB storage
 
     @property
@@ -277,26 +278,33 @@ class RetryingStorage(BaseStorage, BaseHeartbeat):
                 if found:
                     return found[0]
             state["failed"] = True
-            _local.errors = 0
+            _local.rollbacks = 0
             trial_id = int(self._inner.create_new_trial(study_id, template))
             state["failed"] = False
-            if getattr(_local, "errors", 0):  # Optuna retried inside: a lost reply may have made two
+            if getattr(_local, "rollbacks", 0):  # Optuna retried inside: a lost reply may have made two
                 found = self._by_token(study_id, token)
                 if len(found) > 1:
-                    log.warning(
-                        "a lost database reply made Optuna create trial ids %s for one trial; "
-                        "id %d is used, the next run closes the others as interrupted",
-                        found,
-                        found[0],
-                    )
+                    self._close_extra(found)
                     return found[0]
             return trial_id
 
         return self._retry("create_new_trial", call)
 
+    def _close_extra(self, found: list[int]) -> None:
+        """Close the copies of one trial as ``interrupted``: FAIL, not counted against ``n_trials``, not run."""
+        for extra in found[1:]:
+            self.set_trial_user_attr(extra, TrialAttr.FAIL_REASON, INTERRUPTED)
+            self.set_trial_state_values(extra, TrialState.FAIL)
+        log.warning(
+            "a lost database reply made Optuna create trial ids %s for one trial: id %d is used, "
+            "the others are closed as interrupted",
+            found,
+            found[0],
+        )
+
     def _by_token(self, study_id: int, token: str) -> list[int]:
         trials = self.rdb.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
-        return sorted(t._trial_id for t in trials if t.system_attrs.get(CREATE_TOKEN) == token)
+        return sorted(t._trial_id for t in trials if t.system_attrs.get(SystemAttr.CREATE_TOKEN) == token)
 
     def set_trial_state_values(self, trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:
         started = datetime.now()
@@ -428,10 +436,9 @@ class RetryingStorage(BaseStorage, BaseHeartbeat):
         return list(self._retry("a read", lambda: self._inner._get_stale_trial_ids(study_id)))
 
 
-def _note_error(context: Any) -> None:
-    """SQLAlchemy's ``handle_error`` hook: count connection errors of this thread's current call."""
-    if getattr(context, "is_disconnect", False) or is_connection_error(context.original_exception):
-        _local.errors = getattr(_local, "errors", 0) + 1
+def _note_rollback(session: Any, previous_transaction: Any) -> None:
+    """SQLAlchemy's ``after_soft_rollback`` hook: count failed attempts inside this thread's current call."""
+    _local.rollbacks = getattr(_local, "rollbacks", 0) + 1
 
 
 def _with_token(template: FrozenTrial | None, token: str) -> FrozenTrial:
@@ -452,16 +459,21 @@ def _with_token(template: FrozenTrial | None, token: str) -> FrozenTrial:
         )
     else:
         template = copy.deepcopy(template)
-    template.system_attrs = {**template.system_attrs, CREATE_TOKEN: token}
+    template.system_attrs = {**template.system_attrs, SystemAttr.CREATE_TOKEN.value: token}
     return template
 
 
 def _cause(exc: BaseException) -> str:
     """The driver's own words (``connection refused``, ``terminating connection``), one line."""
-    inner: BaseException = exc
+    from sqlalchemy import exc as sa_exc
+
+    said = type(exc).__name__
     seen: set[int] = set()
-    while (inner.__cause__ or inner.__context__) is not None and id(inner) not in seen:
-        seen.add(id(inner))
-        inner = inner.__cause__ or inner.__context__  # type: ignore[assignment]
-    text = str(getattr(inner, "orig", None) or inner).splitlines()
-    return shorten(text[0].strip() if text else type(inner).__name__, 200)
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:  # the deepest exception that says something
+        seen.add(id(cur))
+        lines = str(cur.orig if isinstance(cur, sa_exc.DBAPIError) else cur).strip().splitlines()
+        if lines and lines[0].strip() not in ("", "()", "None"):
+            said = lines[0].strip()
+        cur = cur.__cause__ or cur.__context__
+    return shorten(said, 200)

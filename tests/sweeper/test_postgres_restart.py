@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -148,7 +149,7 @@ def test_a_sweep_survives_a_postgresql_restart(server: Server, tmp_path: Path) -
     proc = subprocess.Popen(
         _command(url, tmp_path),
         cwd=tmp_path,
-        env=_env(tmp_path, TOY_SLEEP="2"),
+        env=_env(tmp_path, TOY_SLEEP="1.5"),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -156,13 +157,14 @@ def test_a_sweep_survives_a_postgresql_restart(server: Server, tmp_path: Path) -
     try:
         _wait_for_trainings(log, 2, proc)  # trial 1 runs, trial 0 was told through the storage
         server.stop()  # the job's report, the heartbeat, the tell and the next ask all meet the outage
-        time.sleep(4)
+        time.sleep(3)
         server.start()
         out, _ = proc.communicate(timeout=90)
     finally:
         if proc.poll() is None:
             proc.kill()
-        server.start() if subprocess.run([*server.ctl, "status"], capture_output=True).returncode else None
+        if subprocess.run([*server.ctl, "status"], capture_output=True).returncode:  # stopped: the next test needs it
+            server.start()
     assert proc.returncode == 0, out[-4000:]
     assert "Traceback" not in out, out[-4000:]
     assert out.count("storage unreachable (PostgreSQL at 127.0.0.1:") == 1, out[-4000:]
@@ -199,3 +201,71 @@ def test_an_outage_longer_than_the_bound_stops_the_sweep_and_the_rerun_completes
     states = _states(url)
     assert states.count("COMPLETE") == 4, states
     assert "RUNNING" not in states and "WAITING" not in states, states
+
+
+class _LoseReplies:
+    """Writes that commit but whose reply is lost (a network cut between the server's commit and its answer): the
+    next ``n`` commits that wrote something are committed by the driver, then the driver raises the error psycopg
+    raises for a dropped connection. Injected at the dialect's ``do_commit``, below SQLAlchemy and Optuna."""
+
+    def __init__(self, storage: object, n: int) -> None:
+        from sqlalchemy import event
+
+        self.left = n
+        self.wrote = False
+        self.engine = storage.engine  # type: ignore[attr-defined]
+        self.dialect = self.engine.dialect
+        self.real_commit = self.dialect.do_commit
+        self.dialect.do_commit = self.commit
+        event.listen(self.engine, "before_cursor_execute", self.executed)
+
+    def executed(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        self.wrote = self.wrote or statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
+
+    def commit(self, dbapi_connection: Any) -> None:
+        import psycopg
+
+        self.real_commit(dbapi_connection)
+        wrote, self.wrote = self.wrote, False
+        if wrote and self.left > 0:
+            self.left -= 1
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    def remove(self) -> None:
+        from sqlalchemy import event
+
+        del self.dialect.do_commit
+        event.remove(self.engine, "before_cursor_execute", self.executed)
+
+
+def test_repeated_writes_after_lost_replies_do_not_duplicate(server: Server, caplog: pytest.LogCaptureFixture) -> None:
+    import optuna
+
+    from clara_hydra.sweep_record import TrialAttr
+    from clara_hydra.sweeper.storage import open_storage
+
+    storage = open_storage(server.new_database())
+    study = optuna.create_study(study_name="toy", storage=storage)
+    # create_new_trial: Optuna repeats a failed commit by itself; the copy it made is closed at once.
+    lose = _LoseReplies(storage, 1)
+    trial = study.ask()
+    lose.remove()
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state.name for t in trials] == ["RUNNING", "FAIL"], trials
+    assert trials[0].number == trial.number and trials[1].user_attrs[TrialAttr.FAIL_REASON] == "interrupted"
+    assert "a lost database reply made Optuna create trial ids" in caplog.text
+    # set_trial_state_values: the finished state went through; its repetition is refused by Optuna, that is success.
+    trial.suggest_float("x", 0, 1)
+    lose = _LoseReplies(storage, 1)
+    study.tell(trial, 0.5)
+    lose.remove()
+    assert study.trials[0].state.name == "COMPLETE" and study.trials[0].value == 0.5
+    # an attribute written twice is the same attribute
+    lose = _LoseReplies(storage, 1)
+    study.set_user_attr("k", 1)
+    lose.remove()
+    assert study.user_attrs == {"k": 1}
+    # the budget: the closed copy counts as interrupted, never as a trial
+    from clara_hydra.sweeper.resume import budget_used
+
+    assert budget_used(study) == 1
