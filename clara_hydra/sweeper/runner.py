@@ -19,6 +19,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,14 @@ from clara_hydra.sweeper.startup import (
     read_owner,
     study_exists,
 )
-from clara_hydra.sweeper.storage import for_jobs, open_storage, resolve_storage, stable_sweep_root, study_lock
+from clara_hydra.sweeper.storage import (
+    StorageSpec,
+    for_jobs,
+    open_storage,
+    resolve_storage,
+    stable_sweep_root,
+    study_lock,
+)
 from clara_hydra.sweeper.workers import (
     WorkerRole,
     run_local,
@@ -85,6 +93,29 @@ RESULTS_INTERVAL = 5.0
 
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunState:
+    """What :meth:`SweepRunner.run` learns before its first trial (the runner's other attributes are known
+    when it is created). Set in ``run()`` in this order: the space (checked before any storage is touched),
+    the storage, then, once the study is open, the baseline and whether the sampler is a grid.
+
+    Args:
+        space: the search space from ``hydra.sweeper.params`` and the command line.
+        spec: where the study lives (URL, its masked form, the journal file).
+        storage: the opened Optuna storage.
+        baseline_values: the defaults the baseline trial runs with (``baseline_trial``), else empty.
+        with_baseline: a baseline trial is enqueued (off when its defaults are not grid values).
+        grid: the study's sampler is Optuna's GridSampler (it ends when the grid is exhausted).
+    """
+
+    space: SearchSpace
+    spec: StorageSpec
+    storage: optuna.storages.BaseStorage
+    baseline_values: dict[str, Any] = field(default_factory=dict)
+    with_baseline: bool = False
+    grid: bool = False
 
 
 class SweepRunner:
@@ -134,6 +165,12 @@ class SweepRunner:
         self.warned_owner = False  # keep_best's warning about a sweep folder this study does not own
         self.report_written = -math.inf  # time.monotonic() of the last report.html
         self.results_written = -math.inf  # ... and of the last result files
+        self.state: RunState  # set by run() (its space and storage are checked and opened there)
+
+    @property
+    def storage(self) -> optuna.storages.BaseStorage:
+        """The study's storage (AttributeError before run() opened it: the plugin's summary reads it so)."""
+        return self.state.storage
 
     # ------------------------------------------------------------------ setup
     def run(self, arguments: list[str]) -> None:
@@ -152,60 +189,60 @@ class SweepRunner:
         quiet_launcher()
         # Everything that can be checked without the storage is checked first (a sweep that cannot
         # start must leave no study behind).
-        self.space = SearchSpace.from_config(s.params, arguments)
-        build_sampler(s.sampler, self.space)
+        space = SearchSpace.from_config(s.params, arguments)
+        build_sampler(s.sampler, space)
         build_pruner(s.pruner)
         study_name = s.study_name or str(self.config.hydra.job.name)
-        self.spec = resolve_storage(s.storage, study_name, self.config, cwd=str(self.config.hydra.runtime.cwd))
-        if s.workers > 1 and self.spec.url.startswith("sqlite"):
+        spec = resolve_storage(s.storage, study_name, self.config, cwd=str(self.config.hydra.runtime.cwd))
+        if s.workers > 1 and spec.url.startswith("sqlite"):
             raise SweepError(
                 with_fix(
-                    f"hydra.sweeper.workers={s.workers} with the SQLite storage {self.spec.display}: SQLite "
+                    f"hydra.sweeper.workers={s.workers} with the SQLite storage {spec.display}: SQLite "
                     "locks the whole file per write and fails under concurrent workers (Optuna's advice)",
                     "use PostgreSQL (storage: postgresql://user:pw@host/db) or the journal file (storage: null, "
                     "or journal:///abs/path.journal)",
                 )
             )
         warn_multi_gpu(self.config)
-        self.storage = open_storage(self.spec.url, s.heartbeat_interval, s.grace_period)
-        journal = self.spec.journal_path
+        self.state = RunState(space, spec, open_storage(spec.url, s.heartbeat_interval, s.grace_period))
+        journal = self.state.spec.journal_path
         self.reserve = Reserve(journal.with_name(journal.name + ".reserve") if journal else None)
         self.reserve.create()
         cwd = Path(str(self.config.hydra.runtime.cwd))
         # Jobs in other processes keep their disk data cache next to the study (clara_hydra.runtime.diskcache).
         self.cache_dir = str(stable_sweep_root(self.config, cwd) / "cache")
-        created = not study_exists(self.storage, study_name)
+        created = not study_exists(self.state.storage, study_name)
         try:
             if created:
-                check_folder_free(self.sweep_dir, study_name, self.spec.display)
+                check_folder_free(self.sweep_dir, study_name, self.state.spec.display)
             study = self._open_study(study_name)
-            check_fixed_overrides(study, self.space.fixed_overrides)
+            check_fixed_overrides(study, self.state.space.fixed_overrides)
             self._continue_sweep_dir(study)
-            claim_folder(self.sweep_dir, study_name, self.spec.display)
+            claim_folder(self.sweep_dir, study_name, self.state.spec.display)
             existing = study.get_trials(deepcopy=False)
             closed = fail_stale(study, s.grace_period, set(), s.retry_interrupted)
-            self.baseline_values = self.space.baseline(self.config) if s.baseline_trial else {}
-            self.with_baseline = s.baseline_trial and not self._baseline_off_grid()
+            self.state.baseline_values = self.state.space.baseline(self.config) if s.baseline_trial else {}
+            self.state.with_baseline = s.baseline_trial and not self._baseline_off_grid()
             if s.warm_start is not None:  # before the baseline is enqueued: the earlier best is trial 0
-                defaults = self.baseline_values if s.baseline_trial else self.space.baseline(self.config)
-                warm_start.seed_study(study, s.warm_start, self.space, defaults,
+                defaults = self.state.baseline_values if s.baseline_trial else self.state.space.baseline(self.config)
+                warm_start.seed_study(study, s.warm_start, self.state.space, defaults,
                                       created=created, cwd=str(cwd), announce=self.role is None,
-                                      lock=lambda: study_lock(self.spec, self.storage, study_name))  # fmt: skip
+                                      lock=lambda: study_lock(spec, self.state.storage, study_name))  # fmt: skip
             if self.role is None:  # this run (alone or coordinating workers) may go past an earlier stop
                 terminator.forget_stop(study)
             joined = self._join(study)
             # Distinct seeds per process, so workers and reruns draw new trials; except for the grid sampler,
             # whose seed orders the grid: grid id N (= trial N) must mean the same point in every process.
             offset = 0 if is_grid(s.sampler) else len(existing) + 1000 * joined
-            study.sampler = build_sampler(s.sampler, self.space, seed_offset=offset)
+            study.sampler = build_sampler(s.sampler, self.state.space, seed_offset=offset)
             study.pruner = build_pruner(s.pruner)
-            self.grid = isinstance(study.sampler, optuna.samplers.GridSampler)
+            self.state.grid = isinstance(study.sampler, optuna.samplers.GridSampler)
             self._log_header(study, existing, closed)
             self._save_multirun_config()
-            self.tracker = SweepTracker.start(self.config, study, self.spec, self.storage, self.sweep_dir)
+            self.tracker = SweepTracker.start(self.config, study, self.state.spec, self.state.storage, self.sweep_dir)
         except BaseException as exc:
             if created:
-                delete_new_study(self.storage, study_name, self.sweep_dir)
+                delete_new_study(self.state.storage, study_name, self.sweep_dir)
             if isinstance(exc, OSError) and is_disk_full(exc):  # the sweep folder's first files
                 raise DiskFullError(
                     with_fix(
@@ -219,7 +256,7 @@ class SweepRunner:
             return
         if self.role is not None:
             tag_log_records(self.worker)
-        self.heartbeat = Heartbeat(self.storage, s.heartbeat_interval)
+        self.heartbeat = Heartbeat(self.state.storage, s.heartbeat_interval)
         interrupted = False
         try:
             # A coordinator's workers leave the live bar to it (one bar per terminal).
@@ -244,7 +281,7 @@ class SweepRunner:
     def _owns_sweep_dir(self, study: optuna.Study) -> bool:
         """Whether the sweep folder's ``.study.json`` names this study: only then may keep_best delete in it."""
         owner = read_owner(self.sweep_dir) or {}
-        if owner.get("study") == study.study_name and owner.get("storage") == self.spec.display:
+        if owner.get("study") == study.study_name and owner.get("storage") == self.state.spec.display:
             return True
         if not self.warned_owner:
             self.warned_owner = True
@@ -260,7 +297,7 @@ class SweepRunner:
         """The grid sampler runs grid points only: a baseline whose defaults are not one is left out."""
         if not is_grid(self.settings.sampler):
             return False
-        missing = sorted(set(self.space.params) - set(self.baseline_values))
+        missing = sorted(set(self.state.space.params) - set(self.state.baseline_values))
         if missing:
             log.info("grid sampler: the defaults of %s are not grid values, so no baseline trial is run", missing)
         return bool(missing)
@@ -277,7 +314,7 @@ class SweepRunner:
             return
         self.results_written = now
         try:
-            write_all(study, self.sweep_dir, self.spec.display, self.configs)
+            write_all(study, self.sweep_dir, self.state.spec.display, self.configs)
         except OSError as exc:
             if not is_disk_full(exc):
                 raise
@@ -325,15 +362,15 @@ class SweepRunner:
 
     def _join(self, study: optuna.Study) -> int:
         """Enqueue the baseline trial once per study and count this process in; return its join index."""
-        with study_lock(self.spec, self.storage, study.study_name):
-            attrs = self.storage.get_study_system_attrs(study._study_id)
+        with study_lock(self.state.spec, self.state.storage, study.study_name):
+            attrs = self.state.storage.get_study_system_attrs(study._study_id)
             joined = int(attrs.get(SystemAttr.WORKERS_JOINED, 0))
-            self.storage.set_study_system_attr(study._study_id, SystemAttr.WORKERS_JOINED, joined + 1)
+            self.state.storage.set_study_system_attr(study._study_id, SystemAttr.WORKERS_JOINED, joined + 1)
             trials = study.get_trials(deepcopy=False)
-            if self.with_baseline and not any(
+            if self.state.with_baseline and not any(
                 t.user_attrs.get(TrialAttr.BASELINE) and not is_interrupted(t) for t in trials
             ):
-                study.enqueue_trial(self.baseline_values, user_attrs={TrialAttr.BASELINE: True})
+                study.enqueue_trial(self.state.baseline_values, user_attrs={TrialAttr.BASELINE: True})
         return joined
 
     def _coordinate(self, study: optuna.Study) -> None:
@@ -378,7 +415,7 @@ class SweepRunner:
     def _open_study(self, study_name: str) -> optuna.Study:
         study = optuna.create_study(
             study_name=study_name,
-            storage=self.storage,
+            storage=self.state.storage,
             directions=self.settings.directions,  # type: ignore[arg-type]  # checked by parse_directions
             load_if_exists=True,
         )
@@ -386,7 +423,7 @@ class SweepRunner:
         if found != self.settings.directions:
             raise SweepError(
                 with_fix(
-                    f"study '{study_name}' in {self.spec.display} has direction(s) {found}, the config says "
+                    f"study '{study_name}' in {self.state.spec.display} has direction(s) {found}, the config says "
                     f"{self.settings.directions}",
                     "set another hydra.sweeper.study_name or storage",
                 )
@@ -410,7 +447,7 @@ class SweepRunner:
 
     def _log_header(self, study: optuna.Study, existing: Sequence[Any], closed: list[int]) -> None:
         s = self.settings
-        log.info("Study '%s' in %s", study.study_name, self.spec.display)
+        log.info("Study '%s' in %s", study.study_name, self.state.spec.display)
         log.info(
             "Sampler %s, pruner %s, direction(s) %s, n_trials %d (total), n_jobs %d, workers %d",
             type(study.sampler).__name__,
@@ -420,7 +457,7 @@ class SweepRunner:
             s.n_jobs,
             s.workers,
         )
-        for spec in self.space.params.values():
+        for spec in self.state.space.params.values():
             log.info("  %s: %s", spec.name, spec.distribution)
         if existing:
             log.info("Resuming: %d trial(s) in the study, %d count against n_trials", len(existing), budget_used(study))
@@ -439,7 +476,7 @@ class SweepRunner:
     def _loop(self, study: optuna.Study) -> None:
         s = self.settings
         fail_fast = FailFast(min(s.fail_fast, max(s.n_trials - budget_used(study), 0)))
-        stop = terminator.start(study, s.terminator, self.space.params)
+        stop = terminator.start(study, s.terminator, self.state.space.params)
         poll = min(max(s.heartbeat_interval / 2, 0.5), 5.0)
         while True:
             if self._threshold_reached(study) or self._grid_exhausted(study) or (stop and stop.check(study)):
@@ -447,7 +484,7 @@ class SweepRunner:
             fail_stale(study, s.grace_period, self.mine, s.retry_interrupted)
             batch: list[Asked] = []
             try:
-                with study_lock(self.spec, self.storage, study.study_name) as locked:
+                with study_lock(self.state.spec, self.state.storage, study.study_name) as locked:
                     # RUNNING trials of every worker hold their place: the study never exceeds n_trials.
                     room = s.n_trials - budget_used(study, running=True)
                     for _ in range(min(s.n_jobs, room)):
@@ -465,10 +502,17 @@ class SweepRunner:
             except BaseException as exc:
                 # Ctrl-C, a launcher crash or a full disk: close what this run still holds.
                 full = is_disk_full(exc)
-                reason = self._note_disk_full(exc, self.spec.journal_path or self.sweep_dir) if full else INTERRUPTED
+                reason = (
+                    self._note_disk_full(exc, self.state.spec.journal_path or self.sweep_dir) if full else INTERRUPTED
+                )
                 for a in batch:
                     close_interrupted(
-                        study, self.storage, a.trial._trial_id, a.number, full or s.retry_interrupted, reason=reason
+                        study,
+                        self.state.storage,
+                        a.trial._trial_id,
+                        a.number,
+                        full or s.retry_interrupted,
+                        reason=reason,
                     )
                     self._release(a)
                 if full:
@@ -502,8 +546,8 @@ class SweepRunner:
                 continue
             log.info("trial %d was asked beyond n_trials by workers asking at once: given back", a.number)
             # An enqueued trial (the baseline, a retry) goes back into the queue; a sampled one just goes.
-            enqueued = SystemAttr.OPTUNA_FIXED_PARAMS in self.storage.get_trial_system_attrs(a.trial._trial_id)
-            close_interrupted(study, self.storage, a.trial._trial_id, a.number, retry=enqueued)
+            enqueued = SystemAttr.OPTUNA_FIXED_PARAMS in self.state.storage.get_trial_system_attrs(a.trial._trial_id)
+            close_interrupted(study, self.state.storage, a.trial._trial_id, a.number, retry=enqueued)
             self._release(a)
         return kept
 
@@ -522,9 +566,14 @@ class SweepRunner:
             return self._prepare(study, trial)
         except BaseException as exc:  # a full disk, Ctrl-C, a bad custom space: the trial is not left RUNNING
             full = is_disk_full(exc)
-            reason = self._note_disk_full(exc, self.spec.journal_path or self.sweep_dir) if full else INTERRUPTED
+            reason = self._note_disk_full(exc, self.state.spec.journal_path or self.sweep_dir) if full else INTERRUPTED
             close_interrupted(
-                study, self.storage, trial._trial_id, trial.number, full or self.settings.retry_interrupted, reason
+                study,
+                self.state.storage,
+                trial._trial_id,
+                trial.number,
+                full or self.settings.retry_interrupted,
+                reason,
             )
             self.mine.discard(trial._trial_id)
             if self.heartbeat is not None:
@@ -539,10 +588,10 @@ class SweepRunner:
         baseline = bool(trial.user_attrs.get(TrialAttr.BASELINE))
         if baseline:
             # Clara's unsearched configuration: record the defaults that lie in the space, override nothing.
-            params = self.space.suggest(trial, only=self.baseline_values.keys())
-            overrides = list(self.space.fixed_overrides)
+            params = self.state.space.suggest(trial, only=self.state.baseline_values.keys())
+            overrides = list(self.state.space.fixed_overrides)
         else:
-            params = self.space.suggest(trial)
+            params = self.state.space.suggest(trial)
             if self.custom is not None:
                 try:
                     self.custom(self.config, trial)
@@ -552,15 +601,15 @@ class SweepRunner:
                         f"{type(exc).__name__}: {exc}"
                     ) from exc
                 params.update({k: v for k, v in trial.params.items() if k not in params})
-            overrides = self.space.overrides(params)
-        trial.set_user_attr(TrialAttr.OVERRIDES, overrides[len(self.space.fixed_overrides) :])
-        trial.set_user_attr(TrialAttr.FIXED_OVERRIDES, list(self.space.fixed_overrides))
+            overrides = self.state.space.overrides(params)
+        trial.set_user_attr(TrialAttr.OVERRIDES, overrides[len(self.state.space.fixed_overrides) :])
+        trial.set_user_attr(TrialAttr.FIXED_OVERRIDES, list(self.state.space.fixed_overrides))
         planned = self._planned_job_dir(trial.number)
         if planned is not None:
             # Recorded before the job runs: a kill between the job's end and its record still leaves
             # the folder known, so keep_best can clean its checkpoints later.
             trial.set_user_attr(TrialAttr.JOB_DIR, planned)
-        return Asked(trial, params, overrides, list(self.space.fixed_overrides), baseline)
+        return Asked(trial, params, overrides, list(self.state.space.fixed_overrides), baseline)
 
     def _planned_job_dir(self, number: int) -> str | None:
         """The job folder Hydra will give trial ``number`` (default ``hydra.sweep.subdir`` only)."""
@@ -606,7 +655,7 @@ class SweepRunner:
             # Not the trial's fault: FAIL with the disk's report, not counted, its parameters retried.
             if a.job_dir:
                 a.trial.set_user_attr(TrialAttr.JOB_DIR, a.job_dir)
-            close_interrupted(study, self.storage, a.trial._trial_id, a.number, True, reason=self.disk_full)
+            close_interrupted(study, self.state.storage, a.trial._trial_id, a.number, True, reason=self.disk_full)
         else:
             how(study, a)
         if self.tracker is not None:  # the child run's final state, read back from the study
@@ -624,7 +673,7 @@ class SweepRunner:
         s = self.settings
         log.info("trial(s) of this worker repeat trial %d, running elsewhere: waiting for its outcome", twin.number)
         while True:
-            frozen = self.storage.get_trial(twin._trial_id)
+            frozen = self.state.storage.get_trial(twin._trial_id)
             if frozen.state.is_finished():
                 return None if is_interrupted(frozen) else frozen
             fail_stale(study, s.grace_period, self.mine, s.retry_interrupted)
@@ -637,7 +686,7 @@ class SweepRunner:
         list) not yet seen are checked: a composition costs ~0.1 s, and continuous values that compose
         once compose always.
         """
-        seen = _composition_keys(self.space, a.params)
+        seen = _composition_keys(self.state.space, a.params)
         if seen <= self.composed:
             return
         try:
@@ -649,7 +698,7 @@ class SweepRunner:
 
     def _job_overrides(self, a: Asked) -> list[str]:
         env = trial_context.identity_env(
-            for_jobs(self.spec),  # a URL with a password goes by reference: it is written nowhere
+            for_jobs(self.state.spec),  # a URL with a password goes by reference: it is written nowhere
             a.trial.study.study_name,
             a.trial._trial_id,
             a.number,
@@ -707,7 +756,7 @@ class SweepRunner:
         return False
 
     def _grid_exhausted(self, study: optuna.Study) -> bool:
-        if not self.grid or study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        if not self.state.grid or study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             return False
         sampler = study.sampler
         assert isinstance(sampler, optuna.samplers.GridSampler)
