@@ -180,6 +180,12 @@ class RetryingStorage(BaseStorage, BaseHeartbeat):
         event.listen(self.rdb.scoped_session, "after_soft_rollback", _note_rollback)
         self._inner: Any = optuna.storages.get_storage(self.rdb)  # Optuna's cache over the RDB storage
 
+    def __setstate__(self, state: dict[str, Any]) -> None:  # unpickled in another process: a new session factory
+        from sqlalchemy import event
+
+        self.__dict__.update(state)
+        event.listen(self.rdb.scoped_session, "after_soft_rollback", _note_rollback)
+
     @property
     def engine(self) -> Any:
         """The SQLAlchemy engine (the study lock takes PostgreSQL advisory locks on it)."""

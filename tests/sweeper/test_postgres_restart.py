@@ -269,3 +269,15 @@ def test_repeated_writes_after_lost_replies_do_not_duplicate(server: Server, cap
     from clara_hydra.sweeper.resume import budget_used
 
     assert budget_used(study) == 1
+    # a storage sent to another process (pickled) is the same kind of storage, watching its own sessions
+    import pickle
+
+    from clara_hydra.sweeper.rdb_retry import RetryingStorage
+
+    copy = pickle.loads(pickle.dumps(storage))
+    assert isinstance(copy, RetryingStorage) and copy._inner._backend is copy.rdb
+    again = optuna.load_study(study_name="toy", storage=copy)
+    lose = _LoseReplies(copy, 1)
+    again.ask()
+    lose.remove()
+    assert [t.state.name for t in again.get_trials(deepcopy=False)] == ["COMPLETE", "FAIL", "RUNNING", "FAIL"]
