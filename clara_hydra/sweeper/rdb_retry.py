@@ -144,55 +144,20 @@ def _outage(key: str) -> _Outage:
         return _outages.setdefault(key, _Outage())
 
 
-class RetryingStorage(BaseStorage, BaseHeartbeat):
-    """An RDB storage whose calls wait for an unreachable database (module docstring).
-
-    Wraps what :func:`optuna.storages.get_storage` makes of :class:`~optuna.storages.RDBStorage` (Optuna's
-    cache in front of it), so every call keeps Optuna's caching and is retried here, at the public
-    :class:`~optuna.storages.BaseStorage` interface. Every method of that interface and of Optuna's
-    ``BaseHeartbeat`` is delegated (a test checks none is missing).
+class Retrier:
+    """Retries calls to one database server while it is unreachable (module docstring).
 
     Args:
-        url: the SQLAlchemy URL.
-        heartbeat_interval: Optuna's heartbeat interval (seconds) or ``None``.
-        grace_period: seconds without a heartbeat after which a trial is stale.
+        url: the SQLAlchemy URL (names the server in messages; never its password).
         retry_for: seconds to keep retrying per outage (default: :func:`retry_seconds`).
     """
 
-    def __init__(
-        self,
-        url: str,
-        heartbeat_interval: int | None = None,
-        grace_period: int | None = None,
-        retry_for: float | None = None,
-    ) -> None:
-        from sqlalchemy import event
-
+    def __init__(self, url: str, retry_for: float | None = None) -> None:
         self.retry_for = retry_seconds() if retry_for is None else retry_for
         self.where = where(url)
-        self.rdb = RDBStorage(
-            url,
-            engine_kwargs={"pool_pre_ping": True, "pool_recycle": POOL_RECYCLE_S},
-            heartbeat_interval=heartbeat_interval,
-            grace_period=grace_period,
-        )
-        # Optuna's session helper rolls back after every failed attempt, including the ones it retries by itself.
-        event.listen(self.rdb.scoped_session, "after_soft_rollback", _note_rollback)
-        self._inner: Any = optuna.storages.get_storage(self.rdb)  # Optuna's cache over the RDB storage
-
-    def __setstate__(self, state: dict[str, Any]) -> None:  # unpickled in another process: a new session factory
-        from sqlalchemy import event
-
-        self.__dict__.update(state)
-        event.listen(self.rdb.scoped_session, "after_soft_rollback", _note_rollback)
-
-    @property
-    def engine(self) -> Any:
-        """The SQLAlchemy engine (the study lock takes PostgreSQL advisory locks on it)."""
-        return self.rdb.engine
 
     def retrying(self, what: str, call: Callable[[], T]) -> T:
-        """``call()`` (work on :attr:`engine` outside Optuna's calls), retried like the storage's own calls."""
+        """``call()``, retried while the database is unreachable (work outside Optuna's storage calls)."""
         return self._retry(what, call)
 
     # -- the retry loop -------------------------------------------------------------------------
@@ -255,6 +220,53 @@ class RetryingStorage(BaseStorage, BaseHeartbeat):
             if outage.since is not None:
                 log.warning("storage reachable again (%s) after %.1f s", self.where, time.monotonic() - outage.since)
                 outage.since = None
+
+
+class RetryingStorage(Retrier, BaseStorage, BaseHeartbeat):
+    """An RDB storage whose calls wait for an unreachable database (module docstring).
+
+    Wraps what :func:`optuna.storages.get_storage` makes of :class:`~optuna.storages.RDBStorage` (Optuna's
+    cache in front of it), so every call keeps Optuna's caching and is retried here, at the public
+    :class:`~optuna.storages.BaseStorage` interface. Every method of that interface and of Optuna's
+    ``BaseHeartbeat`` is delegated (a test checks none is missing).
+
+    Args:
+        url: the SQLAlchemy URL.
+        heartbeat_interval: Optuna's heartbeat interval (seconds) or ``None``.
+        grace_period: seconds without a heartbeat after which a trial is stale.
+        retry_for: seconds to keep retrying per outage (default: :func:`retry_seconds`).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        heartbeat_interval: int | None = None,
+        grace_period: int | None = None,
+        retry_for: float | None = None,
+    ) -> None:
+        from sqlalchemy import event
+
+        super().__init__(url, retry_for)
+        self.rdb = RDBStorage(
+            url,
+            engine_kwargs={"pool_pre_ping": True, "pool_recycle": POOL_RECYCLE_S},
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
+        )
+        # Optuna's session helper rolls back after every failed attempt, including the ones it retries by itself.
+        event.listen(self.rdb.scoped_session, "after_soft_rollback", _note_rollback)
+        self._inner: Any = optuna.storages.get_storage(self.rdb)  # Optuna's cache over the RDB storage
+
+    def __setstate__(self, state: dict[str, Any]) -> None:  # unpickled in another process: a new session factory
+        from sqlalchemy import event
+
+        self.__dict__.update(state)
+        event.listen(self.rdb.scoped_session, "after_soft_rollback", _note_rollback)
+
+    @property
+    def engine(self) -> Any:
+        """The SQLAlchemy engine (the study lock takes PostgreSQL advisory locks on it)."""
+        return self.rdb.engine
 
     # -- writes that need care when repeated --------------------------------------------------------
 

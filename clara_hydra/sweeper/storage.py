@@ -139,13 +139,19 @@ def resolve_storage(setting: Any, study_name: str, cfg: DictConfig, cwd: str | N
     return StorageSpec(JOURNAL_SCHEME + str(path))
 
 
-def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: int | None = None) -> BaseStorage:
+def open_storage(
+    url: str, heartbeat_interval: int | None = None, grace_period: int | None = None, wait: bool = False
+) -> BaseStorage:
     """Open (creating if needed) the Optuna storage behind a URL from :func:`resolve_storage`.
+
+    A database server's storage (PostgreSQL, MySQL) waits for the server while it restarts
+    (:mod:`clara_hydra.sweeper.rdb_retry`).
 
     Args:
         url: the canonical URL.
         heartbeat_interval: for RDB storages, enable Optuna's heartbeats with this interval (seconds).
         grace_period: for RDB storages, seconds without a heartbeat after which a trial is stale.
+        wait: wait for an unreachable database server while opening it, too (a job reopening its trial).
 
     Returns:
         An Optuna storage object.
@@ -179,13 +185,20 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
         if url.startswith("sqlite:///"):
             Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         rdb_url = with_available_driver(url)
+        if not rdb_url.startswith("sqlite"):  # a server: its restarts and outages are waited for
+            from clara_hydra.sweeper.rdb_retry import Retrier, RetryingStorage
+
+            def server() -> BaseStorage:
+                with _schema_lock(rdb_url), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    return RetryingStorage(rdb_url, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+
+            # A job reopening its trial waits for the server too; a sweep that starts reports a server it cannot
+            # reach at once (a wrong host, a stopped server).
+            return Retrier(rdb_url).retrying("opening the storage", server) if wait else server()
         with _schema_lock(rdb_url), warnings.catch_warnings():
             # Heartbeats are "experimental" in Optuna since 2.9; the warning is noise to a sweep's user.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            if not rdb_url.startswith("sqlite"):  # a server: its restarts and outages are waited for
-                from clara_hydra.sweeper.rdb_retry import RetryingStorage
-
-                return RetryingStorage(rdb_url, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
             return optuna.storages.RDBStorage(rdb_url, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
     except (ImportError, OSError, ValueError, optuna.exceptions.StorageInternalError) as exc:
         from clara_hydra.sweeper.disk import DiskFullError, disk_report, full_path, is_disk_full

@@ -144,7 +144,7 @@ def _reopen(url: str, study_name: str, trial_id: int) -> optuna.Trial:
 
     study = optuna.load_study(
         study_name=study_name,
-        storage=open_storage(url),
+        storage=open_storage(url, wait=True),  # a restarting database server is waited for
         # Trial() calls sampler.before_trial: a random sampler does nothing there (a grid sampler would
         # try to assign a grid point); sampling never happens in the job.
         sampler=optuna.samplers.RandomSampler(),

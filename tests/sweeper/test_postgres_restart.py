@@ -149,7 +149,7 @@ def test_a_sweep_survives_a_postgresql_restart(server: Server, tmp_path: Path) -
     proc = subprocess.Popen(
         _command(url, tmp_path),
         cwd=tmp_path,
-        env=_env(tmp_path, TOY_SLEEP="1.5"),
+        env=_env(tmp_path, TOY_SLEEP="1.5", TOY_REOPEN="1"),  # jobs reopen their trial, as in another process
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -281,3 +281,27 @@ def test_repeated_writes_after_lost_replies_do_not_duplicate(server: Server, cap
     again.ask()
     lose.remove()
     assert [t.state.name for t in again.get_trials(deepcopy=False)] == ["COMPLETE", "FAIL", "RUNNING", "FAIL"]
+
+
+def test_opening_waits_for_the_server_only_when_asked(server: Server) -> None:
+    import threading
+
+    import optuna
+
+    from clara_hydra.errors import SweepError
+    from clara_hydra.sweeper.storage import open_storage
+
+    url = server.new_database()
+    optuna.create_study(study_name="toy", storage=open_storage(url))
+    server.stop()
+    try:
+        started = time.monotonic()
+        with pytest.raises(SweepError, match=r"cannot open postgresql://postgres@127\.0\.0\.1:\d+/\w+: .*refused"):
+            open_storage(url)  # a sweep that starts: reported at once
+        assert time.monotonic() - started < 5
+        threading.Timer(2, server.start).start()
+        storage = open_storage(url, wait=True)  # a job reopening its trial: waits
+        assert optuna.load_study(study_name="toy", storage=storage).trials == []
+    finally:
+        if subprocess.run([*server.ctl, "status"], capture_output=True).returncode:
+            server.start()
