@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from clara_hydra.sweep_record import RESULTS_FILE, TrialAttr, reason_of
+from clara_hydra.sweep_record import RESULTS_FILE, TrialAttr, reason_of, trial_record
 
 if TYPE_CHECKING:
     import optuna
@@ -204,19 +204,12 @@ def trials_csv(trials: Sequence[optuna.trial.FrozenTrial], n_objectives: int) ->
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
-    for t in trials:
-        values = list(t.values) if t.values is not None else [None] * n_objectives
-        duration = t.duration.total_seconds() if t.duration is not None else None
-        attrs = t.user_attrs
+    for r in map(trial_record, trials):
+        values = list(r.values) if r.values is not None else [None] * n_objectives
         writer.writerow(
-            [t.number, t.state.name, *_cells(values), _cell(duration and round(duration, 3))]
-            + [_cell(t.params.get(n)) for n in names]
-            + [reason_of(t), _cell(attrs.get(TrialAttr.JOB_DIR)), _cell(attrs.get(TrialAttr.BASELINE, False))]
-            + [
-                _cell(attrs.get(TrialAttr.DUPLICATE_OF)),
-                _cell(attrs.get(TrialAttr.RETRY_OF)),
-                _cell(attrs.get(TrialAttr.WORKER)),
-            ]
+            [r.number, r.state, *_cells(values), _cell(r.duration_s and round(r.duration_s, 3))]
+            + [_cell(r.params.get(n)) for n in names]
+            + [r.reason, *_cells([r.job_dir, r.baseline, r.duplicate_of, r.retry_of, r.worker])]
         )
     return buf.getvalue()
 
