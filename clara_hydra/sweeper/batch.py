@@ -11,6 +11,7 @@ import optuna
 from optuna.trial import TrialState
 
 from clara_hydra.sweep_record import TrialAttr
+from clara_hydra.sweeper._optuna_private import trial_id_of
 from clara_hydra.sweeper.failures import Outcome, Result, format_traceback
 from clara_hydra.sweeper.resume import tell
 from clara_hydra.sweeper.warm_start import is_warm_started
@@ -66,11 +67,11 @@ def mark_duplicates(study: optuna.Study, batch: list[Asked]) -> list[Asked]:
         The trials that must really be trained.
     """
     done: dict[tuple[Any, ...], optuna.trial.FrozenTrial] = {}
-    mine = {a.trial._trial_id for a in batch}
+    mine = {trial_id_of(a.trial) for a in batch}
     states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
     for t in study.get_trials(deepcopy=False, states=states):
         # A warm-started trial's value was measured under an earlier config: never reused.
-        if t._trial_id in mine or TrialAttr.DUPLICATE_OF in t.user_attrs or is_warm_started(t):
+        if trial_id_of(t) in mine or TrialAttr.DUPLICATE_OF in t.user_attrs or is_warm_started(t):
             continue
         key = param_key(t.params, t.user_attrs.get(TrialAttr.FIXED_OVERRIDES, []))
         # A finished original beats a running one (no wait); among equals, the first.

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from clara_hydra.errors import SweepError, with_fix
 from clara_hydra.keywords import Sweep
 from clara_hydra.quoting import override_quoted
+from clara_hydra.sweeper._optuna_private import override_element_text
 
 if TYPE_CHECKING:
     from hydra.core.override_parser.types import Override
@@ -82,18 +83,15 @@ def format_element(value: Any) -> str:
     Returns:
         The text, e.g. ``0.0003``, ``dice_loss``, ``[16, 32]``, ``'1'`` (a string that looks like a number).
     """
-    from hydra.core.override_parser.types import Override
-
     if isinstance(value, float) and value != value:  # NaN never compares equal: no round-trip check
         return "nan"
     # Containers element by element, so a string inside a list ("0" in ["0"]) keeps its quotes too.
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(format_element(v) for v in value) + "]"
     if isinstance(value, dict):
-        items = (f"{Override._get_value_element_as_str(str(k))}: {format_element(v)}" for k, v in value.items())
+        items = (f"{override_element_text(str(k))}: {format_element(v)}" for k, v in value.items())
         return "{" + ", ".join(items) + "}"
-    # Private but stable in hydra-core 1.3 (pinned <1.4): the formatter Hydra itself uses for overrides.
-    text: str = Override._get_value_element_as_str(value, space_after_sep=True)
+    text = override_element_text(value, space_after_sep=True)  # Hydra's own formatter (_optuna_private)
     if isinstance(value, str) and not _reads_back(text, value):
         text = quote(value)  # e.g. "1" or "true" as strings: unquoted they would parse as int/bool
     return text

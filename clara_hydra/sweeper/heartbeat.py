@@ -6,7 +6,7 @@ daemon thread that, every ``heartbeat_interval`` seconds, records a heartbeat fo
 is running.
 
 - RDB storages with heartbeats enabled (PostgreSQL, MySQL): Optuna's own ``record_heartbeat``; staleness
-  is judged by the database's clock (Optuna's ``_get_stale_trial_ids``), so the machines' clocks need
+  is judged by the database's clock (Optuna's stale-trial query), so the machines' clocks need
   not agree.
 - Other storages (the journal file, Redis, the gRPC proxy): a trial system attribute holding the time
   of the last beat. A journal file lives on one machine (or one shared file system), where the clocks of
@@ -26,7 +26,6 @@ parameters are enqueued once more (``retry_of``); a retry that dies again is not
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
 import time
@@ -34,19 +33,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from clara_hydra.sweep_record import SystemAttr, TrialAttr
+from clara_hydra.sweeper._optuna_private import storage_of, trial_id_of
+from clara_hydra.sweeper.coordination import coordinator_for
 from clara_hydra.sweeper.failures import INTERRUPTED
 
 if TYPE_CHECKING:
     import optuna
 
 log = logging.getLogger(__name__)
-
-
-def uses_optuna_heartbeat(storage: Any) -> bool:
-    """Whether the storage keeps Optuna's own heartbeats (an RDB storage opened with an interval)."""
-    from optuna.storages._heartbeat import is_heartbeat_enabled
-
-    return is_heartbeat_enabled(storage)
 
 
 def process_start(pid: int) -> str | None:
@@ -91,21 +85,13 @@ class Heartbeat:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._optuna = uses_optuna_heartbeat(storage)
+        self._coordinator = coordinator_for(storage)
 
     def claim(self, trial: optuna.Trial, worker: str) -> None:
         """Mark ``trial`` as run by this worker (id, host, pid) and start beating for it."""
-        trial.set_user_attr(TrialAttr.WORKER, worker)
-        pid = os.getpid()
-        tid = trial._trial_id
-        self.storage.set_trial_system_attr(tid, SystemAttr.WORKER_HOST, socket.gethostname())
-        self.storage.set_trial_system_attr(tid, SystemAttr.WORKER_PID, pid)
-        self.storage.set_trial_system_attr(tid, SystemAttr.WORKER_PID_START, process_start(pid))
-        # The first beat also as an attribute on every storage: on an RDB storage it marks the trial as
-        # one whose staleness Optuna's heartbeat table decides (trials of older runs have none).
-        self.storage.set_trial_system_attr(tid, SystemAttr.HEARTBEAT, time.time())
-        if self._optuna:
-            self._beat(tid)
+        tid = self._coordinator.claim(trial, worker)
+        if self._coordinator.optuna_heartbeat:
+            self._beat(tid)  # Optuna's first beat; a failure is logged like any other beat's
         with self._lock:
             self._trials.add(tid)
         if self._thread is None:
@@ -134,10 +120,7 @@ class Heartbeat:
         import optuna
 
         try:
-            if self._optuna:
-                self.storage.record_heartbeat(trial_id)
-            else:
-                self.storage.set_trial_system_attr(trial_id, SystemAttr.HEARTBEAT, time.time())
+            self._coordinator.beat(trial_id)
         except optuna.exceptions.UpdateFinishedTrialError:
             self.release(trial_id)  # told meanwhile (or failed as stale by another worker)
         except Exception as exc:  # a storage hiccup must not kill the worker: the next beat retries
@@ -157,13 +140,11 @@ def stale_trials(study: optuna.Study, grace_period: int, mine: set[int]) -> list
     """
     from optuna.trial import TrialState
 
-    storage = study._storage
-    running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if t._trial_id not in mine]
+    coordinator = coordinator_for(storage_of(study))
+    running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if trial_id_of(t) not in mine]
     if not running:
         return []
-    optuna_stale: set[int] = set()
-    if uses_optuna_heartbeat(storage):
-        optuna_stale = set(storage._get_stale_trial_ids(study._study_id))  # type: ignore[attr-defined]
+    optuna_stale = coordinator.stale_by_storage_clock(study)
     now = time.time()
     found = []
     for t in running:
@@ -174,10 +155,10 @@ def stale_trials(study: optuna.Study, grace_period: int, mine: set[int]) -> list
             continue
         if alive is True:
             continue
-        if t._trial_id in optuna_stale:
+        if trial_id_of(t) in optuna_stale:
             found.append((t, f"no heartbeat from {who} for over {grace_period} s"))
             continue
-        if uses_optuna_heartbeat(storage):
+        if coordinator.optuna_heartbeat:
             # A trial without an Optuna heartbeat was started by an older run: judge it by its start.
             if SystemAttr.HEARTBEAT not in t.system_attrs and _age(t, now, start_only=True) > grace_period:
                 found.append((t, f"started {int(_age(t, now, start_only=True))} s ago by {who}, no heartbeat"))
@@ -213,12 +194,12 @@ def fail_stale(study: optuna.Study, grace_period: int, mine: set[int], retry: bo
     import optuna
     from optuna.trial import TrialState
 
-    storage = study._storage
+    storage = storage_of(study)
     failed = []
     for t, why in stale_trials(study, grace_period, mine):
         try:
-            storage.set_trial_user_attr(t._trial_id, TrialAttr.FAIL_REASON, INTERRUPTED)
-            if not storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
+            storage.set_trial_user_attr(trial_id_of(t), TrialAttr.FAIL_REASON, INTERRUPTED)
+            if not storage.set_trial_state_values(trial_id_of(t), state=TrialState.FAIL):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # its worker finished it after all, or another worker failed it first

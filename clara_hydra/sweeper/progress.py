@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from clara_hydra.errors import shorten
 from clara_hydra.runtime.summary import objective_name
 from clara_hydra.sweep_record import TrialAttr, reason_of
+from clara_hydra.sweeper._optuna_private import storage_of
 
 if TYPE_CHECKING:
     import optuna
@@ -121,7 +122,7 @@ def _tally(
 
 def print_trial(study: optuna.Study, trial_id: int, n_trials: int, **kwargs: Any) -> str:
     """Print the progress line of the finished trial with storage id ``trial_id``; return it."""
-    frozen = study._storage.get_trial(trial_id)
+    frozen = storage_of(study).get_trial(trial_id)
     line = trial_line(study, frozen, n_trials, **kwargs)
     print(line, file=sys.stdout, flush=True)
     return line

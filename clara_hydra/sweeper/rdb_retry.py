@@ -55,6 +55,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from clara_hydra.errors import SweepError, shorten, with_fix
 from clara_hydra.sweep_record import SystemAttr, TrialAttr
+from clara_hydra.sweeper._optuna_private import stale_trial_ids, trial_id_of
 from clara_hydra.sweeper.failures import INTERRUPTED
 
 log = logging.getLogger(__name__)
@@ -322,7 +323,7 @@ class RetryingStorage(Retrier, BaseStorage, BaseHeartbeat):
 
     def _by_token(self, study_id: int, token: str) -> list[int]:
         trials = self.rdb.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
-        return sorted(t._trial_id for t in trials if t.system_attrs.get(SystemAttr.CREATE_TOKEN) == token)
+        return sorted(trial_id_of(t) for t in trials if t.system_attrs.get(SystemAttr.CREATE_TOKEN) == token)
 
     def set_trial_state_values(self, trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:
         started = datetime.now()
@@ -451,7 +452,7 @@ class RetryingStorage(Retrier, BaseStorage, BaseHeartbeat):
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         # Optuna's BaseHeartbeat declares this abstract method under a private name (pinned by
         # tests/sweeper/test_rdb_retry.py); Optuna's fail_stale_trials and our heartbeat module call it.
-        return list(self._retry("a read", lambda: self._inner._get_stale_trial_ids(study_id)))
+        return list(self._retry("a read", lambda: stale_trial_ids(self._inner, study_id)))
 
 
 def _note_rollback(session: Any, previous_transaction: Any) -> None:

@@ -13,6 +13,7 @@ COMPLETE/PRUNED/FAIL with reasons and print one line per trial, apply the stop r
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -24,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import HydraContext, TaskFunction
@@ -39,8 +39,10 @@ from clara_hydra.runtime.console import quiet_launcher
 from clara_hydra.runtime.device import warn_multi_gpu
 from clara_hydra.sweep_record import StudyAttr, SystemAttr, TrialAttr
 from clara_hydra.sweeper import progress, terminator, trial_report, warm_start
+from clara_hydra.sweeper._optuna_private import is_basic_launcher, study_id_of, trial_id_of
 from clara_hydra.sweeper.batch import Asked, contiguous, mark_duplicates, record, record_duplicate
 from clara_hydra.sweeper.checkpoints import prune_checkpoints
+from clara_hydra.sweeper.coordination import Coordinator, coordinator_for
 from clara_hydra.sweeper.disk import DiskFullError, Reserve, disk_report, full_path, is_disk_full
 from clara_hydra.sweeper.failures import INTERRUPTED, FailFast, Outcome, Result, check_failure_rate, classify
 from clara_hydra.sweeper.fixed_overrides import check_fixed_overrides
@@ -74,7 +76,6 @@ from clara_hydra.sweeper.storage import (
     open_storage,
     resolve_storage,
     stable_sweep_root,
-    study_lock,
 )
 from clara_hydra.sweeper.workers import (
     WorkerRole,
@@ -116,6 +117,11 @@ class RunState:
     baseline_values: dict[str, Any] = field(default_factory=dict)
     with_baseline: bool = False
     grid: bool = False
+
+    @functools.cached_property
+    def coordinator(self) -> Coordinator:
+        """The study lock, heartbeats and stale trials for this storage (one module per storage kind)."""
+        return coordinator_for(self.storage, self.spec.journal_path)
 
 
 class SweepRunner:
@@ -227,7 +233,7 @@ class SweepRunner:
                 defaults = self.state.baseline_values if s.baseline_trial else self.state.space.baseline(self.config)
                 warm_start.seed_study(study, s.warm_start, self.state.space, defaults,
                                       created=created, cwd=str(cwd), announce=self.role is None,
-                                      lock=lambda: study_lock(spec, self.state.storage, study_name))  # fmt: skip
+                                      lock=lambda: self.state.coordinator.study_lock(study_name))  # fmt: skip
             if self.role is None:  # this run (alone or coordinating workers) may go past an earlier stop
                 terminator.forget_stop(study)
             joined = self._join(study)
@@ -362,10 +368,10 @@ class SweepRunner:
 
     def _join(self, study: optuna.Study) -> int:
         """Enqueue the baseline trial once per study and count this process in; return its join index."""
-        with study_lock(self.state.spec, self.state.storage, study.study_name):
-            attrs = self.state.storage.get_study_system_attrs(study._study_id)
+        with self.state.coordinator.study_lock(study.study_name):
+            attrs = self.state.storage.get_study_system_attrs(study_id_of(study))
             joined = int(attrs.get(SystemAttr.WORKERS_JOINED, 0))
-            self.state.storage.set_study_system_attr(study._study_id, SystemAttr.WORKERS_JOINED, joined + 1)
+            self.state.storage.set_study_system_attr(study_id_of(study), SystemAttr.WORKERS_JOINED, joined + 1)
             trials = study.get_trials(deepcopy=False)
             if self.state.with_baseline and not any(
                 t.user_attrs.get(TrialAttr.BASELINE) and not is_interrupted(t) for t in trials
@@ -386,7 +392,7 @@ class SweepRunner:
         try:
             # No live bar here: the workers print their lines straight to the same terminal, and rich can
             # keep only its own process's output above a bar.
-            if isinstance(self.launcher, BasicLauncher):
+            if is_basic_launcher(self.launcher):
                 codes = run_local(command, cwd, roles)
             else:
                 codes = run_with_launcher(self._launcher_for, command, cwd, roles)
@@ -484,7 +490,7 @@ class SweepRunner:
             fail_stale(study, s.grace_period, self.mine, s.retry_interrupted)
             batch: list[Asked] = []
             try:
-                with study_lock(self.state.spec, self.state.storage, study.study_name) as locked:
+                with self.state.coordinator.study_lock(study.study_name) as locked:
                     # RUNNING trials of every worker hold their place: the study never exceeds n_trials.
                     room = s.n_trials - budget_used(study, running=True)
                     for _ in range(min(s.n_jobs, room)):
@@ -509,7 +515,7 @@ class SweepRunner:
                     close_interrupted(
                         study,
                         self.state.storage,
-                        a.trial._trial_id,
+                        trial_id_of(a.trial),
                         a.number,
                         full or s.retry_interrupted,
                         reason=reason,
@@ -546,15 +552,15 @@ class SweepRunner:
                 continue
             log.info("trial %d was asked beyond n_trials by workers asking at once: given back", a.number)
             # An enqueued trial (the baseline, a retry) goes back into the queue; a sampled one just goes.
-            enqueued = SystemAttr.OPTUNA_FIXED_PARAMS in self.state.storage.get_trial_system_attrs(a.trial._trial_id)
-            close_interrupted(study, self.state.storage, a.trial._trial_id, a.number, retry=enqueued)
+            enqueued = SystemAttr.OPTUNA_FIXED_PARAMS in self.state.storage.get_trial_system_attrs(trial_id_of(a.trial))
+            close_interrupted(study, self.state.storage, trial_id_of(a.trial), a.number, retry=enqueued)
             self._release(a)
         return kept
 
     def _others_busy(self, study: optuna.Study) -> bool:
         """Whether trials of other workers are RUNNING, or retries WAITING that no budget can take now."""
         active = study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
-        return any(t._trial_id not in self.mine and t.state == TrialState.RUNNING for t in active)
+        return any(trial_id_of(t) not in self.mine and t.state == TrialState.RUNNING for t in active)
 
     def _ask(self, study: optuna.Study) -> Asked:
         with warnings.catch_warnings():
@@ -570,21 +576,21 @@ class SweepRunner:
             close_interrupted(
                 study,
                 self.state.storage,
-                trial._trial_id,
+                trial_id_of(trial),
                 trial.number,
                 full or self.settings.retry_interrupted,
                 reason,
             )
-            self.mine.discard(trial._trial_id)
+            self.mine.discard(trial_id_of(trial))
             if self.heartbeat is not None:
-                self.heartbeat.release(trial._trial_id)
+                self.heartbeat.release(trial_id_of(trial))
             raise
 
     def _prepare(self, study: optuna.Study, trial: optuna.Trial) -> Asked:
         """Claim an asked trial, suggest its parameters and record its overrides and planned folder."""
         assert self.heartbeat is not None
         self.heartbeat.claim(trial, self.worker)
-        self.mine.add(trial._trial_id)
+        self.mine.add(trial_id_of(trial))
         baseline = bool(trial.user_attrs.get(TrialAttr.BASELINE))
         if baseline:
             # Clara's unsearched configuration: record the defaults that lie in the space, override nothing.
@@ -618,9 +624,9 @@ class SweepRunner:
         return str(self.sweep_dir / str(number)) if raw == "${hydra.job.num}" else None
 
     def _release(self, a: Asked) -> None:
-        self.mine.discard(a.trial._trial_id)
+        self.mine.discard(trial_id_of(a.trial))
         if self.heartbeat is not None:
-            self.heartbeat.release(a.trial._trial_id)
+            self.heartbeat.release(trial_id_of(a.trial))
 
     def _run_batch(self, study: optuna.Study, batch: list[Asked]) -> list[tuple[int, Result]]:
         """Launch the batch's new trainings, tell every trial; return the launched (number, result)."""
@@ -655,14 +661,14 @@ class SweepRunner:
             # Not the trial's fault: FAIL with the disk's report, not counted, its parameters retried.
             if a.job_dir:
                 a.trial.set_user_attr(TrialAttr.JOB_DIR, a.job_dir)
-            close_interrupted(study, self.state.storage, a.trial._trial_id, a.number, True, reason=self.disk_full)
+            close_interrupted(study, self.state.storage, trial_id_of(a.trial), a.number, True, reason=self.disk_full)
         else:
             how(study, a)
         if self.tracker is not None:  # the child run's final state, read back from the study
-            self.tracker.trial_told(a.trial._trial_id, a.job_dir)
+            self.tracker.trial_told(trial_id_of(a.trial), a.job_dir)
         self._release(a)
         progress.print_trial(
-            study, a.trial._trial_id, self.settings.n_trials, workers=self._workers_seen(study), worker=self.worker
+            study, trial_id_of(a.trial), self.settings.n_trials, workers=self._workers_seen(study), worker=self.worker
         )
 
     def _workers_seen(self, study: optuna.Study) -> int:
@@ -673,7 +679,7 @@ class SweepRunner:
         s = self.settings
         log.info("trial(s) of this worker repeat trial %d, running elsewhere: waiting for its outcome", twin.number)
         while True:
-            frozen = self.state.storage.get_trial(twin._trial_id)
+            frozen = self.state.storage.get_trial(trial_id_of(twin))
             if frozen.state.is_finished():
                 return None if is_interrupted(frozen) else frozen
             fail_stale(study, s.grace_period, self.mine, s.retry_interrupted)
@@ -700,14 +706,14 @@ class SweepRunner:
         env = trial_context.identity_env(
             for_jobs(self.state.spec),  # a URL with a password goes by reference: it is written nowhere
             a.trial.study.study_name,
-            a.trial._trial_id,
+            trial_id_of(a.trial),
             a.number,
             cache_dir=self.cache_dir,
             concurrent=self._concurrent(),
             worker=self.worker,
             workers=self._workers_seen(a.trial.study),
             devices=self.role.gpus if self.role else None,
-            tracking=self.tracker.for_job(a.trial._trial_id, a.number, a.trial.params) if self.tracker else None,
+            tracking=self.tracker.for_job(trial_id_of(a.trial), a.number, a.trial.params) if self.tracker else None,
         )
         return a.overrides + self.sweep_dir_override + trial_report.identity_overrides(env)
 
@@ -715,7 +721,7 @@ class SweepRunner:
         """Trials of this sweep running at once on this machine: the workers here, or a parallel batch."""
         if self.role is not None:
             return self.role.count if self.role.gpus is None and self.role.local else 1
-        return 1 if isinstance(self.launcher, BasicLauncher) else self.settings.n_jobs
+        return 1 if is_basic_launcher(self.launcher) else self.settings.n_jobs
 
     def _launch(self, group: list[Asked]) -> None:
         with ExitStack() as stack:

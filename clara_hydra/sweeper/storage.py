@@ -26,7 +26,7 @@ import os
 import re
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig, OmegaConf
 
 from clara_hydra.errors import SweepError, shorten, with_fix
+from clara_hydra.sweeper.coordination._rdb import PG_LOCK_BASE
 
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage
@@ -289,10 +290,6 @@ def _resolve_text(cfg: DictConfig, text: str) -> str:
         return "multirun"
 
 
-# A fixed key for PostgreSQL advisory locks taken by clara-hydra ("clara" in ASCII) plus a per-use offset.
-_PG_LOCK_BASE = 0x636C617261 << 16
-
-
 @contextmanager
 def _schema_lock(url: str) -> Iterator[None]:
     """Serialise Optuna's table creation on a fresh PostgreSQL database across processes.
@@ -300,7 +297,8 @@ def _schema_lock(url: str) -> Iterator[None]:
     Several workers starting together on an empty database each run ``CREATE TYPE``/``CREATE TABLE``
     and all but one fail (``UniqueViolation ... studydirection``): SQLAlchemy's ``create_all`` checks,
     then creates, without a lock. A session-level advisory lock around the storage's start-up makes the
-    others wait and then find the tables. Other databases: no lock.
+    others wait and then find the tables. Other databases: no lock. (Key offset 0; the study locks are
+    in clara_hydra.sweeper.coordination._rdb.)
     """
     if not url.startswith("postgresql"):
         yield
@@ -310,74 +308,10 @@ def _schema_lock(url: str) -> Iterator[None]:
     engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
     try:
         with engine.connect() as conn:
-            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_BASE})
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": PG_LOCK_BASE})
             try:
                 yield
             finally:
-                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_BASE})
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": PG_LOCK_BASE})
     finally:
         engine.dispose()
-
-
-@contextmanager
-def study_lock(spec: StorageSpec, storage: BaseStorage, study_name: str) -> Iterator[bool]:
-    """A lock all workers of one study share, held while counting the budget and asking a trial.
-
-    It makes ``n_trials`` exact and the baseline trial unique when workers start together:
-
-    - journal file: Optuna's ``JournalFileOpenLock`` on ``<journal>.ask.lock`` (a lock file; one
-      whose holder died is broken after 10 s, Optuna's rule);
-    - PostgreSQL: a session advisory lock keyed by the study name (released by the server when the
-      holder's connection dies);
-    - other storages (Redis, the gRPC proxy, MySQL): no lock; the runner then checks after ``ask``.
-
-    Yields:
-        Whether a lock is held.
-    """
-    path = spec.journal_path
-    if path is not None:
-        from optuna.storages.journal import JournalFileOpenLock
-
-        lock = JournalFileOpenLock(str(path) + ".ask", grace_period=10)
-        lock.acquire()
-        try:
-            yield True
-        finally:
-            # Held past the grace period and broken by another worker: nothing left to undo.
-            with suppress(RuntimeError):
-                lock.release()
-        return
-    engine = getattr(storage, "engine", None)
-    if engine is None or engine.dialect.name != "postgresql":
-        yield False
-        return
-    import hashlib
-
-    import sqlalchemy
-
-    from clara_hydra.sweeper.rdb_retry import is_connection_error
-
-    key = _PG_LOCK_BASE + 1 + int.from_bytes(hashlib.sha1(study_name.encode()).digest()[:2], "big")
-
-    def take() -> Any:
-        conn = engine.connect()
-        try:
-            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    retrying = getattr(storage, "retrying", None)  # RetryingStorage: wait for a restarting server
-    conn = retrying("the study lock", take) if retrying is not None else take()
-    try:
-        yield True
-    finally:
-        try:
-            conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-            conn.commit()
-        except Exception as exc:
-            if not is_connection_error(exc):
-                raise  # a lost connection took its session's advisory locks with it: nothing to release
-        finally:
-            conn.close()

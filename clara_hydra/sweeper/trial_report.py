@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from clara_hydra.sweeper._optuna_private import trial_id_of
+
 # The job-side identity lives in the neutral module both the runtime and the sweeper import; these
 # names stay importable from here for tasks written against earlier releases.
 from clara_hydra.trial_context import (
@@ -82,13 +84,13 @@ def identity_overrides(env: dict[str, str]) -> list[str]:
 @contextmanager
 def live_trial(trial: optuna.Trial) -> Iterator[None]:
     """Make ``trial`` the one :func:`report` uses while its job runs in this process."""
-    _live[trial._trial_id] = trial
-    mark_in_process(trial._trial_id, True)
+    _live[trial_id_of(trial)] = trial
+    mark_in_process(trial_id_of(trial), True)
     try:
         yield
     finally:
-        _live.pop(trial._trial_id, None)
-        mark_in_process(trial._trial_id, False)
+        _live.pop(trial_id_of(trial), None)
+        mark_in_process(trial_id_of(trial), False)
 
 
 def current_trial() -> optuna.Trial | None:

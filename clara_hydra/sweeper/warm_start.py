@@ -114,7 +114,7 @@ def seed_study(
         created: whether this run created the study (a resumed study is not seeded).
         cwd: the launch directory, for relative paths.
         announce: log that a resumed study is not seeded (False for a coordinator's workers).
-        lock: the study's lock (:func:`clara_hydra.sweeper.storage.study_lock`), held while adding: two
+        lock: the study's lock (``Coordinator.study_lock``, clara_hydra.sweeper.coordination), held while adding: two
             processes creating the study at once seed it once. The earlier study is read before.
 
     Raises:
