@@ -1,5 +1,9 @@
 """Heartbeats for the ask/tell loop, and failing the trials of dead workers.
 
+What depends on the storage kind (how a beat is recorded, how staleness is judged, the study lock) is the
+coordination contract, :mod:`clara_hydra.sweeper.coordination`; this module runs the beating thread and
+fails the stale trials its coordinator finds.
+
 Optuna records heartbeats only inside ``study.optimize`` and only on RDB storages; our workers use
 ask/tell and the default storage is a journal file, so a worker runs :class:`Heartbeat` itself: one
 daemon thread that, every ``heartbeat_interval`` seconds, records a heartbeat for each trial the worker
@@ -26,13 +30,10 @@ parameters are enqueued once more (``retry_of``); a retry that dies again is not
 from __future__ import annotations
 
 import logging
-import socket
 import threading
-import time
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from clara_hydra.sweep_record import SystemAttr, TrialAttr
+from clara_hydra.sweep_record import TrialAttr
 from clara_hydra.sweeper._optuna_private import storage_of, trial_id_of
 from clara_hydra.sweeper.coordination import coordinator_for
 from clara_hydra.sweeper.failures import INTERRUPTED
@@ -41,33 +42,6 @@ if TYPE_CHECKING:
     import optuna
 
 log = logging.getLogger(__name__)
-
-
-def process_start(pid: int) -> str | None:
-    """An identity of the process ``pid`` that a reused pid does not share: boot id + start time (Linux)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            boot = f.read().strip()
-    except OSError:
-        return None
-    # Fields after the command name (which may hold spaces): state, ..., start time in clock ticks (22).
-    fields = stat.rsplit(")", 1)[-1].split()
-    if len(fields) <= 19 or fields[0] in ("Z", "X"):
-        return None  # a zombie (killed, not yet reaped by its parent: a coordinator waiting on another) is dead
-    return f"{boot}:{fields[19]}"
-
-
-def owner_alive(frozen: optuna.trial.FrozenTrial) -> bool | None:
-    """Whether the worker that claimed a trial is alive: True/False when it ran on this host, else None."""
-    attrs = frozen.system_attrs
-    if attrs.get(SystemAttr.WORKER_HOST) != socket.gethostname() or SystemAttr.WORKER_PID not in attrs:
-        return None
-    started = attrs.get(SystemAttr.WORKER_PID_START)
-    if started is None:
-        return None
-    return process_start(int(attrs[SystemAttr.WORKER_PID])) == started
 
 
 class Heartbeat:
@@ -127,64 +101,12 @@ class Heartbeat:
             log.warning("heartbeat for trial id %d not recorded: %s: %s", trial_id, type(exc).__name__, exc)
 
 
-def stale_trials(study: optuna.Study, grace_period: int, mine: set[int]) -> list[tuple[optuna.trial.FrozenTrial, str]]:
-    """The RUNNING trials of dead workers, with why they are judged dead.
-
-    Args:
-        study: the study.
-        grace_period: seconds without a heartbeat after which a trial is stale.
-        mine: storage ids of the trials this worker runs (never stale).
-
-    Returns:
-        (trial, explanation) pairs.
-    """
-    from optuna.trial import TrialState
-
-    coordinator = coordinator_for(storage_of(study))
-    running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if trial_id_of(t) not in mine]
-    if not running:
-        return []
-    optuna_stale = coordinator.stale_by_storage_clock(study)
-    now = time.time()
-    found = []
-    for t in running:
-        who = t.user_attrs.get(TrialAttr.WORKER, "an earlier run")
-        alive = owner_alive(t)
-        if alive is False:
-            found.append((t, f"its worker {who} (pid {t.system_attrs.get(SystemAttr.WORKER_PID)}) is gone"))
-            continue
-        if alive is True:
-            continue
-        if trial_id_of(t) in optuna_stale:
-            found.append((t, f"no heartbeat from {who} for over {grace_period} s"))
-            continue
-        if coordinator.optuna_heartbeat:
-            # A trial without an Optuna heartbeat was started by an older run: judge it by its start.
-            if SystemAttr.HEARTBEAT not in t.system_attrs and _age(t, now, start_only=True) > grace_period:
-                found.append((t, f"started {int(_age(t, now, start_only=True))} s ago by {who}, no heartbeat"))
-            continue
-        age = _age(t, now)
-        if age > grace_period:
-            found.append((t, f"no heartbeat from {who} for {int(age)} s (grace period {grace_period} s)"))
-    return found
-
-
-def _age(t: optuna.trial.FrozenTrial, now: float, start_only: bool = False) -> float:
-    beat = None if start_only else t.system_attrs.get(SystemAttr.HEARTBEAT)
-    if isinstance(beat, (int, float)):
-        return now - float(beat)
-    start = t.datetime_start
-    if start is None:
-        return 0.0
-    return (datetime.now() - start).total_seconds() if start.tzinfo is None else now - start.timestamp()
-
-
 def fail_stale(study: optuna.Study, grace_period: int, mine: set[int], retry: bool) -> list[int]:
     """Fail the trials of dead workers as ``interrupted`` and enqueue each one's parameters once more.
 
     Args:
         study: the study.
-        grace_period: see :func:`stale_trials`.
+        grace_period: see :meth:`clara_hydra.sweeper.coordination.Coordinator.stale_trials`.
         mine: this worker's running trials (left alone).
         retry: enqueue the parameters again (``retry_interrupted``); a retry is not retried twice.
 
@@ -196,7 +118,7 @@ def fail_stale(study: optuna.Study, grace_period: int, mine: set[int], retry: bo
 
     storage = storage_of(study)
     failed = []
-    for t, why in stale_trials(study, grace_period, mine):
+    for t, why in coordinator_for(storage_of(study)).stale_trials(study, grace_period, mine):
         try:
             storage.set_trial_user_attr(trial_id_of(t), TrialAttr.FAIL_REASON, INTERRUPTED)
             if not storage.set_trial_state_values(trial_id_of(t), state=TrialState.FAIL):

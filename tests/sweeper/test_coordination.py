@@ -27,7 +27,7 @@ from optuna.trial import TrialState
 from clara_hydra.sweep_record import SystemAttr, TrialAttr
 from clara_hydra.sweeper._optuna_private import storage_of, trial_id_of
 from clara_hydra.sweeper.coordination import Coordinator, coordinator_for
-from clara_hydra.sweeper.heartbeat import Heartbeat, fail_stale, stale_trials
+from clara_hydra.sweeper.heartbeat import Heartbeat, fail_stale
 from clara_hydra.sweeper.storage import resolve_storage
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
@@ -188,9 +188,10 @@ def test_a_heartbeat_keeps_a_trial_alive_and_its_absence_makes_it_stale(backend:
             storage.set_trial_system_attr(trial_id_of(trial), SystemAttr.WORKER_HOST, "elsewhere")
         beat.release(trial_id_of(silent))  # its worker stops beating (died)
         other = optuna.load_study(study_name=study.study_name, storage=backend.open())
-        assert stale_trials(other, GRACE, mine=set()) == []  # both beat within the grace period
+        judge = backend.coordinator(storage_of(other))  # Optuna's cache in front of the storage: same kind
+        assert judge.stale_trials(other, GRACE, mine=set()) == []  # both beat within the grace period
         time.sleep(GRACE + 2.5)
-        stale = [t.number for t, _ in stale_trials(other, GRACE, mine=set())]
+        stale = [t.number for t, _ in judge.stale_trials(other, GRACE, mine=set())]
         assert stale == [silent.number], f"{backend.name}: stale {stale}"
         assert fail_stale(other, GRACE, mine=set(), retry=True) == [silent.number]
         assert fail_stale(study, GRACE, mine=set(), retry=True) == []  # one worker wins the race
@@ -210,7 +211,7 @@ def test_a_trial_of_mine_is_never_stale(backend: Backend) -> None:
     assert tid == trial_id_of(trial)
     storage.set_trial_system_attr(tid, SystemAttr.WORKER_HOST, "elsewhere")
     storage.set_trial_system_attr(tid, SystemAttr.HEARTBEAT, time.time() - 3600)
-    assert stale_trials(study, GRACE, mine={tid}) == []
+    assert coordinator.stale_trials(study, GRACE, mine={tid}) == []
     assert storage_of(study).get_trial(tid).user_attrs[TrialAttr.WORKER] == "w1@elsewhere"
 
 
@@ -223,7 +224,7 @@ def test_a_beat_on_a_finished_trial(backend: Backend) -> None:
     study.tell(trial, 1.0)
     if coordinator.optuna_heartbeat:  # Optuna's heartbeat table: recorded harmlessly, never judged stale
         coordinator.beat(trial_id_of(trial))
-        assert stale_trials(study, 0, mine=set()) == []
+        assert coordinator.stale_trials(study, 0, mine=set()) == []
         return
     with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
         coordinator.beat(trial_id_of(trial))

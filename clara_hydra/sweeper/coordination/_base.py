@@ -28,8 +28,8 @@ parametrised supplier (tests/sweeper/test_coordination.py).
    finished trial raises Optuna's ``UpdateFinishedTrialError`` (the caller stops beating for it); Optuna's
    RDB heartbeat records it harmlessly (only RUNNING trials are ever judged stale).
 
-3. **Stale trials of dead workers** (:meth:`Coordinator.stale_by_storage_clock` plus
-   ``clara_hydra.sweeper.heartbeat.stale_trials``). A RUNNING trial is stale when its worker on this host is
+3. **Stale trials of dead workers** (:meth:`Coordinator.stale_trials`, with the storage's own clock where it
+   keeps one: :meth:`Coordinator.stale_by_storage_clock`). A RUNNING trial is stale when its worker on this host is
    gone (pid absent or reused: no grace period), or when it had no beat for longer than the grace period.
    Callers may assume a trial they claimed and still beat for is never reported stale to them (they pass it
    in ``mine``) and that failing a stale trial is safe against other workers doing the same (the state
@@ -43,6 +43,7 @@ import socket
 import time
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from clara_hydra.sweep_record import SystemAttr, TrialAttr
@@ -80,8 +81,6 @@ class Coordinator(ABC):
         Returns:
             The trial's storage id. With :attr:`optuna_heartbeat` the caller records Optuna's first beat.
         """
-        from clara_hydra.sweeper.heartbeat import process_start
-
         trial.set_user_attr(TrialAttr.WORKER, worker)
         pid = os.getpid()
         tid = trial_id_of(trial)
@@ -100,3 +99,84 @@ class Coordinator(ABC):
     def stale_by_storage_clock(self, study: optuna.Study) -> set[int]:
         """Ids of RUNNING trials the storage itself judges stale (by its own clock); none by default."""
         return set()
+
+    def stale_trials(
+        self, study: optuna.Study, grace_period: int, mine: set[int]
+    ) -> list[tuple[optuna.trial.FrozenTrial, str]]:
+        """The RUNNING trials of dead workers, with why they are judged dead.
+
+        Args:
+            study: the study.
+            grace_period: seconds without a heartbeat after which a trial is stale.
+            mine: storage ids of the trials this worker runs (never stale).
+
+        Returns:
+            (trial, explanation) pairs.
+        """
+        from optuna.trial import TrialState
+
+        running = [
+            t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if trial_id_of(t) not in mine
+        ]
+        if not running:
+            return []
+        optuna_stale = self.stale_by_storage_clock(study)
+        now = time.time()
+        found = []
+        for t in running:
+            who = t.user_attrs.get(TrialAttr.WORKER, "an earlier run")
+            alive = owner_alive(t)
+            if alive is False:
+                found.append((t, f"its worker {who} (pid {t.system_attrs.get(SystemAttr.WORKER_PID)}) is gone"))
+                continue
+            if alive is True:
+                continue
+            if trial_id_of(t) in optuna_stale:
+                found.append((t, f"no heartbeat from {who} for over {grace_period} s"))
+                continue
+            if self.optuna_heartbeat:
+                # A trial without an Optuna heartbeat was started by an older run: judge it by its start.
+                if SystemAttr.HEARTBEAT not in t.system_attrs and _age(t, now, start_only=True) > grace_period:
+                    found.append((t, f"started {int(_age(t, now, start_only=True))} s ago by {who}, no heartbeat"))
+                continue
+            age = _age(t, now)
+            if age > grace_period:
+                found.append((t, f"no heartbeat from {who} for {int(age)} s (grace period {grace_period} s)"))
+        return found
+
+
+def process_start(pid: int) -> str | None:
+    """An identity of the process ``pid`` that a reused pid does not share: boot id + start time (Linux)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()
+    except OSError:
+        return None
+    # Fields after the command name (which may hold spaces): state, ..., start time in clock ticks (22).
+    fields = stat.rsplit(")", 1)[-1].split()
+    if len(fields) <= 19 or fields[0] in ("Z", "X"):
+        return None  # a zombie (killed, not yet reaped by its parent: a coordinator waiting on another) is dead
+    return f"{boot}:{fields[19]}"
+
+
+def owner_alive(frozen: optuna.trial.FrozenTrial) -> bool | None:
+    """Whether the worker that claimed a trial is alive: True/False when it ran on this host, else None."""
+    attrs = frozen.system_attrs
+    if attrs.get(SystemAttr.WORKER_HOST) != socket.gethostname() or SystemAttr.WORKER_PID not in attrs:
+        return None
+    started = attrs.get(SystemAttr.WORKER_PID_START)
+    if started is None:
+        return None
+    return process_start(int(attrs[SystemAttr.WORKER_PID])) == started
+
+
+def _age(t: optuna.trial.FrozenTrial, now: float, start_only: bool = False) -> float:
+    beat = None if start_only else t.system_attrs.get(SystemAttr.HEARTBEAT)
+    if isinstance(beat, (int, float)):
+        return now - float(beat)
+    start = t.datetime_start
+    if start is None:
+        return 0.0
+    return (datetime.now() - start).total_seconds() if start.tzinfo is None else now - start.timestamp()
