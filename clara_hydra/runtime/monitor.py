@@ -151,9 +151,7 @@ class Monitor:
         value = float(engine.state.metrics[name])
         epoch = int(self.trainer.state.epoch if self.trainer is not None else engine.state.epoch)
         best = self.summary.add(epoch, value)
-        others = ", ".join(
-            f"{k} {float(v):.4f}" for k, v in engine.state.metrics.items() if k != name and _is_number(v)
-        )
+        others = ", ".join(f"{k} {float(v):.4f}" for k, v in engine.state.metrics.items() if k != name and is_number(v))
         log.info(
             "validation at epoch %d: %s %.4f%s%s",
             epoch,
@@ -292,7 +290,8 @@ def _route_to_root(logger: logging.Logger) -> None:
     logger.propagate = True
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """Whether ``value`` converts to a float (a metric worth printing or logging)."""
     try:
         float(value)
     except (TypeError, ValueError):

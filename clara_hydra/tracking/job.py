@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from clara_hydra.runtime.monitor import is_number
 from clara_hydra.tracking.settings import TrackingError, TrackingSettings, stable_root
 from clara_hydra.tracking.store import (
     URI_REF,
@@ -116,7 +117,7 @@ class _EpochLogger:
 
         epoch = int(self.trainer.state.epoch if self.trainer is not None else engine.state.epoch)
         now = int(time.time() * 1000)
-        metrics = [Metric(str(k), float(v), now, epoch) for k, v in engine.state.metrics.items() if _is_number(v)]
+        metrics = [Metric(str(k), float(v), now, epoch) for k, v in engine.state.metrics.items() if is_number(v)]
         tags = []
         key = getattr(engine.state, "key_metric_name", None)
         if key and not self.named:
@@ -282,11 +283,3 @@ def _dist_rank() -> int:
     if dist is not None and dist.is_available() and dist.is_initialized():
         return int(dist.get_rank())
     return _env_rank()
-
-
-def _is_number(value: Any) -> bool:
-    try:
-        float(value)
-    except (TypeError, ValueError):
-        return False
-    return True
