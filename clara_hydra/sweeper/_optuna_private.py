@@ -72,3 +72,12 @@ def override_element_text(value: Any, space_after_sep: bool = False) -> str:
 
     text: str = Override._get_value_element_as_str(value, space_after_sep=space_after_sep)
     return text
+
+
+def job_result(ret: Any) -> Any:
+    """What a Hydra job returned, or the exception it raised (``JobReturn._return_value``).
+
+    The public ``JobReturn.return_value`` re-raises a failed job's exception and prints Hydra's error
+    banner to stderr first; a sweep classifies the exception (pruned, out of memory, a user error) instead.
+    """
+    return ret._return_value

@@ -56,7 +56,7 @@ class Result:
 
 
 def classify(status_failed: bool, returned: Any, n_objectives: int) -> Result:
-    """Classify a job's return (``JobReturn.status`` and ``JobReturn._return_value``).
+    """Classify a job's return (``JobReturn.status`` and what it returned or raised).
 
     Args:
         status_failed: whether Hydra recorded the job as FAILED (it raised).

@@ -33,11 +33,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clara_hydra.errors import SweepError, shorten, with_fix
+from clara_hydra.sweeper._optuna_private import is_basic_launcher, job_result
+
+if TYPE_CHECKING:
+    from clara_hydra.sweeper.state import SweepState
 
 log = logging.getLogger(__name__)
 
@@ -239,11 +243,59 @@ def run_with_launcher(launcher_factory: Any, command: list[str], cwd: str, roles
     codes = []
     for role, ret in zip(roles, returns, strict=True):
         if ret.status == JobStatus.FAILED:
-            log.warning("worker w%d failed: %s", role.index, ret._return_value)
+            log.warning("worker w%d failed: %s", role.index, job_result(ret))
             codes.append(1)
         else:
             codes.append(0)
     return codes
+
+
+def coordinate(state: SweepState, launcher: Any, launcher_for: Callable[[Any], Any], cwd: str) -> None:
+    """``workers > 1``: start the workers (local processes or launcher jobs), wait, write the results.
+
+    Args:
+        state: the opened sweep (the coordinator runs no trial itself).
+        launcher: the sweep's Hydra launcher (the basic one means local child processes).
+        launcher_for: ``task_function -> launcher`` (Hydra's ``instantiate_launcher`` with our context).
+        cwd: the launch directory.
+
+    Raises:
+        KeyboardInterrupt: after Ctrl-C, once the workers are gone and the results written.
+        SweepError: a worker stopped with an error.
+    """
+    from clara_hydra.sweeper.results import print_summary
+
+    s, study = state.settings, state.study
+    gpus: list[list[str] | None] = list(s.gpus) if s.gpus else [None] * s.workers
+    roles = [WorkerRole(i + 1, s.workers, g) for i, g in enumerate(gpus)]
+    command = worker_command()
+    where = f" (GPUs {s.gpus})" if s.gpus else ""
+    log.info("starting %d workers on study '%s'%s", s.workers, study.study_name, where)
+    interrupted = False
+    try:
+        # No live bar here: the workers print their lines straight to the same terminal, and rich can
+        # keep only its own process's output above a bar.
+        codes = (
+            run_local(command, cwd, roles)
+            if is_basic_launcher(launcher)
+            else run_with_launcher(launcher_for, command, cwd, roles)
+        )
+    except KeyboardInterrupt:
+        interrupted, codes = True, []
+    state.write_results()
+    if state.tracker is not None:
+        state.tracker.end(study, interrupted)
+    if interrupted or 130 in codes or -2 in codes:
+        raise KeyboardInterrupt  # the plugin prints the summary and exits with 130
+    print_summary(study, state.sweep_dir)
+    failed = [f"w{r.index} (exit code {c})" for r, c in zip(roles, codes, strict=True) if c != 0]
+    if failed:
+        raise SweepError(
+            with_fix(
+                f"worker(s) {', '.join(failed)} of study '{study.study_name}' stopped with an error",
+                "see the worker's messages above; rerun the same command to resume the study",
+            )
+        )
 
 
 def tag_log_records(worker: str) -> None:

@@ -80,18 +80,13 @@ class ClaraOptunaSweeper(Sweeper):
 
     def _print_summary(self) -> None:
         """The summary table of the study as stored now (best effort: an interrupt may come at any point)."""
-        runner = self._runner
-        storage = getattr(runner, "storage", None)
-        if runner is None or storage is None:
+        state = self._runner.state if self._runner is not None else None
+        if state is None:  # interrupted before the study was open: nothing to summarise
             return
         try:
-            import optuna
-
             from clara_hydra.sweeper.results import print_summary
 
-            name = getattr(runner.settings, "study_name", None) or str(self.config.hydra.job.name)
-            study = optuna.load_study(study_name=name, storage=storage)
-            print_summary(study, runner.sweep_dir)
+            print_summary(state.study, state.sweep_dir)
         except Exception as exc:  # the summary must not turn an interrupt into a crash
             log.warning("could not print the sweep summary: %s: %s", type(exc).__name__, exc)
 

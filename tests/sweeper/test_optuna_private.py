@@ -94,3 +94,15 @@ def test_override_element_text_is_hydras_formatter(value: object, sep: bool, tex
     assert private.override_element_text(value, space_after_sep=sep) == text, (
         "Override._get_value_element_as_str changed its output"
     )
+
+
+def test_job_result_is_the_return_value_or_the_exception() -> None:
+    from hydra.core.utils import JobReturn, JobStatus
+
+    done = JobReturn(status=JobStatus.COMPLETED, _return_value=0.25)
+    assert private.job_result(done) == done.return_value == 0.25, "JobReturn._return_value changed meaning"
+    error = ValueError("boom")
+    failed = JobReturn(status=JobStatus.FAILED, _return_value=error)
+    assert private.job_result(failed) is error, "JobReturn._return_value no longer holds a failed job's exception"
+    with pytest.raises(ValueError, match="boom"):
+        failed.return_value  # noqa: B018  # the public property re-raises: why the adapter reads the field
