@@ -1,18 +1,11 @@
-"""The trials of one batch: duplicates of finished trials, launching the rest, telling the study each outcome.
-
-:func:`run_batch` is one step of the sweep loop (:mod:`clara_hydra.sweeper.runner`): trials that repeat a
-finished training reuse its outcome (``skip_duplicates``), twins of a trial another worker is running wait
-for it, the others are launched as Hydra jobs (:class:`clara_hydra.sweeper.jobs.Jobs`), and every trial is
-told with its reason, recorded in the MLflow run when tracked, released and printed as one line.
-"""
+"""The trials of one batch: duplicates of finished trials, and telling the study each outcome."""
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -20,16 +13,8 @@ from optuna.trial import TrialState
 from clara_hydra.sweep_record import TrialAttr
 from clara_hydra.sweeper._optuna_private import trial_id_of
 from clara_hydra.sweeper.failures import Outcome, Result, format_traceback
-from clara_hydra.sweeper.heartbeat import fail_stale
-from clara_hydra.sweeper.progress import print_trial
-from clara_hydra.sweeper.resume import close_interrupted, is_interrupted, tell
+from clara_hydra.sweeper.resume import tell
 from clara_hydra.sweeper.warm_start import is_warm_started
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from clara_hydra.sweeper.jobs import Jobs
-    from clara_hydra.sweeper.state import SweepState
 
 log = logging.getLogger(__name__)
 
@@ -194,62 +179,3 @@ def contiguous(asked: list[Asked]) -> list[list[Asked]]:
         else:
             groups.append([a])
     return groups
-
-
-def run_batch(state: SweepState, jobs: Jobs, batch: list[Asked]) -> list[tuple[int, Result]]:
-    """Launch the batch's new trainings and tell every trial of it.
-
-    Returns:
-        (number, result) of each trial launched here (the stop rules judge them).
-    """
-    to_launch = mark_duplicates(state.study, batch) if state.settings.skip_duplicates else batch
-    for a in to_launch:
-        jobs.check_composes(state, a)
-    for group in contiguous([a for a in to_launch if a.result is None]):
-        jobs.launch(state, group)
-    for a in batch:
-        if a.same_as is None:
-            _finish(state, a, record)
-    # Twins of trials another worker is still running: wait for their outcome (training the same
-    # parameters twice would waste the slot); a twin that died is trained here after all.
-    for a in batch:
-        if isinstance(a.same_as, optuna.trial.FrozenTrial) and not a.same_as.state.is_finished():
-            a.same_as = _await(state, a.same_as)
-            if a.same_as is None:
-                jobs.check_composes(state, a)
-                if a.result is None:
-                    jobs.launch(state, [a])
-                to_launch.append(a)
-                _finish(state, a, record)
-    for a in batch:
-        if a.same_as is not None:
-            _finish(state, a, record_duplicate)
-    return [(a.number, a.result) for a in to_launch if a.result is not None]
-
-
-def _finish(state: SweepState, a: Asked, how: Callable[[optuna.Study, Asked], Any]) -> None:
-    """Tell one trial (``record`` or ``record_duplicate``), stop its heartbeat, print its line."""
-    study = state.study
-    if a.result is not None and state.disk_full is not None and a.result.reason == state.disk_full:
-        # Not the trial's fault: FAIL with the disk's report, not counted, its parameters retried.
-        if a.job_dir:
-            a.trial.set_user_attr(TrialAttr.JOB_DIR, a.job_dir)
-        close_interrupted(study, state.storage, trial_id_of(a.trial), a.number, True, reason=state.disk_full)
-    else:
-        how(study, a)
-    if state.tracker is not None:  # the child run's final state, read back from the study
-        state.tracker.trial_told(trial_id_of(a.trial), a.job_dir)
-    state.release(a.trial)
-    print_trial(study, trial_id_of(a.trial), state.settings.n_trials, workers=state.workers, worker=state.worker)
-
-
-def _await(state: SweepState, twin: optuna.trial.FrozenTrial) -> optuna.trial.FrozenTrial | None:
-    """Wait for another worker's trial to finish; its final state, or None when it was interrupted."""
-    s = state.settings
-    log.info("trial(s) of this worker repeat trial %d, running elsewhere: waiting for its outcome", twin.number)
-    while True:
-        frozen = state.storage.get_trial(trial_id_of(twin))
-        if frozen.state.is_finished():
-            return None if is_interrupted(frozen) else frozen
-        fail_stale(state.study, s.grace_period, state.mine, s.retry_interrupted)
-        time.sleep(min(max(s.heartbeat_interval / 2, 0.5), 5.0))

@@ -33,7 +33,7 @@ from clara_hydra.sweeper.space import SearchSpace
 from clara_hydra.sweeper.startup import check_folder_free, claim_folder, delete_new_study, study_exists
 from clara_hydra.sweeper.state import SweepState
 from clara_hydra.sweeper.storage import open_storage, resolve_storage, stable_sweep_root
-from clara_hydra.sweeper.workers import WorkerRole, worker_id
+from clara_hydra.sweeper.worker_role import WorkerRole, worker_id
 from clara_hydra.tracking.sweep import SweepTracker
 
 log = logging.getLogger(__name__)

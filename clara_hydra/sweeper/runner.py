@@ -7,7 +7,7 @@
    workers (:func:`clara_hydra.sweeper.workers.coordinate`) and waits for them;
 2. per batch of ``n_jobs`` trials: fail the trials of dead workers (:mod:`.heartbeat`), ask under the
    study's lock (RUNNING trials of every worker count against ``n_trials``), run the batch (duplicates
-   reuse an outcome, the rest are Hydra jobs: :func:`clara_hydra.sweeper.batch.run_batch`), apply the stop
+   reuse an outcome, the rest are Hydra jobs: :class:`clara_hydra.sweeper.jobs.Jobs`), apply the stop
    rules (``fail_fast``, ``max_failure_rate``, ``stop_threshold``, the terminator, an exhausted grid),
    delete checkpoints outside the best ``keep_best``, and refresh the result files on their timer;
 3. finish: stop the heartbeat, write the result files and the report, end the tracked runs, print the
@@ -38,16 +38,17 @@ from clara_hydra.runtime.console import quiet_launcher
 from clara_hydra.sweep_record import SystemAttr, TrialAttr
 from clara_hydra.sweeper import terminator
 from clara_hydra.sweeper._optuna_private import trial_id_of
-from clara_hydra.sweeper.batch import Asked, run_batch
+from clara_hydra.sweeper.batch import Asked, contiguous, mark_duplicates, record, record_duplicate
 from clara_hydra.sweeper.checkpoints import prune_checkpoints
 from clara_hydra.sweeper.disk import is_disk_full
-from clara_hydra.sweeper.failures import INTERRUPTED, FailFast, check_failure_rate
+from clara_hydra.sweeper.failures import INTERRUPTED, FailFast, Result, check_failure_rate
 from clara_hydra.sweeper.heartbeat import Heartbeat, fail_stale
 from clara_hydra.sweeper.jobs import Jobs
 from clara_hydra.sweeper.live import live_progress
 from clara_hydra.sweeper.opening import open_run
+from clara_hydra.sweeper.progress import print_trial
 from clara_hydra.sweeper.results import print_summary
-from clara_hydra.sweeper.resume import budget_used, close_interrupted, past_budget
+from clara_hydra.sweeper.resume import budget_used, close_interrupted, is_interrupted, past_budget
 from clara_hydra.sweeper.settings import Settings
 from clara_hydra.sweeper.state import SweepState
 from clara_hydra.sweeper.workers import coordinate, tag_log_records
@@ -152,7 +153,7 @@ class SweepRunner:
                     # fail (and retry) those of a worker that died rather than leaving them RUNNING.
                     time.sleep(poll)
                     continue
-                launched = run_batch(state, self.jobs, batch)
+                launched = _run_batch(state, self.jobs, batch)
             except BaseException as exc:  # Ctrl-C, a launcher crash or a full disk: close what this run holds
                 full = is_disk_full(exc)
                 reason = state.note_disk_full(exc) if full else INTERRUPTED
@@ -238,6 +239,68 @@ def _custom_search_space(target: str | None) -> Callable[[DictConfig, optuna.Tri
         return get_method(target)
     except Exception as exc:
         raise SweepError(f"hydra.sweeper.custom_search_space: cannot import {target}: {exc}") from exc
+
+
+# ---------------------------------------------------------------------- one batch
+
+
+def _run_batch(state: SweepState, jobs: Jobs, batch: list[Asked]) -> list[tuple[int, Result]]:
+    """Launch the batch's new trainings and tell every trial of it.
+
+    Returns:
+        (number, result) of each trial launched here (the stop rules judge them).
+    """
+    to_launch = mark_duplicates(state.study, batch) if state.settings.skip_duplicates else batch
+    for a in to_launch:
+        jobs.check_composes(state, a)
+    for group in contiguous([a for a in to_launch if a.result is None]):
+        jobs.launch(state, group)
+    for a in batch:
+        if a.same_as is None:
+            _tell(state, a, record)
+    # Twins of trials another worker is still running: wait for their outcome (training the same
+    # parameters twice would waste the slot); a twin that died is trained here after all.
+    for a in batch:
+        if isinstance(a.same_as, optuna.trial.FrozenTrial) and not a.same_as.state.is_finished():
+            a.same_as = _await(state, a.same_as)
+            if a.same_as is None:
+                jobs.check_composes(state, a)
+                if a.result is None:
+                    jobs.launch(state, [a])
+                to_launch.append(a)
+                _tell(state, a, record)
+    for a in batch:
+        if a.same_as is not None:
+            _tell(state, a, record_duplicate)
+    return [(a.number, a.result) for a in to_launch if a.result is not None]
+
+
+def _tell(state: SweepState, a: Asked, how: Callable[[optuna.Study, Asked], Any]) -> None:
+    """Tell one trial (``record`` or ``record_duplicate``), stop its heartbeat, print its line."""
+    study = state.study
+    if a.result is not None and state.disk_full is not None and a.result.reason == state.disk_full:
+        # Not the trial's fault: FAIL with the disk's report, not counted, its parameters retried.
+        if a.job_dir:
+            a.trial.set_user_attr(TrialAttr.JOB_DIR, a.job_dir)
+        close_interrupted(study, state.storage, trial_id_of(a.trial), a.number, True, reason=state.disk_full)
+    else:
+        how(study, a)
+    if state.tracker is not None:  # the child run's final state, read back from the study
+        state.tracker.trial_told(trial_id_of(a.trial), a.job_dir)
+    state.release(a.trial)
+    print_trial(study, trial_id_of(a.trial), state.settings.n_trials, workers=state.workers, worker=state.worker)
+
+
+def _await(state: SweepState, twin: optuna.trial.FrozenTrial) -> optuna.trial.FrozenTrial | None:
+    """Wait for another worker's trial to finish; its final state, or None when it was interrupted."""
+    s = state.settings
+    log.info("trial(s) of this worker repeat trial %d, running elsewhere: waiting for its outcome", twin.number)
+    while True:
+        frozen = state.storage.get_trial(trial_id_of(twin))
+        if frozen.state.is_finished():
+            return None if is_interrupted(frozen) else frozen
+        fail_stale(state.study, s.grace_period, state.mine, s.retry_interrupted)
+        time.sleep(min(max(s.heartbeat_interval / 2, 0.5), 5.0))
 
 
 # ---------------------------------------------------------------------- budget and stop rules

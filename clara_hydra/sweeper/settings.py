@@ -124,7 +124,7 @@ class Settings:
 
 def _parallel_settings(get: Any) -> dict[str, Any]:
     """``workers``, ``gpus``, ``heartbeat_interval``, ``grace_period``, checked (see ClaraOptunaSweeperConf)."""
-    from clara_hydra.sweeper.workers import parse_gpus
+    from clara_hydra.sweeper.worker_role import parse_gpus
 
     gpus = parse_gpus(get("gpus"))
     raw_workers = get("workers")

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from clara_hydra.sweeper.settings import Settings
     from clara_hydra.sweeper.space import SearchSpace
     from clara_hydra.sweeper.storage import StorageSpec
-    from clara_hydra.sweeper.workers import WorkerRole
+    from clara_hydra.sweeper.worker_role import WorkerRole
     from clara_hydra.tracking.sweep import SweepTracker
 
 log = logging.getLogger(__name__)

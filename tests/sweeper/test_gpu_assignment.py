@@ -13,7 +13,8 @@ from clara_hydra.runtime.device import pin_devices, visible_devices_env
 from clara_hydra.runtime.summary import TrialSummary
 from clara_hydra.sweeper.config import ClaraOptunaSweeperConf
 from clara_hydra.sweeper.settings import Settings
-from clara_hydra.sweeper.workers import ENV_WORKER, WorkerRole, parse_gpus, worker_env
+from clara_hydra.sweeper.worker_role import ENV_WORKER, WorkerRole, parse_gpus
+from clara_hydra.sweeper.workers import worker_env
 from clara_hydra.trial_context import ENV_TRIAL, identity_env
 
 
