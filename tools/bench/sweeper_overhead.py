@@ -29,8 +29,38 @@ import time
 from pathlib import Path
 
 APP = """
-import os, time
+import atexit, os, time
 import hydra
+
+# Where the time between job starts goes: Hydra composing a job's config and running the job (the same
+# functions on both sides; wrapped here, in the benchmark's app, not in the product).
+import hydra.core.utils as hydra_utils
+from hydra._internal import config_loader_impl
+from hydra._internal.core_plugins import basic_launcher
+
+_spent = {"compose": [0.0, 0], "run_job": [0.0, 0]}
+
+def _timed(function, key):
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            _spent[key][0] += time.perf_counter() - start
+            _spent[key][1] += 1
+    return wrapper
+
+config_loader_impl.ConfigLoaderImpl.load_sweep_config = _timed(
+    config_loader_impl.ConfigLoaderImpl.load_sweep_config, "compose"
+)
+# Hydra's plugin discovery executes basic_launcher again, and that copy imports run_job from hydra.core.utils.
+hydra_utils.run_job = basic_launcher.run_job = _timed(hydra_utils.run_job, "run_job")
+
+@atexit.register
+def _save():
+    with open(os.environ["BENCH_STAMPS"] + ".hydra", "w") as f:
+        for key, (seconds, calls) in _spent.items():
+            f.write(f"{key} {seconds} {calls}\\n")
 
 @hydra.main(version_base="1.3", config_path=None, config_name=None)
 def main(cfg):
@@ -43,11 +73,15 @@ if __name__ == "__main__":
 """
 
 
-def run(side: str, trials: int, work: Path) -> tuple[list[float], list[float], float, float]:
+def run(
+    side: str, trials: int, work: Path
+) -> tuple[list[float], list[float], float, float, dict[str, tuple[float, int]]]:
     """Sweep the app ``trials`` times with one sweeper.
 
     Returns:
-        The job start times (wall clock, the process's CPU time), the whole command's wall and CPU seconds.
+        The job start times (wall clock, the process's CPU time), the whole command's wall and CPU seconds,
+        and Hydra's own work in the sweep process: name -> (seconds, calls) of composing a job's config
+        (``load_sweep_config``) and running a job (``run_job``).
     """
     stamps = work / f"{side}.stamps"
     stamps.unlink(missing_ok=True)
@@ -77,7 +111,10 @@ def run(side: str, trials: int, work: Path) -> tuple[list[float], list[float], f
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     print(f"{side}: {trials} trials in {wall:.1f} s ({cpu:.1f} s CPU)", flush=True)
     rows = [line.split() for line in stamps.read_text().splitlines()]
-    return [float(r[0]) for r in rows], [float(r[1]) for r in rows], wall, cpu
+    hydra_work = {
+        k: (float(s), int(n)) for k, s, n in (line.split() for line in Path(f"{stamps}.hydra").read_text().splitlines())
+    }
+    return [float(r[0]) for r in rows], [float(r[1]) for r in rows], wall, cpu, hydra_work
 
 
 def per_trial(times: list[float], first: bool, window: int = 100) -> float:
@@ -98,9 +135,12 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         figures: dict[tuple[str, str], tuple[float, float]] = {}
         whole: dict[tuple[str, str], float] = {}
+        hydra_work: dict[str, dict[str, tuple[float, int]]] = {}
+        means: dict[str, float] = {}
         for side in ("clara", "basic"):
             if a.only in (None, side):
-                wall, cpu, wall_s, cpu_s = run(side, a.trials, work)
+                wall, cpu, wall_s, cpu_s, hydra_work[side] = run(side, a.trials, work)
+                means[side] = (wall[-1] - wall[0]) / (len(wall) - 1) * 1000
                 for clock, times in (("wall", wall), ("cpu", cpu)):
                     figures[side, clock] = (per_trial(times, True), per_trial(times, False))
                 whole[side, "wall"], whole[side, "cpu"] = wall_s / a.trials * 1000, cpu_s / a.trials * 1000
@@ -117,6 +157,36 @@ def main() -> None:
         if ("clara", clock) in figures and ("basic", clock) in figures:
             (cf, cl), (bf, bl) = figures["clara", clock], figures["basic", clock]
             print(f"clara/basic ({clock}): first 100 {cf / bf:.2f}x, last 100 {cl / bl:.2f}x")
+    breakdown(means, hydra_work)
+
+
+def breakdown(means: dict[str, float], hydra_work: dict[str, dict[str, tuple[float, int]]]) -> None:
+    """Where a trial's time between job starts goes (wall clock, mean over the whole sweep): Hydra composing
+    the job's config, Hydra running the job, and the rest (the sweeper's own ask, tell, journal, result files).
+
+    Hydra's share grows with the size of the composed ``hydra`` node: ours carries the sweeper's settings
+    and its ``sampler``/``pruner`` config groups (upstream's grammar), the basic sweeper's node has 2 keys.
+    """
+    print("\nbetween job starts, per trial (mean over the sweep, wall):")
+    print(f"{'sweeper':8} {'total':>9} {'compose':>15} {'run_job':>9} {'rest':>9}")
+    rows = {}
+    for side, work in hydra_work.items():
+        compose_s, composes = work["compose"]
+        run_s, runs = work["run_job"]
+        per_compose = compose_s / max(composes, 1) * 1000
+        per_run = run_s / max(runs, 1) * 1000
+        total = means[side]
+        # The basic sweeper composes every job twice (once up front, once in the launcher): between two job
+        # starts there is one composition on either side.
+        rest = total - per_compose - per_run
+        rows[side] = (total, per_compose, per_run, rest)
+        print(f"{side:8} {total:6.1f} ms {per_compose:6.1f} ms ({composes}x) {per_run:6.1f} ms {rest:6.1f} ms")
+    if len(rows) == 2:
+        diff = [c - b for c, b in zip(rows["clara"], rows["basic"], strict=True)]
+        print(
+            f"clara - basic: {diff[0]:+.1f} ms = compose {diff[1]:+.1f} ms + run_job {diff[2]:+.1f} ms"
+            f" + rest {diff[3]:+.1f} ms"
+        )
 
 
 if __name__ == "__main__":
