@@ -266,8 +266,9 @@ class ClaraOptunaSweeperConf:
     - ``skip_duplicates``: a parameter set already COMPLETE is not trained again; its value is reused.
     - ``stop_threshold``: end the sweep once a completed value reaches it (``>=`` when maximizing).
     - ``keep_best``: only the best N trial folders keep checkpoint files (Clara's ``num_mmars_to_keep``).
-    - ``report_interval``: seconds between rewrites of ``report.html`` during a sweep (default 30; 0: after
-      every batch). It is always written at the end, and on demand by ``clara-hydra report SWEEP_FOLDER``.
+    - ``report_interval``: seconds between rewrites of ``report.html`` during a sweep (default 30, longer when
+      a rewrite would take over a tenth of the sweep's time; 0: after every batch). It is always written at
+      the end, and on demand by ``clara-hydra report SWEEP_FOLDER``.
     - ``fail_fast``: stop with an error when the first K trials of a run all raise (0: never; default 3,
       or 0 when ``max_failure_rate`` is set).
     - ``retry_interrupted``: trials left RUNNING by a dead run are marked FAIL ("interrupted") on resume;

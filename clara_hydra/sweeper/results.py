@@ -40,7 +40,7 @@ def write_all(
     sweep_dir: Path,
     storage_display: str,
     configs: Mapping[int, DictConfig],
-) -> None:
+) -> set[int]:
     """Write the three result files.
 
     Args:
@@ -49,18 +49,25 @@ def write_all(
         storage_display: the storage URL with its password masked.
         configs: trial number -> composed config, for trials launched by this process (others are read
             from their job folder's ``.hydra/config.yaml``).
+
+    Returns:
+        The numbers of the trials whose configs the files were made from (the best trial and the trial it
+        repeats, or the Pareto front): a caller keeping configs in memory needs no others.
     """
     trials = study.get_trials(deepcopy=False)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     _atomic_write(sweep_dir / TRIALS_FILE, trials_csv(trials, len(study.directions)))
     summary = results_summary(study, trials, storage_display, configs)
     _atomic_write(sweep_dir / RESULTS_FILE, yaml.safe_dump(summary, sort_keys=False, allow_unicode=True))
+    used = {int(t["number"]) for t in summary.get("pareto_front", [])}
     best = summary.get("best_trial")
     if isinstance(best, int):
         trial = next(t for t in trials if t.number == best)
+        used |= {best, int(trial.user_attrs.get(TrialAttr.DUPLICATE_OF, best))}
         text = best_config_text(study, trial, sweep_dir, configs)
         if text is not None:
             _atomic_write(sweep_dir / BEST_CONFIG_FILE, text)
+    return used
 
 
 def results_summary(

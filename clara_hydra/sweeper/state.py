@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 # is shorter): their cost grows with the study, so rewriting them after every trial made trial 1,000 cost
 # more than trial 1. They are always written when a run ends, however it ends.
 RESULTS_INTERVAL = 5.0
+# The largest share of a sweep's time the result files and the report may take: a write that took c seconds
+# is not repeated for c / WRITE_SHARE seconds (report.html of a 1,000-trial study takes about a second).
+WRITE_SHARE = 0.1
 
 
 @dataclass
@@ -77,6 +80,8 @@ class SweepState:
         warned_owner: keep_best's warning about a sweep folder this study does not own was given.
         results_written: ``time.monotonic()`` of the last result files.
         report_written: ... and of the last ``report.html``.
+        results_cost: seconds the last result files took.
+        report_cost: ... and the last ``report.html``.
     """
 
     settings: Settings
@@ -105,6 +110,8 @@ class SweepState:
     warned_owner: bool = False
     results_written: float = -math.inf
     report_written: float = -math.inf
+    results_cost: float = 0.0
+    report_cost: float = 0.0
 
     @functools.cached_property
     def coordinator(self) -> Coordinator:
@@ -176,23 +183,31 @@ class SweepState:
 
         Both cost time that grows with the study, so during a sweep (``final=False``) the result files are
         rewritten at most every :data:`RESULTS_INTERVAL` seconds and the report at most every
-        ``report_interval`` seconds; at the end (and on Ctrl-C, a full disk, a stop rule) always.
+        ``report_interval`` seconds, and neither takes more than :data:`WRITE_SHARE` of the sweep's time
+        (``report_interval: 0``: both after every batch); at the end (and on Ctrl-C, a full disk, a stop
+        rule) always. Composed configs the files no longer need are dropped (keeping every trial's would
+        make the study's last trials cost more than its first).
         """
         now = time.monotonic()
         interval = self.settings.report_interval
-        if not final and now - self.results_written < min(RESULTS_INTERVAL, interval):
+        # report_interval 0 asks for every batch: no throttle at all then.
+        results_every = max(min(RESULTS_INTERVAL, interval), self.results_cost / WRITE_SHARE) if interval else 0.0
+        report_every = max(interval, self.report_cost / WRITE_SHARE) if interval else 0.0
+        if not final and now - self.results_written < results_every:
             return
         self.results_written = now
         try:
-            write_all(self.study, self.sweep_dir, self.spec.display, self.configs)
+            used = write_all(self.study, self.sweep_dir, self.spec.display, self.configs)
         except OSError as exc:
             if not is_disk_full(exc):
                 raise
             self.note_disk_full(exc, self.sweep_dir)
             return
-        if not final and now - self.report_written < interval:
+        self.configs = {n: cfg for n, cfg in self.configs.items() if n in used}
+        self.results_cost = time.monotonic() - now
+        if not final and now - self.report_written < report_every:
             return
-        self.report_written = now
+        start = self.report_written = time.monotonic()
         try:
             write_report(self.study, self.sweep_dir)
         except Exception as exc:  # the report is a view: a plotting failure must not end a sweep
@@ -200,6 +215,7 @@ class SweepState:
                 self.note_disk_full(exc, self.sweep_dir)
             else:
                 log.warning("report.html not written: %s: %s", type(exc).__name__, exc)
+        self.report_cost = time.monotonic() - start
 
     def owns_sweep_dir(self) -> bool:
         """Whether the sweep folder's ``.study.json`` names this study: only then may keep_best delete in it."""
