@@ -146,7 +146,7 @@ def open_storage(
     """Open (creating if needed) the Optuna storage behind a URL from :func:`resolve_storage`.
 
     A database server's storage (PostgreSQL, MySQL) waits for the server while it restarts
-    (:mod:`clara_hydra.sweeper.rdb_retry`).
+    (:mod:`clara_hydra.sweeper.retrying_storage`).
 
     Args:
         url: the canonical URL.
@@ -187,7 +187,8 @@ def open_storage(
             Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         rdb_url = with_available_driver(url)
         if not rdb_url.startswith("sqlite"):  # a server: its restarts and outages are waited for
-            from clara_hydra.sweeper.rdb_retry import Retrier, RetryingStorage
+            from clara_hydra.sweeper.rdb_retry import Retrier
+            from clara_hydra.sweeper.retrying_storage import RetryingStorage
 
             def server() -> BaseStorage:
                 with _schema_lock(rdb_url), warnings.catch_warnings():

@@ -272,7 +272,7 @@ def test_repeated_writes_after_lost_replies_do_not_duplicate(server: Server, cap
     # a storage sent to another process (pickled) is the same kind of storage, watching its own sessions
     import pickle
 
-    from clara_hydra.sweeper.rdb_retry import RetryingStorage
+    from clara_hydra.sweeper.retrying_storage import RetryingStorage
 
     copy = pickle.loads(pickle.dumps(storage))
     assert isinstance(copy, RetryingStorage) and copy._inner._backend is copy.rdb

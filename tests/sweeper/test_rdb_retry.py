@@ -15,7 +15,7 @@ sqlalchemy = pytest.importorskip("sqlalchemy")
 
 
 def test_optunas_heartbeat_interface_is_where_we_import_it_from() -> None:
-    # rdb_retry imports BaseHeartbeat from optuna.storages._heartbeat (no public name): Optuna's heartbeat
+    # retrying_storage imports BaseHeartbeat from optuna.storages._heartbeat (no public name): Optuna's heartbeat
     # thread and fail_stale_trials find a storage's heartbeat by isinstance against this class.
     from optuna.storages import RDBStorage
     from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
@@ -29,7 +29,7 @@ def test_every_storage_method_is_delegated() -> None:
     from optuna.storages import BaseStorage
     from optuna.storages._heartbeat import BaseHeartbeat
 
-    from clara_hydra.sweeper.rdb_retry import RetryingStorage
+    from clara_hydra.sweeper.retrying_storage import RetryingStorage
 
     names = {n for c in (BaseStorage, BaseHeartbeat) for n, v in vars(c).items() if callable(v)}
     names -= {"__init__", "get_failed_trial_callback"}  # the latter calls get_heartbeat_stale_trial_callback
