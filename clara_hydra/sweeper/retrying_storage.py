@@ -44,7 +44,7 @@ from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from clara_hydra.sweep_record import SystemAttr, TrialAttr
+from clara_hydra.sweep_record.names import SystemAttr, TrialAttr
 from clara_hydra.sweeper._optuna_private import stale_trial_ids, trial_id_of
 from clara_hydra.sweeper.failures import INTERRUPTED
 from clara_hydra.sweeper.rdb_retry import Retrier, is_connection_error

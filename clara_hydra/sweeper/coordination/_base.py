@@ -46,7 +46,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from clara_hydra.sweep_record import SystemAttr, TrialAttr
+from clara_hydra.sweep_record.names import SystemAttr, TrialAttr
 from clara_hydra.sweeper._optuna_private import trial_id_of
 
 if TYPE_CHECKING:
