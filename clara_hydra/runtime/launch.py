@@ -1,4 +1,4 @@
-"""Start one trial as N processes with torch's elastic agent, and turn their outcome into the trial's.
+"""Run a trial's entry function as N processes with torch's elastic agent, and turn their outcome into the trial's.
 
 The process that runs the task (``python train.py``, or a sweep worker's trial) becomes the agent of
 ``torch.distributed.launcher.api.elastic_launch`` (what ``torchrun --standalone`` runs): it spawns one
@@ -9,7 +9,8 @@ collective's timeout. Nothing else of ours schedules anything.
 Each rank gets the composed config and the job's Hydra config as plain containers (a spawned process
 has no Hydra context: ``train.py``'s ``__main__`` block does not run there), rebuilds ``HydraConfig``,
 sets up its logging (rank 0 appends to the job's log; the others keep quiet), joins the process group
-and calls :func:`clara_hydra.runtime.task.run`. Rank 0's outcome is the trial's:
+and calls the entry function it was given (:func:`clara_hydra.runtime.task.run`, handed over by the task
+itself: this module imports nothing of the task). Rank 0's outcome is the trial's:
 
 - completed: the best key metric is returned;
 - pruned (the decision broadcast by :func:`~clara_hydra.runtime.distributed.pruning_reporter`): every
@@ -32,7 +33,7 @@ import tempfile
 import time
 import traceback
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,11 @@ ENV_TIMEOUT = "CLARA_HYDRA_DDP_TIMEOUT"
 DEFAULT_TIMEOUT_S = 300
 _NOISY_LOGGERS = ("torch.distributed.elastic", "torch.distributed.launcher", "torch.multiprocessing")
 _HANDLED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+
+
+RankEntry = Callable[[Any, str], float]
+"""What every rank runs: ``entry(cfg, job_dir)`` returns the rank's best key metric. A module-level function:
+the spawn start method pickles it by reference (its module and name) and each rank imports it."""
 
 
 class RankFailedError(RuntimeError):
@@ -76,10 +82,11 @@ def timeout_s() -> float:
         return DEFAULT_TIMEOUT_S
 
 
-def run_distributed(cfg: Any, job_dir: str, nproc: int) -> float:
-    """Train ``cfg`` on ``nproc`` processes and return rank 0's best key metric.
+def run_distributed(entry: RankEntry, cfg: Any, job_dir: str, nproc: int) -> float:
+    """Run ``entry(cfg, job_dir)`` on ``nproc`` processes and return rank 0's best key metric.
 
     Args:
+        entry: what each rank runs (see :data:`RankEntry`), e.g. :func:`clara_hydra.runtime.task.run`.
         cfg: the composed config.
         job_dir: the job folder (``trial_summary.json``, checkpoints, the log).
         nproc: the number of processes (see :func:`~clara_hydra.runtime.distributed.process_count`).
@@ -126,7 +133,7 @@ def run_distributed(cfg: Any, job_dir: str, nproc: int) -> float:
     started = time.monotonic()
     try:
         with _quiet_agent(), _restored_signals():
-            results = elastic_launch(config, _rank_main)(payload)
+            results = elastic_launch(config, _rank_main)(entry, payload)
     except ChildFailedError as exc:
         raise _failure(exc, payload, nproc, time.monotonic() - started) from None
     except SignalException as exc:
@@ -263,12 +270,12 @@ def _write_failed(job_dir: str, error: str, nproc: int) -> None:
 # -- inside a rank ---------------------------------------------------------------------------------------
 
 
-def _rank_main(payload: RankPayload) -> dict[str, Any]:
-    """The entry point of every rank (module level: the spawn start method pickles it by name)."""
+def _rank_main(entry: RankEntry, payload: RankPayload) -> dict[str, Any]:
+    """The entry point of every rank (module level: the spawn start method pickles it, and ``entry``, by name)."""
     rank = int(os.environ.get("RANK", "0"))
     try:
         _setup(payload, rank)
-        return _train(payload)
+        return _train(entry, payload)
     except BaseException as exc:
         from clara_hydra.runtime.monitor import is_trial_pruned
 
@@ -300,16 +307,15 @@ def _setup(payload: RankPayload, rank: int) -> None:
     idist.sync()
 
 
-def _train(payload: RankPayload) -> dict[str, Any]:
+def _train(entry: RankEntry, payload: RankPayload) -> dict[str, Any]:
     import torch.distributed as dist
     from omegaconf import OmegaConf
 
     from clara_hydra.runtime.console import quiet_sweep_job
-    from clara_hydra.runtime.task import run
 
     cfg = OmegaConf.create(payload.cfg)
     with quiet_sweep_job():
-        value = run(cfg, job_dir=payload.job_dir)
+        value = entry(cfg, payload.job_dir)
     dist.destroy_process_group()
     return {"status": "completed", "value": value}
 

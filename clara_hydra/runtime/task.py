@@ -5,10 +5,10 @@ then ``trainer.run()`` (the trainer's ``ValidationHandler`` runs the evaluator e
 ``num_interval_per_valid`` epochs). A config without a ``train`` section (a Clara validation config) runs
 the evaluator once. The objective is the best validation key metric (maximised, as in Clara).
 
-With ``multi_gpu: true`` (or a sweep worker given several GPUs) :func:`run` first hands the trial to
-:func:`clara_hydra.runtime.launch.run_distributed`, which starts one process per GPU (or
-``nproc_per_node`` gloo processes on the CPU); each rank then runs :func:`run` itself, on its share of the
-data (:mod:`clara_hydra.runtime.distributed`), and rank 0 alone writes the summary.
+With ``multi_gpu: true`` (or a sweep worker given several GPUs) :func:`run` first hands the trial, and
+itself as the ranks' entry function, to :func:`clara_hydra.runtime.launch.run_distributed`, which starts one
+process per GPU (or ``nproc_per_node`` gloo processes on the CPU); each rank then runs :func:`run`, on its
+share of the data (:mod:`clara_hydra.runtime.distributed`), and rank 0 alone writes the summary.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def run(cfg: DictConfig, job_dir: str | os.PathLike[str] | None = None, data_cac
     if ctx is None and (nproc := distributed.processes_for(cfg)) > 1:
         from clara_hydra.runtime.launch import run_distributed
 
-        return run_distributed(cfg, os.fspath(folder), nproc)  # this process becomes the ranks' agent
+        return run_distributed(run, cfg, os.fspath(folder), nproc)  # this process becomes the ranks' agent
     summary = TrialSummary(folder)
     with summary.timed("importing"):
         import ignite  # noqa: F401  (timed here: heavy imports are paid inside the task, once per process)
