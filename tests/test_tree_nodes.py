@@ -13,7 +13,7 @@ from clara_hydra.export.bundle_syntax import BundleTranslator
 from clara_hydra.export.clara_json import ClaraWriter
 from clara_hydra.export.trial_config import TrialConfig
 from clara_hydra.runtime.build import Builder
-from clara_hydra.runtime.cache import plan
+from clara_hydra.runtime.cache_plan import plan
 from clara_hydra.tree_nodes import Kind, Marker, Role
 
 

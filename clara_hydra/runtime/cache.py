@@ -3,7 +3,8 @@
 A trial's ``CacheDataset`` caches the output of its transforms up to the first random one (MONAI's rule:
 the first ``RandomizableTrait`` or non-``Transform``). Two trials whose transforms *before* that point are
 configured the same produce the same cached items, so the second one need not load or preprocess anything.
-The key of a cache entry is the sha256 of:
+The key of a cache entry (:mod:`clara_hydra.runtime.cache_plan`, which also decides which datasets qualify) is
+the sha256 of:
 
 - the resolved config of that deterministic prefix (every member's ``_target_`` and arguments, in order),
 - the datalist items, with the size, mtime, inode and ctime of every file they name: an edited file is a new
@@ -37,30 +38,18 @@ build (:meth:`clara_hydra.runtime.build.Builder.register`).
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import logging
-import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-
-from clara_hydra import tree_nodes as tree
-from clara_hydra.keywords import Emitted
+from clara_hydra.runtime.cache_plan import KEY_COVERS, Plan, plan
 from clara_hydra.runtime.cache_settings import GB, CacheSettings
-from clara_hydra.runtime.cache_stages import StageRun, keep_stage, splittable, start_run
-from clara_hydra.tree_nodes import Kind
+from clara_hydra.runtime.cache_stages import StageRun, stage_boundary, stages_wanted
 
 log = logging.getLogger(__name__)
-
-# Arguments of monai.data.CacheDataset we understand. Anything else (hash_as_key, runtime_cache, ...) means
-# the dataset is built as configured, without the shared cache.
-_CONTENT_ARGS = ("cache_num", "cache_rate", "as_contiguous")  # change what is cached: part of the key
-_OTHER_ARGS = ("num_workers", "progress", "copy_cache")  # do not change the cached content
 
 
 @dataclass
@@ -165,133 +154,6 @@ class DataCache:
         builder.register(CacheDataset, functools.partial(_cached_dataset, cache=self, settings=settings, device=device))
 
 
-@dataclass
-class Plan:
-    """What :func:`build_dataset` needs to build one dataset with the shared cache."""
-
-    path: str
-    cls: Any
-    data: list[Any]
-    transform: Any
-    kwargs: dict[str, Any]
-    key: str
-    prefix: list[str]  # names of the deterministic members, for the log
-    stage_keys: dict[int, str] = field(default_factory=dict)  # cumulative key of the first k members, 0 < k < n
-
-
-def prefix_config(members: list[tuple[str, Any]], n_prefix: int) -> list[Any]:
-    """Resolved plain config of the first ``n_prefix`` members, without placement markers."""
-    out = []
-    for _, node in members[:n_prefix]:
-        plain = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
-        if isinstance(plain, dict):
-            plain = {k: v for k, v in plain.items() if not tree.is_placement(k)}
-        out.append(plain)
-    return out
-
-
-KEY_COVERS = "prefix config, dataset arguments, datalist entries, and per file path+size+mtime+inode+ctime"
-
-
-def _file_stat(value: Any) -> Any:
-    """A datalist value, with (size, mtime, inode, ctime) when it names an existing file.
-
-    Not the device number: it differs between the hosts that mount one shared disk, whose trials share a disk cache.
-    """
-    if isinstance(value, str) and os.path.isfile(value):
-        st = os.stat(value)
-        return [value, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
-    if isinstance(value, list | tuple):
-        return [_file_stat(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _file_stat(v) for k, v in value.items()}
-    return value
-
-
-def cache_key(target: str, content_args: dict[str, Any], prefix: list[Any], data: list[Any]) -> str:
-    """sha256 of the dataset class and content arguments, the prefix config and the datalist with file stats.
-
-    What it covers is :data:`KEY_COVERS` (the log lines say so).
-    """
-    return _key(target, content_args, prefix, [_file_stat(item) for item in data])
-
-
-def _stage_keys(target: str, content_args: dict[str, Any], prefix: list[Any], stats: list[Any]) -> dict[int, str]:
-    """The key of each stage ``k`` (the first ``k`` members, ``0 < k < len(prefix)``): :func:`cache_key`'s
-    recipe over ``prefix[:k]``, with ``k`` added so that a stage and a whole prefix never share a key."""
-    return {k: _key(target, content_args, prefix[:k], stats, stage=k) for k in range(1, len(prefix))}
-
-
-def _key(target: str, content_args: dict[str, Any], prefix: list[Any], stats: list[Any], stage: int = 0) -> str:
-    payload: dict[str, Any] = {"dataset": target, "args": content_args, "prefix": prefix, "items": stats}
-    if stage:
-        payload["stage"] = stage
-    text = json.dumps(payload, sort_keys=True, default=repr, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def plan(builder: Any, path: str) -> Plan | None:
-    """How to build the dataset at ``path`` with the shared cache, or ``None`` when it does not qualify.
-
-    A dataset qualifies when it is a plain ``monai.data.CacheDataset`` with only the arguments we know, a
-    ``_compose_`` transform (inline or by ``_ref_``), and ``copy_cache`` left on: with ``copy_cache=False``
-    the random transforms may modify cached items in place, and the next trial would see modified data.
-    """
-    from monai.data import CacheDataset
-    from monai.transforms import Compose
-
-    node = OmegaConf.select(builder.cfg, path, default=None)
-    if tree.kind_of(node) is not Kind.TARGET or node.get(Emitted.PARTIAL) or Emitted.ARGS in node:
-        return None
-    target = str(node[Emitted.TARGET])
-    args = [str(k) for k in tree.arguments(node)]
-    unknown = set(args) - {"data", "transform", *_CONTENT_ARGS, *_OTHER_ARGS}
-    if unknown or "data" not in args or "transform" not in args:
-        log.debug("%s: not cached across trials (arguments %s)", path, sorted(unknown) or args)
-        return None
-    cls = builder.locate(target, path)
-    if cls is not CacheDataset:
-        return None
-    transform_node = node._get_node("transform")
-    transform_kind = tree.kind_of(transform_node)
-    if transform_kind is Kind.REFERENCE and isinstance(transform_node, DictConfig):
-        transform_path = str(transform_node[Emitted.REF])
-    elif transform_kind is Kind.COMPOSE:
-        transform_path = f"{path}.transform"
-    else:
-        return None
-    if OmegaConf.select(builder.cfg, transform_path, default=None) is None:
-        return None
-    transform = builder.build(transform_path)
-    members = builder.members(transform_path)
-    if not isinstance(transform, Compose) or len(members) != len(transform.transforms):
-        return None
-    kwargs = {k: builder.build(f"{path}.{k}") for k in args if k not in ("data", "transform")}
-    if kwargs.get("copy_cache", True) is not True:
-        log.info("%s: copy_cache=false, so its cache is not shared across trials", path)
-        return None
-    first = first_random(transform)
-    n_prefix = len(members) if first is None else first
-    data = builder.build(f"{path}.data")
-    content = {k: kwargs[k] for k in _CONTENT_ARGS if k in kwargs}
-    prefix = prefix_config(members, n_prefix)
-    stats = [_file_stat(item) for item in data]  # once: the entry and its stages see the same files
-    key = _key(target, content, prefix, stats)
-    names = [p.rsplit(".", 1)[-1] for p, _ in members[:n_prefix]]
-    stages = _stage_keys(target, content, prefix, stats) if splittable(transform, n_prefix) else {}
-    return Plan(path, cls, list(data), transform, kwargs, key, names, stages)
-
-
-def first_random(transform: Any) -> int | None:
-    """Index of the first transform MONAI's ``CacheDataset`` does not cache (its own rule)."""
-    from monai.transforms import RandomizableTrait, Transform
-
-    index: int | None = transform.get_index_of_first(
-        lambda t: isinstance(t, RandomizableTrait) or not isinstance(t, Transform)
-    )
-    return index
-
-
 def nbytes_of(obj: Any) -> int:
     """Bytes of the tensors and arrays inside ``obj`` (dicts, lists, tuples walked)."""
     if hasattr(obj, "element_size") and hasattr(obj, "numel"):
@@ -316,7 +178,7 @@ def build_dataset(
 
     ``cache.attach(builder, settings, device)`` and then ``builder.build(path)``: the builder memoises the
     dataset, so every ``_ref_`` to ``path`` (the dataloader) gets it. A dataset that does not qualify (see
-    :func:`plan`) is built as configured (MONAI's own caching only).
+    :func:`~clara_hydra.runtime.cache_plan.plan`) is built as configured (MONAI's own caching only).
 
     Args:
         builder: the run's :class:`~clara_hydra.runtime.build.Builder`.
@@ -365,7 +227,7 @@ def _cached_dataset(
     # runtime_cache=True: MONAI allocates [None] * cache_num without loading; we fill that list ourselves.
     dataset = p.cls(data=p.data, transform=p.transform, **p.kwargs, runtime_cache=True)
     items = dataset._cache
-    run = start_run(dataset, p, settings, cache)
+    run = _start_run(dataset, p, settings, cache)
     from_disk = _fill(dataset, items, p, settings, cache, run)
     size = nbytes_of(items)
     if run.start:
@@ -396,9 +258,55 @@ def _cached_dataset(
         )
     untie(items)
     _on_device(dataset, items, device, settings)
-    keep_stage(run, p, size, settings, cache)
+    _keep_stage(run, p, size, settings, cache)
     cache.put(p.key, items, size, settings.max_bytes, path)
     return dataset
+
+
+def _start_run(dataset: Any, p: Plan, settings: CacheSettings, cache: DataCache) -> StageRun:
+    """Start from the longest stored stage of this prefix; leave a stage at its boundary if none is stored there."""
+    n_prefix = len(p.prefix)
+    if not p.stage_keys or dataset.cache_num == 0 or not stages_wanted(settings):
+        return StageRun(dataset, n_prefix)
+    start, source = 0, None
+    for k in sorted(p.stage_keys, reverse=True):
+        found = cache.get(p.stage_keys[k])
+        if found is not None and len(found) == dataset.cache_num:
+            start, source = k, found
+            cache.stats.stage_hits += 1
+            break
+    boundary = stage_boundary(p.transform, n_prefix)
+    snap = boundary if boundary is not None and boundary > start else None
+    return StageRun(dataset, n_prefix, start, source, snap)
+
+
+def _keep_stage(run: StageRun, p: Plan, full_size: int, settings: CacheSettings, cache: DataCache) -> None:
+    """Store the stage ``run`` left, when it and the whole prefix's entry fit in the bound together."""
+    stage = run.complete_snapshot()
+    if stage is None or run.snap is None:
+        return
+    size = nbytes_of(stage)
+    names = "+".join(p.prefix[: run.snap])
+    if size + full_size > settings.max_bytes:
+        log.info(
+            "data cache: stage %s of %s not kept (%.2f GB with the %.2f GB of the whole prefix is more than the "
+            "bound of %.2f GB); a trial that differs after it loads its data again",
+            names,
+            p.path,
+            size / GB,
+            full_size / GB,
+            settings.max_bytes / GB,
+        )
+        return
+    if cache.put(p.stage_keys[run.snap], stage, size, settings.max_bytes, f"{p.path} stage {names}"):
+        cache.stats.stages_kept += 1
+        log.info(
+            "data cache: stage %s of %s kept (key %s, %.2f GB): trials that differ after it start from it",
+            names,
+            p.path,
+            p.stage_keys[run.snap][:12],
+            size / GB,
+        )
 
 
 def untie(obj: Any) -> None:

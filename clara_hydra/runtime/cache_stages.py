@@ -20,22 +20,18 @@ random suffix. A lazy ``Compose`` (MONAI's lazy resampling) is never split: its 
 at the end of each call, so a split would resample twice.
 
 Stages obey the cache's byte bound and its least-recently-used order like any entry; a stage evicted is computed
-again by the next trial that needs it, so correctness never depends on it being there.
+again by the next trial that needs it, so correctness never depends on it being there. This module decides where a
+stage ends and computes items from and into one (:class:`StageRun`); the cache (:mod:`clara_hydra.runtime.cache`)
+looks stages up and keeps them.
 """
 
 from __future__ import annotations
 
 import copy
-import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from clara_hydra.runtime.cache_settings import GB, CacheSettings
-
-if TYPE_CHECKING:
-    from clara_hydra.runtime.cache import DataCache, Plan
-
-log = logging.getLogger(__name__)
+from clara_hydra.runtime.cache_settings import CacheSettings
 
 # Where MONAI keeps the transforms that read data or change its geometry (and not its intensities).
 _GEOMETRY_MODULES = ("monai.transforms.io.", "monai.transforms.spatial.", "monai.transforms.croppad.")
@@ -161,51 +157,3 @@ class StageRun:
         if self.snap is None or any(item is None for item in self.snapshot):
             return None
         return self.snapshot
-
-
-def start_run(dataset: Any, p: Plan, settings: CacheSettings, cache: DataCache) -> StageRun:
-    """Start from the longest stored stage of this prefix; leave a stage at its boundary if none is stored there."""
-    n_prefix = len(p.prefix)
-    if not p.stage_keys or dataset.cache_num == 0 or not stages_wanted(settings):
-        return StageRun(dataset, n_prefix)
-    start, source = 0, None
-    for k in sorted(p.stage_keys, reverse=True):
-        found = cache.get(p.stage_keys[k])
-        if found is not None and len(found) == dataset.cache_num:
-            start, source = k, found
-            cache.stats.stage_hits += 1
-            break
-    boundary = stage_boundary(p.transform, n_prefix)
-    snap = boundary if boundary is not None and boundary > start else None
-    return StageRun(dataset, n_prefix, start, source, snap)
-
-
-def keep_stage(run: StageRun, p: Plan, full_size: int, settings: CacheSettings, cache: DataCache) -> None:
-    """Store the stage ``run`` left, when it and the whole prefix's entry fit in the bound together."""
-    from clara_hydra.runtime.cache import nbytes_of
-
-    stage = run.complete_snapshot()
-    if stage is None or run.snap is None:
-        return
-    size = nbytes_of(stage)
-    names = "+".join(p.prefix[: run.snap])
-    if size + full_size > settings.max_bytes:
-        log.info(
-            "data cache: stage %s of %s not kept (%.2f GB with the %.2f GB of the whole prefix is more than the "
-            "bound of %.2f GB); a trial that differs after it loads its data again",
-            names,
-            p.path,
-            size / GB,
-            full_size / GB,
-            settings.max_bytes / GB,
-        )
-        return
-    if cache.put(p.stage_keys[run.snap], stage, size, settings.max_bytes, f"{p.path} stage {names}"):
-        cache.stats.stages_kept += 1
-        log.info(
-            "data cache: stage %s of %s kept (key %s, %.2f GB): trials that differ after it start from it",
-            names,
-            p.path,
-            p.stage_keys[run.snap][:12],
-            size / GB,
-        )

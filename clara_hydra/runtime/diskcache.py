@@ -1,6 +1,6 @@
 """The disk copy of the data cache, for trials that run in separate processes.
 
-Layout: ``<root>/<key>/item_00000.pt ...`` with the key of :func:`clara_hydra.runtime.cache.cache_key`, so an
+Layout: ``<root>/<key>/item_00000.pt ...`` with the key of :func:`clara_hydra.runtime.cache_plan.cache_key`, so an
 entry is valid exactly when the in-memory one would be (same prefix config, same files, same sizes/mtimes).
 
 Why not MONAI's ``PersistentDataset``: its ``_cachecheck`` writes each item into a fresh directory of the

@@ -14,7 +14,8 @@ from omegaconf import DictConfig
 
 from clara_hydra.runtime import task
 from clara_hydra.runtime.build import Builder
-from clara_hydra.runtime.cache import DataCache, build_dataset, nbytes_of, plan
+from clara_hydra.runtime.cache import DataCache, build_dataset, nbytes_of
+from clara_hydra.runtime.cache_plan import plan
 from clara_hydra.runtime.cache_settings import GB, CacheSettings
 from clara_hydra.runtime.device import configure_threads, usable_cores
 from clara_hydra.runtime.diskcache import DiskCache

@@ -15,7 +15,8 @@ import torch
 from omegaconf import DictConfig
 
 from clara_hydra.runtime.build import Builder
-from clara_hydra.runtime.cache import DataCache, build_dataset, nbytes_of, plan
+from clara_hydra.runtime.cache import DataCache, build_dataset, nbytes_of
+from clara_hydra.runtime.cache_plan import plan
 from clara_hydra.runtime.cache_settings import GB, CacheSettings
 from clara_hydra.runtime.cache_stages import stage_boundary, stages_wanted
 
