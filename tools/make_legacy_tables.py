@@ -40,28 +40,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from clara_hydra.convert.signatures import SEARCH_MODULES
+
 FORMAT = 1
-# The packages the converter looks short names up in (signatures.SEARCH_MODULES, MONAI's part).
-PACKAGES = (
-    "monai.transforms",
-    "monai.networks.nets",
-    "monai.losses",
-    "monai.optimizers",
-    "monai.data",
-    "monai.inferers",
-    "monai.handlers",
-    "monai.engines",
-    "monai.metrics",
-    # MONAI's apps that Clara 4.x MMARs named components from (signatures.SEARCH_MODULES has the same list).
-    # monai.apps.detection is left out: it arrived in MONAI 0.9, after every Clara release.
-    "monai.apps.deepgrow.transforms",
-    "monai.apps.deepgrow.interaction",
-    "monai.apps.deepedit.transforms",
-    "monai.apps.deepedit.interaction",
-    "monai.apps.pathology.transforms",
-    "monai.apps.pathology.inferers",
-    "monai.apps.pathology.engines",
-)
+# The packages the converter looks short names up in: MONAI's part of its one table (the apps included;
+# monai.apps.detection is not there: it arrived in MONAI 0.9, after every Clara release).
+PACKAGES = tuple(m for m in SEARCH_MODULES if m.startswith("monai."))
 FIRST = (0, 3, 0)  # Clara 3.x ran TensorFlow; MONAI names in Clara configs start with MONAI 0.3
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "clara_hydra" / "convert" / "legacy" / "monai_history.json"
 _RELEASE = re.compile(r"^\d+\.\d+\.\d+$")
